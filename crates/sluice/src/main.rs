@@ -1,1 +1,138 @@
-fn main() {}
+//! `sluice`: the binary. Loads configuration, installs telemetry, and wires
+//! RTMP ingest -> remux -> in-memory HLS store -> HTTP edge, with graceful shutdown.
+
+mod api;
+mod auth;
+mod config;
+mod pipeline;
+mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ms, Cli, Config};
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(&cli, std::env::vars()).context("configuration")?;
+    if cli.print_config {
+        print!("{}", cfg.to_toml_masked());
+        return Ok(());
+    }
+    if cli.healthcheck {
+        return healthcheck(&cfg);
+    }
+    telemetry::init_logging(&cfg.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()?;
+    runtime.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let prometheus = telemetry::install_metrics()?;
+    let store = hls_edge::Store::new(pipeline::edge_config(&cfg));
+    let janitor = store.spawn_janitor();
+    let auth = auth::Authorizer::new(&cfg.auth)?;
+    let app = Arc::new(pipeline::App::new(cfg.clone(), store.clone(), auth));
+
+    let rtmp_listener = tokio::net::TcpListener::bind(cfg.rtmp.listen)
+        .await
+        .with_context(|| format!("binding RTMP listener on {} (rtmp.listen)", cfg.rtmp.listen))?;
+    let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP listener on {} (http.listen)", cfg.http.listen))?;
+    tracing::info!(
+        rtmp = %rtmp_listener.local_addr()?,
+        http = %http_listener.local_addr()?,
+        version = env!("CARGO_PKG_VERSION"),
+        "sluice listening: publish to rtmp://HOST:{}/APP/STREAM, play http://HOST:{}/APP/STREAM/index.m3u8",
+        rtmp_listener.local_addr()?.port(),
+        http_listener.local_addr()?.port(),
+    );
+
+    let ingest_shutdown = CancellationToken::new();
+    let http_shutdown = CancellationToken::new();
+    let ingest = tokio::spawn(rtmp_ingest::server::serve(
+        rtmp_listener,
+        pipeline::ingest_config(&cfg),
+        app.clone(),
+        ingest_shutdown.clone(),
+    ));
+    let router = api::router(app.clone(), prometheus);
+    let http_token = http_shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(
+            http_listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_token.cancelled().await })
+        .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutdown requested: closing publishers, ending playlists");
+    app.set_draining();
+    // 1. Stop ingest: every publisher's sink is closed, which flushes its open segment.
+    ingest_shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(3), ingest).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "RTMP server ended with an error"),
+        Err(_) => tracing::warn!("RTMP connections did not close within 3 s"),
+        _ => {}
+    }
+    // 2. Every playlist gets EXT-X-ENDLIST so players and CDNs see a clean end.
+    store.end_all();
+    // 3. Let in-flight HTTP responses complete.
+    http_shutdown.cancel();
+    if tokio::time::timeout(ms(cfg.http.shutdown_timeout_ms), http).await.is_err() {
+        tracing::warn!("HTTP connections did not finish within http.shutdown_timeout_ms");
+    }
+    janitor.abort();
+    tracing::info!("sluice stopped");
+    Ok(())
+}
+
+/// `GET /healthz` over loopback with a raw HTTP/1.1 request; exits non-zero unless it answers 200.
+fn healthcheck(cfg: &Config) -> Result<()> {
+    use std::io::{Read, Write};
+    let port = cfg.http.listen.port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head)?;
+    if &head[9..12] == b"200" {
+        Ok(())
+    } else {
+        anyhow::bail!("unhealthy: {}", String::from_utf8_lossy(&head))
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

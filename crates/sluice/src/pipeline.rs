@@ -1,0 +1,409 @@
+//! The wiring: an accepted RTMP publish becomes a [`PublishSink`] that runs the remuxer inline on
+//! the connection task and hands finished segments to the HLS store. `rtmp-ingest` and `remux` do
+//! not know each other; this module converts between their types.
+//!
+//! ```text
+//! socket -> rtmp_ingest::server (per connection task) -> Session events
+//!        -> PublishSink::on_tag -> remux::Remuxer::push -> poll_output
+//!        -> hls_edge::StreamHandle::push_segment -> Store (moka, bytes-bounded) -> axum edge
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rtmp_ingest::{IngestHandler, IngestTag, MediaSink, PublishRefusal, PublishRequest, PublishSummary};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authorizer;
+use crate::config::{ms, valid_name, Config};
+
+pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
+    let r = &cfg.rtmp;
+    rtmp_ingest::IngestConfig {
+        max_message_bytes: r.max_message_bytes,
+        max_chunk_size: r.max_chunk_size,
+        max_chunk_streams: r.max_chunk_streams,
+        max_streams_per_connection: r.max_streams_per_connection,
+        out_chunk_size: r.out_chunk_size,
+        ack_window_bytes: r.ack_window_bytes,
+        handshake_to_publish_timeout: ms(r.handshake_timeout_ms),
+        idle_timeout: ms(r.idle_timeout_ms),
+        max_connections: r.max_connections,
+        max_connections_per_ip: r.max_connections_per_ip,
+        allowed_apps: (!r.allowed_apps.is_empty()).then(|| r.allowed_apps.clone()),
+        ..rtmp_ingest::IngestConfig::default()
+    }
+}
+
+pub fn edge_config(cfg: &Config) -> hls_edge::EdgeConfig {
+    let h = &cfg.hls;
+    hls_edge::EdgeConfig {
+        window_segments: h.window_segments,
+        grace_period: ms(h.grace_period_ms),
+        ended_retention: ms(h.ended_retention_ms),
+        max_bytes_total: h.max_bytes_total,
+        max_bytes_per_stream: h.max_bytes_per_stream,
+        cors_allow_origin: (!cfg.http.cors_allow_origin.is_empty()).then(|| cfg.http.cors_allow_origin.clone()),
+        segment_cache_max_age_s: h.segment_max_age_s,
+        not_found_max_age_s: h.not_found_max_age_s,
+        max_streams: h.max_streams,
+        ..hls_edge::EdgeConfig::default()
+    }
+}
+
+fn remux_config(cfg: &Config, fixed_target_duration_s: Option<u32>) -> remux::RemuxConfig {
+    let h = &cfg.hls;
+    remux::RemuxConfig {
+        target_duration_ms: h.target_duration_ms,
+        part_duration_ms: h.part_duration_ms,
+        max_timestamp_jump_ms: h.max_timestamp_jump_ms,
+        fixed_target_duration_s,
+        ..remux::RemuxConfig::default()
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What the API reports about a live publisher (no stream keys: parameters are not kept here).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LiveStats {
+    pub app: String,
+    pub stream: String,
+    pub client_addr: String,
+    pub publish_started_unix_ms: u64,
+    pub bytes_received: u64,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub keyframes: u64,
+    pub segments: u64,
+    pub discontinuities: u64,
+    pub timestamp_jumps: u64,
+    pub dropped_frames: u64,
+    pub bitrate_bps: u64,
+    pub gop_ms: Option<u32>,
+    pub gop_exceeds_target: bool,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub codec: Option<serde_json::Value>,
+}
+
+pub struct LiveEntry {
+    pub kick: CancellationToken,
+    pub stats: Arc<Mutex<LiveStats>>,
+}
+
+pub type LiveMap = Arc<Mutex<HashMap<(String, String), LiveEntry>>>;
+
+pub struct App {
+    pub cfg: Arc<Config>,
+    pub store: hls_edge::Store,
+    pub auth: Arc<Authorizer>,
+    pub live: LiveMap,
+    draining: AtomicBool,
+}
+
+impl App {
+    pub fn new(cfg: Arc<Config>, store: hls_edge::Store, auth: Authorizer) -> Self {
+        Self {
+            cfg,
+            store,
+            auth: Arc::new(auth),
+            live: Arc::new(Mutex::new(HashMap::new())),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn live_stats(&self) -> Vec<LiveStats> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.values()
+            .map(|e| e.stats.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
+    }
+
+    /// Kicks the publisher of app/stream; true if there was one.
+    pub fn kick(&self, app: &str, stream: &str) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.get(&(app.to_string(), stream.to_string())) {
+            Some(e) => {
+                e.kick.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn refuse(&self, reason: &'static str, app: &str, stream: &str, peer: SocketAddr) {
+        metrics::counter!("sluice_publish_refused_total", "reason" => reason).increment(1);
+        tracing::info!(app, stream, %peer, reason, "publish refused");
+    }
+}
+
+impl IngestHandler for App {
+    type Sink = PublishSink;
+
+    async fn authorize(&self, req: PublishRequest) -> Result<PublishSink, PublishRefusal> {
+        let (app, stream, peer) = (req.app.as_str(), req.stream.as_str(), req.peer);
+        if self.is_draining() {
+            self.refuse("shutting_down", app, stream, peer);
+            return Err(PublishRefusal::BadName("server is shutting down".into()));
+        }
+        if !valid_name(app) || !valid_name(stream) {
+            self.refuse("bad_name", app, stream, peer);
+            return Err(PublishRefusal::BadName(
+                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters".into(),
+            ));
+        }
+        if let Err(r) = self.auth.authorize(app, stream, &req.params, peer).await {
+            self.refuse(r.label(), app, stream, peer);
+            return Err(PublishRefusal::Unauthorized("publish not authorized".into()));
+        }
+        let key = (app.to_string(), stream.to_string());
+        let stats = Arc::new(Mutex::new(LiveStats {
+            app: app.to_string(),
+            stream: stream.to_string(),
+            client_addr: peer.to_string(),
+            publish_started_unix_ms: unix_ms(),
+            ..LiveStats::default()
+        }));
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            if live.contains_key(&key) {
+                drop(live);
+                self.refuse("already_publishing", app, stream, peer);
+                return Err(PublishRefusal::BadName("stream is already being published".into()));
+            }
+            if live.len() >= self.cfg.rtmp.max_publishers {
+                drop(live);
+                self.refuse("max_publishers", app, stream, peer);
+                return Err(PublishRefusal::BadName("too many publishers".into()));
+            }
+            live.insert(
+                key.clone(),
+                LiveEntry {
+                    kick: req.kick.clone(),
+                    stats: stats.clone(),
+                },
+            );
+        }
+        let info = hls_edge::StreamInfo::default();
+        let handle = match self.store.begin_publish(app, stream, info) {
+            Ok(h) => h,
+            Err(e) => {
+                self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                self.refuse("store_full", app, stream, peer);
+                tracing::warn!(app, stream, error = %e, "HLS store refused a new stream");
+                return Err(PublishRefusal::BadName("no room for another stream".into()));
+            }
+        };
+        let remuxer = remux::Remuxer::new(remux_config(&self.cfg, handle.target_duration_s()));
+        metrics::counter!("sluice_publish_total").increment(1);
+        metrics::gauge!("sluice_streams_live").increment(1.0);
+        tracing::info!(app, stream, %peer, connection = req.connection_id, "publish started");
+        Ok(PublishSink {
+            live: self.live.clone(),
+            auth: self.auth.clone(),
+            key,
+            peer,
+            params: req.params,
+            started: Instant::now(),
+            remuxer,
+            handle: Some(handle),
+            stats,
+            labels: [("app", app.to_string()), ("stream", stream.to_string())],
+            warned_gop: false,
+            last_segment_bytes_in: 0,
+        })
+    }
+}
+
+pub struct PublishSink {
+    live: LiveMap,
+    auth: Arc<Authorizer>,
+    key: (String, String),
+    peer: SocketAddr,
+    params: Vec<(String, String)>,
+    started: Instant,
+    remuxer: remux::Remuxer,
+    handle: Option<hls_edge::StreamHandle>,
+    stats: Arc<Mutex<LiveStats>>,
+    labels: [(&'static str, String); 2],
+    warned_gop: bool,
+    last_segment_bytes_in: u64,
+}
+
+impl PublishSink {
+    fn drain(&mut self) {
+        while let Some(out) = self.remuxer.poll_output() {
+            match out {
+                remux::RemuxOutput::Part(_) => {}
+                remux::RemuxOutput::Segment(seg) => self.publish_segment(seg),
+                remux::RemuxOutput::Warning(w) => self.warn(w),
+            }
+        }
+    }
+
+    fn publish_segment(&mut self, seg: remux::Segment) {
+        let duration = Duration::from_nanos(seg.duration_90k.saturating_mul(1_000_000) / 90);
+        let s = self.remuxer.stats();
+        let bytes_in = s.bytes_in;
+        let bitrate = if duration.as_millis() > 0 {
+            (bytes_in.saturating_sub(self.last_segment_bytes_in)).saturating_mul(8_000) / duration.as_millis() as u64
+        } else {
+            0
+        };
+        self.last_segment_bytes_in = bytes_in;
+        metrics::counter!("sluice_stream_segments_total", &self.labels).increment(1);
+        metrics::gauge!("sluice_stream_bitrate_bps", &self.labels).set(bitrate as f64);
+        if seg.discontinuity {
+            metrics::counter!("sluice_stream_discontinuities_total", &self.labels).increment(1);
+        }
+        if let Some(gop) = s.gop_ms_last {
+            metrics::gauge!("sluice_stream_gop_seconds", &self.labels).set(f64::from(gop) / 1000.0);
+        }
+        {
+            let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            st.segments += 1;
+            st.bitrate_bps = bitrate;
+            st.gop_ms = s.gop_ms_last;
+            st.gop_exceeds_target = s.gop_exceeds_target;
+            st.discontinuities = s.discontinuities;
+            st.timestamp_jumps = s.timestamp_jumps;
+            st.dropped_frames = s.dropped_frames;
+            st.codec = serde_json::to_value(&*seg.codec).ok();
+        }
+        if let Some(h) = &self.handle {
+            h.push_segment(hls_edge::NewSegment {
+                chunks: seg.parts,
+                duration_90k: seg.duration_90k,
+                discontinuity: seg.discontinuity,
+                independent: seg.independent,
+                target_duration_s: seg.target_duration_s,
+                arrival_unix_ms: seg.first_arrival_ms,
+            });
+        }
+    }
+
+    fn warn(&mut self, w: remux::RemuxWarning) {
+        let (app, stream) = (&self.key.0, &self.key.1);
+        match &w {
+            remux::RemuxWarning::GopExceedsTarget { gop_ms, target_ms } => {
+                if !self.warned_gop {
+                    self.warned_gop = true;
+                    tracing::warn!(app, stream, gop_ms, target_ms,
+                        "keyframe interval exceeds the segment target: segments will be longer than hls.target_duration_ms; set the encoder's keyframe interval to the target");
+                }
+            }
+            remux::RemuxWarning::TimestampJump { .. } => {
+                metrics::counter!("sluice_stream_timestamp_jumps_total", &self.labels).increment(1);
+                tracing::warn!(app, stream, warning = ?w, "timestamp jump: starting a discontinuity");
+            }
+            other => tracing::warn!(app, stream, warning = ?other, "remux warning"),
+        }
+    }
+}
+
+impl MediaSink for PublishSink {
+    fn on_tag(&mut self, tag: IngestTag) {
+        let kind = match tag.kind {
+            rtmp_ingest::TagKind::Audio => remux::TagKind::Audio,
+            rtmp_ingest::TagKind::Video => remux::TagKind::Video,
+            rtmp_ingest::TagKind::Script => remux::TagKind::Script,
+        };
+        {
+            let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            st.bytes_received += tag.payload.len() as u64;
+            if let Some(info) = &tag.info {
+                let codec = Some(format!("{:?}", info.codec).to_ascii_lowercase());
+                match kind {
+                    remux::TagKind::Video => {
+                        if !info.is_sequence_header {
+                            st.video_frames += 1;
+                        }
+                        if info.is_keyframe && !info.is_sequence_header {
+                            st.keyframes += 1;
+                            metrics::counter!("sluice_stream_keyframes_total", &self.labels).increment(1);
+                        }
+                        st.video_codec = codec;
+                    }
+                    remux::TagKind::Audio => {
+                        if !info.is_sequence_header {
+                            st.audio_frames += 1;
+                        }
+                        st.audio_codec = codec;
+                    }
+                    remux::TagKind::Script => {}
+                }
+            }
+        }
+        metrics::counter!("sluice_stream_bytes_received_total", &self.labels).increment(tag.payload.len() as u64);
+        let track = match kind {
+            remux::TagKind::Audio => "audio",
+            remux::TagKind::Video => "video",
+            remux::TagKind::Script => "script",
+        };
+        metrics::counter!("sluice_stream_frames_total", "app" => self.key.0.clone(), "stream" => self.key.1.clone(), "track" => track).increment(1);
+        let ts = tag.timestamp_ms;
+        if let Err(e) = self.remuxer.push(
+            remux::FlvTag {
+                kind,
+                timestamp_ms: ts,
+                payload: tag.payload,
+            },
+            unix_ms(),
+        ) {
+            metrics::counter!("sluice_stream_dropped_frames_total", &self.labels).increment(1);
+            tracing::debug!(app = %self.key.0, stream = %self.key.1, timestamp_ms = ts, error = %e, "tag dropped");
+        }
+        self.drain();
+    }
+
+    fn on_close(mut self, summary: PublishSummary) {
+        self.remuxer.finish();
+        self.drain();
+        if let Some(h) = self.handle.take() {
+            h.end();
+        }
+        let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        metrics::gauge!("sluice_streams_live").decrement(1.0);
+        tracing::info!(
+            app = %self.key.0,
+            stream = %self.key.1,
+            peer = %self.peer,
+            reason = ?summary.reason,
+            duration_s = self.started.elapsed().as_secs_f64(),
+            bytes = summary.bytes_received,
+            video_frames = st.video_frames,
+            audio_frames = st.audio_frames,
+            keyframes = st.keyframes,
+            segments = st.segments,
+            discontinuities = st.discontinuities,
+            "publish ended"
+        );
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        self.auth.notify_unpublish(
+            &self.key.0,
+            &self.key.1,
+            &self.params,
+            self.peer,
+            self.started.elapsed().as_millis() as u64,
+            summary.bytes_received,
+        );
+    }
+}

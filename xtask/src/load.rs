@@ -1,0 +1,1 @@
+//! Load generation for `bench` and `soak`: paced RTMP publishers and a player simulator.
