@@ -1,6 +1,8 @@
 //! End-to-end tests of the `sluice` binary with real peers: ffmpeg publishes, ffmpeg/ffprobe and
 //! hls.js in headless Chromium play, Varnish shields. Run by `cargo xtask test`.
 
+mod hostile;
+mod rawrtmp;
 mod support;
 
 use std::process::Command;
