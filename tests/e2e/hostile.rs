@@ -98,6 +98,7 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
         "--set", "rtmp.max_connections_per_ip=24",
         "--set", "rtmp.max_message_bytes=4194304",
         "--set", "rtmp.max_chunk_streams=16",
+        "--set", "http.header_read_timeout_ms=2000",
     ]);
     let pid = s.child.id();
     let port = s.rtmp_port;
@@ -281,6 +282,37 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
         http_get(&base, "/live/canary/index.m3u8").unwrap().header("x-content-type-options"),
         Some("nosniff")
     );
+    // Slowloris: request headers dripped one line every 500 ms are cut off by the header timeout.
+    {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(("127.0.0.1", s.http_port)).unwrap();
+        t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+        t.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let start = Instant::now();
+        let mut closed = false;
+        while start.elapsed() < Duration::from_secs(8) {
+            if t.write_all(b"X-Drip: 1\r\n").is_err() {
+                closed = true;
+                break;
+            }
+            let mut b = [0u8; 512];
+            match t.read(&mut b) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(_) => {} // a 408 may come first; the close follows
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        assert!(closed, "slowloris HTTP client was not cut off");
+        eprintln!("hostile: slowloris HTTP closed after {:?}", start.elapsed());
+    }
 
     // ---- the canary lost nothing, the process is healthy, memory is back near baseline ----
     std::thread::sleep(Duration::from_secs(6));

@@ -104,6 +104,10 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     pub max_concurrent_requests: usize,
     pub shutdown_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
+    pub write_stall_timeout_ms: u64,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -116,6 +120,10 @@ impl Default for HttpConfig {
             request_timeout_ms: 10_000,
             max_concurrent_requests: 4096,
             shutdown_timeout_ms: 5_000,
+            header_read_timeout_ms: 10_000,
+            write_stall_timeout_ms: 20_000,
+            max_connections: 10_000,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -328,6 +336,17 @@ impl Config {
             "must be at least hls.max_bytes_per_stream",
         )?;
         check(h.max_streams >= 1, "hls.max_streams", "must be at least 1")?;
+        let h = &self.http;
+        check(h.request_timeout_ms >= 100, "http.request_timeout_ms", "must be at least 100")?;
+        check(h.max_concurrent_requests >= 1, "http.max_concurrent_requests", "must be at least 1")?;
+        check(h.header_read_timeout_ms >= 100, "http.header_read_timeout_ms", "must be at least 100")?;
+        check(h.write_stall_timeout_ms >= 100, "http.write_stall_timeout_ms", "must be at least 100")?;
+        check(h.max_connections >= 1, "http.max_connections", "must be at least 1")?;
+        check(
+            (8192..=1024 * 1024).contains(&h.max_header_bytes),
+            "http.max_header_bytes",
+            "must be between 8192 and 1048576",
+        )?;
         let a = &self.auth;
         for (url, name) in [(&a.on_publish_url, "auth.on_publish_url"), (&a.on_unpublish_url, "auth.on_unpublish_url")] {
             check(

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod config;
+mod http_server;
 mod pipeline;
 mod telemetry;
 
@@ -66,15 +67,19 @@ async fn run(cfg: Config) -> Result<()> {
         ingest_shutdown.clone(),
     ));
     let router = api::router(app.clone(), prometheus);
-    let http_token = http_shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            http_listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { http_token.cancelled().await })
-        .await
-    });
+    let limits = http_server::HttpLimits {
+        header_read_timeout: ms(cfg.http.header_read_timeout_ms),
+        write_stall_timeout: ms(cfg.http.write_stall_timeout_ms),
+        max_connections: cfg.http.max_connections,
+        max_header_bytes: cfg.http.max_header_bytes,
+    };
+    let http = tokio::spawn(http_server::serve(
+        http_listener,
+        router,
+        limits,
+        http_shutdown.clone(),
+        ms(cfg.http.shutdown_timeout_ms),
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutdown requested: closing publishers, ending playlists");
@@ -90,9 +95,7 @@ async fn run(cfg: Config) -> Result<()> {
     store.end_all();
     // 3. Let in-flight HTTP responses complete.
     http_shutdown.cancel();
-    if tokio::time::timeout(ms(cfg.http.shutdown_timeout_ms), http).await.is_err() {
-        tracing::warn!("HTTP connections did not finish within http.shutdown_timeout_ms");
-    }
+    let _ = http.await;
     janitor.abort();
     tracing::info!("sluice stopped");
     Ok(())
