@@ -4,6 +4,7 @@
 mod hostile;
 mod rawrtmp;
 mod support;
+mod variants;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
