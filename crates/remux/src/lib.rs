@@ -1,1 +1,679 @@
-//! placeholder
+//! Sans-IO remuxer: FLV tag bodies (as carried in RTMP messages 8/9/18, [FLV] E.4) in, MPEG-TS
+//! segments built from LL-HLS parts out ([RFC 8216bis] §3.1, §4.4.4.9; ISO/IEC 13818-1).
+//!
+//! No sockets, clock, files or environment: the caller pushes tags (with an opaque arrival clock
+//! value) and polls [`RemuxOutput`]s. The same tags always produce the same bytes.
+//!
+//! Design decisions (see the module docs for details):
+//! * PIDs: PAT 0, PMT 0x1000, video 0x100, audio 0x101; one program.
+//! * PCR on the video PID (audio PID for audio-only) on every keyframe, on the first PES of a
+//!   segment, and whenever `pcr_interval_ms` (40 ms) has passed; PCR = DTS − 700 ms.
+//! * DTS = RTMP timestamp; PTS = DTS + composition time. A negative composition time raises a
+//!   stream-wide presentation delay (`pts_delay_ms`, added to every video *and* audio PTS from
+//!   then on) so PTS ≥ DTS without ever moving a DTS: A/V sync is kept, DTS stays monotonic.
+//! * Timestamp jumps (see [`timeline`]) rebase the output and start a discontinuity segment.
+
+pub mod aac;
+pub mod avc;
+mod error;
+pub mod flv;
+mod meta;
+mod segmenter;
+pub mod timeline;
+pub mod ts;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use error::RemuxError;
+
+use aac::{AacConfig, Mp3Info};
+use avc::AvcConfig;
+use flv::{AudioCodec, PacketKind, VideoCodec};
+use segmenter::{MediaFrame, Segmenter};
+use timeline::{ms_to_90k, Timeline};
+use ts::pes::Piece;
+use ts::psi::Program;
+
+/// Remuxer settings. `Default` gives the values documented on each field.
+#[derive(Clone, Debug)]
+pub struct RemuxConfig {
+    /// Segment target: cut at the first keyframe at or after this. Default 2000.
+    pub target_duration_ms: u32,
+    /// LL-HLS part target. Default 500.
+    pub part_duration_ms: u32,
+    /// A forward step above, or a backward step below, the stream's latest timestamp by more than
+    /// this is a discontinuity. Default 3000 (interleaving differs by ~100 ms; 3 s still tolerates
+    /// very low frame rates). Forward jumps larger than the playlist target duration are also
+    /// treated as jumps, so no segment can outgrow EXT-X-TARGETDURATION through a gap.
+    pub max_timestamp_jump_ms: u32,
+    /// A track stepping back by more than this below its own previous DTS is a discontinuity;
+    /// smaller steps are absorbed (DTS nudged to previous + 1 tick). Default 500.
+    pub backward_tolerance_ms: u32,
+    /// Pin EXT-X-TARGETDURATION (publisher reconnecting to an existing playlist). Default None.
+    pub fixed_target_duration_s: Option<u32>,
+    /// Cap for the target duration derived from the first segment. Default 10.
+    pub max_target_duration_s: u32,
+    /// An open segment reaching this size is force-cut. Default 32 MiB.
+    pub max_segment_bytes: usize,
+    /// Frames larger than this are dropped with an error. Default 8 MiB.
+    pub max_frame_bytes: usize,
+    /// Frames with more NAL units are dropped with an error. Default 1024.
+    pub max_nal_units_per_frame: usize,
+    /// Maximum gap between PCRs on the PCR PID while frames are dense enough. Default 40.
+    pub pcr_interval_ms: u32,
+    /// AAC/MP3 frames grouped into one audio PES. Default 5.
+    pub audio_frames_per_pes: usize,
+    /// How long (media time) to wait for a missing sequence header before the first segment
+    /// declares the tracks. Default 1000.
+    pub track_wait_ms: u32,
+    /// Maximum tags buffered during that wait. Default 512.
+    pub track_wait_max_tags: usize,
+}
+
+impl Default for RemuxConfig {
+    fn default() -> Self {
+        RemuxConfig {
+            target_duration_ms: 2000,
+            part_duration_ms: 500,
+            max_timestamp_jump_ms: 3000,
+            backward_tolerance_ms: 500,
+            fixed_target_duration_s: None,
+            max_target_duration_s: 10,
+            max_segment_bytes: 32 << 20,
+            max_frame_bytes: 8 << 20,
+            max_nal_units_per_frame: 1024,
+            pcr_interval_ms: 40,
+            audio_frames_per_pes: 5,
+            track_wait_ms: 1000,
+            track_wait_max_tags: 512,
+        }
+    }
+}
+
+/// RTMP message / FLV tag type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagKind {
+    Audio,
+    Video,
+    Script,
+}
+
+/// One FLV tag body with its RTMP timestamp (the DTS, in ms).
+#[derive(Clone, Debug)]
+pub struct FlvTag {
+    pub kind: TagKind,
+    pub timestamp_ms: u32,
+    pub payload: Bytes,
+}
+
+/// Video track description.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct VideoInfo {
+    pub codec: &'static str,
+    pub profile_idc: u8,
+    pub level_idc: u8,
+    pub width: u32,
+    pub height: u32,
+    /// From the SPS VUI, else measured from timestamps once a GOP has been seen.
+    pub frame_rate: Option<f64>,
+}
+
+/// Audio track description.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AudioInfo {
+    pub codec: &'static str,
+    pub sample_rate_hz: u32,
+    pub channels: u8,
+    /// MPEG-4 audio object type (AAC only).
+    pub object_type: Option<u8>,
+}
+
+/// Tracks of the stream, for playlists and stats.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CodecInfo {
+    pub video: Option<VideoInfo>,
+    pub audio: Option<AudioInfo>,
+    /// RFC 6381 `CODECS`, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: String,
+}
+
+/// A finished part (LL-HLS partial segment).
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub segment_sequence: u64,
+    pub index: u32,
+    pub bytes: Bytes,
+    pub duration_90k: u64,
+    pub independent: bool,
+}
+
+/// A finished segment; `parts` concatenated are the segment bytes.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    /// 0-based within this Remuxer.
+    pub sequence: u64,
+    pub parts: Vec<Bytes>,
+    pub len: usize,
+    pub duration_90k: u64,
+    /// First DTS (first PTS for audio-only) on the unwrapped 90 kHz output timeline
+    /// (RTMP ms × 90 + 63000, rebased after jumps); the TS carries it modulo 2^33.
+    pub first_dts_90k: u64,
+    /// Starts with a keyframe (false only after a forced cut).
+    pub independent: bool,
+    pub discontinuity: bool,
+    /// The EXT-X-TARGETDURATION the playlist must state; fixed for the Remuxer's lifetime.
+    pub target_duration_s: u32,
+    pub first_arrival_ms: u64,
+    pub codec: Arc<CodecInfo>,
+}
+
+/// Things the operator should know about; none stops the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemuxWarning {
+    /// The measured keyframe interval does not fit the segment target (reported once).
+    GopExceedsTarget { gop_ms: u32, target_ms: u32 },
+    /// A track uses a codec we do not remux; it is ignored (reported once per codec).
+    UnsupportedCodec { kind: TagKind, codec: String },
+    /// Timestamps jumped; a discontinuity follows. Values are output-timeline ms.
+    TimestampJump { from_ms: u64, to_ms: u64 },
+    /// A segment was cut without a keyframe.
+    ForcedCut { sequence: u64, reason: &'static str },
+    /// A new sequence header with different parameters; applied with a discontinuity.
+    CodecChanged { kind: TagKind },
+}
+
+/// What [`Remuxer::poll_output`] returns.
+#[derive(Clone, Debug)]
+pub enum RemuxOutput {
+    Part(Part),
+    Segment(Segment),
+    Warning(RemuxWarning),
+}
+
+/// Counters for the stats API and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct RemuxStats {
+    pub video_frames_in: u64,
+    pub audio_frames_in: u64,
+    pub keyframes: u64,
+    pub gop_ms_last: Option<u32>,
+    pub gop_ms_max: Option<u32>,
+    pub gop_exceeds_target: bool,
+    pub segments: u64,
+    pub parts: u64,
+    pub forced_cuts: u64,
+    pub discontinuities: u64,
+    pub timestamp_jumps: u64,
+    /// DTS nudged forward to keep a track strictly increasing.
+    pub timestamps_nudged: u64,
+    /// Presentation delay added because of negative composition times.
+    pub pts_delay_ms: u32,
+    /// Segment durations capped to the target duration (a gap landed on a cut).
+    pub durations_clamped: u64,
+    /// Sum of the dropped_* counters.
+    pub dropped_frames: u64,
+    pub dropped_before_keyframe: u64,
+    pub dropped_before_config: u64,
+    pub dropped_errors: u64,
+    pub dropped_unsupported: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub target_duration_s: Option<u32>,
+    pub codec: Option<Arc<CodecInfo>>,
+    pub unsupported_codecs: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum AudioConfig {
+    Aac(AacConfig),
+    Mp3(Mp3Info),
+}
+
+/// The remuxer for one published stream.
+pub struct Remuxer {
+    cfg: RemuxConfig,
+    stats: RemuxStats,
+    timeline: Timeline,
+    seg: Segmenter,
+    avc: Option<AvcConfig>,
+    pending_avc: Option<AvcConfig>,
+    audio: Option<AudioConfig>,
+    hints: meta::TrackHints,
+    /// Tracks have been declared (the first segment may start).
+    decided: bool,
+    queue: VecDeque<(FlvTag, u64)>,
+    pts_delay_ms: i64,
+    last_dts_90k: [Option<u64>; 2],
+    last_keyframe_dts_90k: Option<u64>,
+    /// (first DTS, last DTS, frames) for the measured frame rate.
+    fps_probe: Option<(u64, u64, u64)>,
+    measured_fps: Option<f64>,
+    warned_gop: bool,
+    finished: bool,
+}
+
+const VIDEO: usize = 0;
+const AUDIO: usize = 1;
+
+impl Remuxer {
+    pub fn new(config: RemuxConfig) -> Self {
+        let seg = Segmenter::new(config.clone(), Program { video: None, audio: None, version: 0 }, Arc::new(CodecInfo::default()));
+        Remuxer {
+            cfg: config,
+            stats: RemuxStats::default(),
+            timeline: Timeline::default(),
+            seg,
+            avc: None,
+            pending_avc: None,
+            audio: None,
+            hints: meta::TrackHints::default(),
+            decided: false,
+            queue: VecDeque::new(),
+            pts_delay_ms: 0,
+            last_dts_90k: [None, None],
+            last_keyframe_dts_90k: None,
+            fps_probe: None,
+            measured_fps: None,
+            warned_gop: false,
+            finished: false,
+        }
+    }
+
+    pub fn stats(&self) -> &RemuxStats {
+        &self.stats
+    }
+
+    pub fn codec_info(&self) -> Option<Arc<CodecInfo>> {
+        self.stats.codec.clone()
+    }
+
+    pub fn poll_output(&mut self) -> Option<RemuxOutput> {
+        self.seg.outputs.pop_front()
+    }
+
+    /// Pushes one tag. `arrival_ms` is an opaque caller clock value recorded for the first frame
+    /// of each segment. An `Err` affects only this tag.
+    pub fn push(&mut self, tag: FlvTag, arrival_ms: u64) -> Result<(), RemuxError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.stats.bytes_in += tag.payload.len() as u64;
+        let r = self.handle(tag, arrival_ms);
+        if let Err(e) = &r {
+            self.count_drop(e);
+        }
+        r
+    }
+
+    fn count_drop(&mut self, e: &RemuxError) {
+        match e {
+            RemuxError::NotConfigured { .. } => self.stats.dropped_before_config += 1,
+            RemuxError::Unsupported { .. } => self.stats.dropped_unsupported += 1,
+            _ => self.stats.dropped_errors += 1,
+        }
+        self.stats.dropped_frames += 1;
+    }
+
+    fn handle(&mut self, tag: FlvTag, arrival_ms: u64) -> Result<(), RemuxError> {
+        let ts = tag.timestamp_ms;
+        match tag.kind {
+            TagKind::Script => {
+                if let Some(h) = meta::parse_script(&tag.payload) {
+                    self.hints = h;
+                }
+                self.maybe_decide();
+                Ok(())
+            }
+            TagKind::Video => {
+                let v = flv::parse_video(&tag.payload).map_err(|e| e.at(ts))?;
+                if v.codec != VideoCodec::Avc {
+                    if v.packet != PacketKind::Ignored {
+                        self.unsupported(TagKind::Video, v.codec.name());
+                    }
+                    return Ok(());
+                }
+                match v.packet {
+                    PacketKind::Ignored => Ok(()),
+                    PacketKind::SequenceHeader => {
+                        let c = AvcConfig::parse(&v.body).map_err(|e| e.at(ts))?;
+                        match &self.avc {
+                            None => {
+                                self.avc = Some(c);
+                                if self.decided {
+                                    self.request_track_change();
+                                }
+                                self.maybe_decide();
+                            }
+                            Some(cur) if cur.raw == c.raw => self.pending_avc = None,
+                            Some(_) => self.pending_avc = Some(c),
+                        }
+                        Ok(())
+                    }
+                    PacketKind::Frame => {
+                        if !self.decided {
+                            self.enqueue(tag, arrival_ms);
+                            return Ok(());
+                        }
+                        self.video_frame(v, ts, arrival_ms)
+                    }
+                }
+            }
+            TagKind::Audio => {
+                let a = flv::parse_audio(&tag.payload).map_err(|e| e.at(ts))?;
+                match a.codec {
+                    AudioCodec::Aac | AudioCodec::Mp3 => {}
+                    _ => {
+                        if a.packet != PacketKind::Ignored {
+                            self.unsupported(TagKind::Audio, a.codec.name());
+                        }
+                        return Ok(());
+                    }
+                }
+                match a.packet {
+                    PacketKind::Ignored => Ok(()),
+                    PacketKind::SequenceHeader => {
+                        let c = AudioConfig::Aac(AacConfig::parse(&a.body).map_err(|e| e.at(ts))?);
+                        self.set_audio_config(c, ts);
+                        Ok(())
+                    }
+                    PacketKind::Frame => {
+                        if a.codec == AudioCodec::Mp3 {
+                            let info = aac::parse_mp3_header(&a.body).map_err(|e| e.at(ts))?;
+                            self.set_audio_config(AudioConfig::Mp3(info), ts);
+                        }
+                        if !self.decided {
+                            self.enqueue(tag, arrival_ms);
+                            return Ok(());
+                        }
+                        self.audio_frame(a.codec, a.body, ts, arrival_ms)
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_audio_config(&mut self, c: AudioConfig, _ts: u32) {
+        match &self.audio {
+            Some(cur) if *cur == c => {}
+            Some(cur) => {
+                // Same-codec MP3 frames differ only if the stream changed; compare as a whole.
+                let stream_type_changed = audio_stream_type(cur) != audio_stream_type(&c);
+                self.audio = Some(c);
+                if self.decided {
+                    self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::CodecChanged { kind: TagKind::Audio }));
+                    let _ = stream_type_changed;
+                    self.request_track_change();
+                }
+            }
+            None => {
+                self.audio = Some(c);
+                if self.decided {
+                    self.request_track_change();
+                }
+                self.maybe_decide();
+            }
+        }
+    }
+
+    fn unsupported(&mut self, kind: TagKind, codec: String) {
+        self.stats.dropped_unsupported += 1;
+        self.stats.dropped_frames += 1;
+        if !self.stats.unsupported_codecs.contains(&codec) {
+            self.stats.unsupported_codecs.push(codec.clone());
+            tracing::warn!(?kind, codec = %codec, "unsupported codec: track ignored");
+            self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::UnsupportedCodec { kind, codec }));
+        }
+    }
+
+    fn program(&self) -> Program {
+        Program {
+            video: self.avc.as_ref().map(|_| 0x1B),
+            audio: self.audio.as_ref().map(audio_stream_type),
+            version: self.seg.program.version,
+        }
+    }
+
+    fn build_codec_info(&self) -> Arc<CodecInfo> {
+        let video = self.avc.as_ref().map(|c| {
+            let s = c.sps_info.as_ref();
+            VideoInfo {
+                codec: "h264",
+                profile_idc: c.profile_idc,
+                level_idc: c.level_idc,
+                width: s.map_or(0, |s| s.width),
+                height: s.map_or(0, |s| s.height),
+                frame_rate: s.and_then(|s| s.frame_rate).or(self.measured_fps),
+            }
+        });
+        let audio = self.audio.as_ref().map(|a| match a {
+            AudioConfig::Aac(c) => AudioInfo { codec: "aac", sample_rate_hz: c.sample_rate_hz, channels: c.channels, object_type: Some(c.object_type) },
+            AudioConfig::Mp3(m) => AudioInfo { codec: "mp3", sample_rate_hz: m.sample_rate_hz, channels: m.channels, object_type: None },
+        });
+        let mut codecs = Vec::new();
+        if let Some(c) = &self.avc {
+            codecs.push(c.codecs_string());
+        }
+        match &self.audio {
+            Some(AudioConfig::Aac(c)) => codecs.push(c.codecs_string()),
+            Some(AudioConfig::Mp3(_)) => codecs.push("mp4a.40.34".into()),
+            None => {}
+        }
+        Arc::new(CodecInfo { video, audio, codecs: codecs.join(",") })
+    }
+
+    /// A track appeared or changed after the tracks were declared: switch at the next cut.
+    fn request_track_change(&mut self) {
+        let info = self.build_codec_info();
+        self.stats.codec = Some(info.clone());
+        self.seg.request_program(self.program(), info);
+    }
+
+    fn enqueue(&mut self, tag: FlvTag, arrival_ms: u64) {
+        self.queue.push_back((tag, arrival_ms));
+        self.maybe_decide();
+    }
+
+    /// Declares the tracks once every expected sequence header is here, or the wait is over.
+    fn maybe_decide(&mut self) {
+        if self.decided {
+            return;
+        }
+        let expect_video = self.hints.seen && self.hints.video_codec_id.is_some_and(|id| id == 7);
+        let expect_audio = self.hints.seen && self.hints.audio_codec_id.is_some_and(|id| id == 10 || id == 2 || id == 14);
+        let have_video = self.avc.is_some();
+        let have_audio = self.audio.is_some();
+        let complete = if self.hints.seen {
+            (have_video || have_audio) && (have_video || !expect_video) && (have_audio || !expect_audio)
+        } else {
+            have_video && have_audio
+        };
+        let span_ms = match (self.queue.front(), self.queue.back()) {
+            (Some(a), Some(b)) => b.0.timestamp_ms.wrapping_sub(a.0.timestamp_ms) as i32,
+            _ => 0,
+        };
+        let waited = span_ms >= self.cfg.track_wait_ms as i32 || self.queue.len() >= self.cfg.track_wait_max_tags.max(1);
+        if !(complete || (waited && (have_video || have_audio))) {
+            // Nothing decodable yet: keep the wait bounded by dropping the oldest tag.
+            if self.queue.len() > self.cfg.track_wait_max_tags.max(1) {
+                self.queue.pop_front();
+                self.stats.dropped_before_config += 1;
+                self.stats.dropped_frames += 1;
+            }
+            return;
+        }
+        self.decided = true;
+        let info = self.build_codec_info();
+        self.stats.codec = Some(info.clone());
+        self.seg.program = self.program();
+        self.seg.refresh_codec(info);
+        let queued = std::mem::take(&mut self.queue);
+        for (tag, arrival) in queued {
+            if let Err(e) = self.handle(tag, arrival) {
+                self.count_drop(&e);
+            }
+        }
+    }
+
+    /// Places `ts` on the timeline, reporting jumps. Returns output ms.
+    fn place(&mut self, ts: u32, track: usize) -> i64 {
+        let limit_ms = i64::from(self.seg.target_duration_s.unwrap_or(self.cfg.max_target_duration_s)).saturating_mul(1000);
+        let max_jump = i64::from(self.cfg.max_timestamp_jump_ms).min(limit_ms.max(1000));
+        let p = self.timeline.place(ts, track, max_jump, i64::from(self.cfg.backward_tolerance_ms));
+        if let Some((from, to)) = p.jump {
+            self.stats.timestamp_jumps += 1;
+            tracing::debug!(from, to, "timestamp jump");
+            self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::TimestampJump { from_ms: from.max(0) as u64, to_ms: to.max(0) as u64 }));
+            self.seg.request_discontinuity();
+        }
+        p.out_ms
+    }
+
+    /// Keeps a track's DTS strictly increasing.
+    fn monotonic(&mut self, track: usize, dts: u64) -> u64 {
+        let out = match self.last_dts_90k[track] {
+            Some(last) if dts <= last => {
+                self.stats.timestamps_nudged += 1;
+                last + 1
+            }
+            _ => dts,
+        };
+        self.last_dts_90k[track] = Some(out);
+        out
+    }
+
+    fn video_frame(&mut self, v: flv::VideoTag, ts: u32, arrival_ms: u64) -> Result<(), RemuxError> {
+        if v.body.len() > self.cfg.max_frame_bytes {
+            return Err(RemuxError::LimitExceeded { kind: TagKind::Video, what: "frame bytes", timestamp_ms: ts, value: v.body.len(), limit: self.cfg.max_frame_bytes });
+        }
+        if v.keyframe {
+            if let Some(c) = self.pending_avc.take() {
+                let changed = self.avc.as_ref().is_none_or(|cur| cur.raw != c.raw);
+                self.avc = Some(c);
+                if changed {
+                    self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::CodecChanged { kind: TagKind::Video }));
+                    self.request_track_change();
+                }
+            }
+        }
+        let Some(avc) = &self.avc else {
+            return Err(RemuxError::NotConfigured { kind: TagKind::Video, timestamp_ms: ts });
+        };
+        let au = avc::to_annex_b(&v.body, avc, self.cfg.max_nal_units_per_frame).map_err(|e| e.at(ts))?;
+        let keyframe = v.keyframe || au.has_idr;
+        self.stats.video_frames_in += 1;
+        let out_ms = self.place(ts, VIDEO);
+        let dts = self.monotonic(VIDEO, ms_to_90k(out_ms));
+        if i64::from(v.cts_ms) + self.pts_delay_ms < 0 {
+            self.pts_delay_ms = -i64::from(v.cts_ms);
+            self.stats.pts_delay_ms = u32::try_from(self.pts_delay_ms).unwrap_or(u32::MAX);
+        }
+        let pts = ms_to_90k(out_ms + i64::from(v.cts_ms) + self.pts_delay_ms).max(dts);
+        let was_open = self.seg.is_open();
+        let frame = MediaFrame { dts_90k: dts, pts_90k: pts, keyframe, len: au.len, pieces: au.pieces.into_iter().map(Piece::Shared).collect(), arrival_ms };
+        if !self.seg.push_video(frame, &mut self.stats) {
+            self.stats.dropped_before_keyframe += 1;
+            self.stats.dropped_frames += 1;
+            return Ok(());
+        }
+        if keyframe {
+            self.stats.keyframes += 1;
+            self.measure_gop(dts);
+        }
+        self.probe_fps(dts, was_open);
+        Ok(())
+    }
+
+    fn measure_gop(&mut self, dts: u64) {
+        if let Some(prev) = self.last_keyframe_dts_90k {
+            let gop_ms = u32::try_from(dts.saturating_sub(prev) / 90).unwrap_or(u32::MAX);
+            self.stats.gop_ms_last = Some(gop_ms);
+            self.stats.gop_ms_max = Some(self.stats.gop_ms_max.map_or(gop_ms, |m| m.max(gop_ms)));
+            let target_ms = self.cfg.target_duration_ms;
+            // "Does not fit": segments would run more than 10% past the target.
+            if u64::from(gop_ms) * 10 > u64::from(target_ms) * 11 {
+                self.stats.gop_exceeds_target = true;
+                if !self.warned_gop {
+                    self.warned_gop = true;
+                    tracing::warn!(gop_ms, target_ms, "keyframe interval exceeds the segment target");
+                    self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::GopExceedsTarget { gop_ms, target_ms }));
+                }
+            }
+        }
+        self.last_keyframe_dts_90k = Some(dts);
+    }
+
+    /// Measures the frame rate over the first ~2 s when the SPS has no VUI timing.
+    fn probe_fps(&mut self, dts: u64, _was_open: bool) {
+        if self.measured_fps.is_some() || self.avc.as_ref().and_then(|c| c.sps_info.as_ref()).is_some_and(|s| s.frame_rate.is_some()) {
+            return;
+        }
+        let (first, _, n) = *self.fps_probe.get_or_insert((dts, dts, 0));
+        self.fps_probe = Some((first, dts, n + 1));
+        let span = dts.saturating_sub(first);
+        if span >= 180_000 && n > 0 {
+            let fps = (n as f64) * 90_000.0 / span as f64;
+            self.measured_fps = Some((fps * 100.0).round() / 100.0);
+            let info = self.build_codec_info();
+            self.stats.codec = Some(info.clone());
+            self.seg.refresh_codec(info);
+        }
+    }
+
+    fn audio_frame(&mut self, codec: AudioCodec, body: Bytes, ts: u32, arrival_ms: u64) -> Result<(), RemuxError> {
+        if body.is_empty() {
+            return Ok(());
+        }
+        if body.len() > self.cfg.max_frame_bytes {
+            return Err(RemuxError::LimitExceeded { kind: TagKind::Audio, what: "frame bytes", timestamp_ms: ts, value: body.len(), limit: self.cfg.max_frame_bytes });
+        }
+        let (pieces, len) = match (&self.audio, codec) {
+            (Some(AudioConfig::Aac(c)), AudioCodec::Aac) => {
+                let h = c.adts_header(body.len()).map_err(|e| e.at(ts))?;
+                let len = body.len() + 7;
+                (vec![Piece::Adts(h), Piece::Shared(body)], len)
+            }
+            (Some(AudioConfig::Mp3(_)), AudioCodec::Mp3) => {
+                let len = body.len();
+                (vec![Piece::Shared(body)], len)
+            }
+            _ => return Err(RemuxError::NotConfigured { kind: TagKind::Audio, timestamp_ms: ts }),
+        };
+        self.stats.audio_frames_in += 1;
+        let out_ms = self.place(ts, AUDIO);
+        let dts = self.monotonic(AUDIO, ms_to_90k(out_ms + self.pts_delay_ms));
+        let frame = MediaFrame { dts_90k: dts, pts_90k: dts, keyframe: true, pieces, len, arrival_ms };
+        if !self.seg.push_audio(frame, &mut self.stats) {
+            self.stats.dropped_before_keyframe += 1;
+            self.stats.dropped_frames += 1;
+        }
+        Ok(())
+    }
+
+    /// End of publish: decides the tracks if still waiting, then closes the open part and
+    /// segment so they can be polled. Later pushes are ignored.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        if !self.decided && (self.avc.is_some() || self.audio.is_some()) {
+            self.cfg.track_wait_max_tags = 0;
+            self.queue.push_back((FlvTag { kind: TagKind::Script, timestamp_ms: 0, payload: Bytes::new() }, 0));
+            self.maybe_decide();
+        }
+        self.seg.finish(&mut self.stats);
+        self.finished = true;
+    }
+}
+
+fn audio_stream_type(a: &AudioConfig) -> u8 {
+    match a {
+        AudioConfig::Aac(_) => 0x0F,
+        AudioConfig::Mp3(m) => m.stream_type,
+    }
+}
+
+#[cfg(test)]
+mod tests;
