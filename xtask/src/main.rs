@@ -5,7 +5,12 @@
 
 mod bench;
 mod deps;
+mod flv;
+mod http_client;
 mod load;
+mod procstat;
+mod rtmp_client;
+mod servers;
 mod soak;
 
 use std::path::{Path, PathBuf};
