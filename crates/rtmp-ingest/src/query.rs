@@ -1,0 +1,80 @@
+//! Splitting `app` and publish names the way nginx-rtmp does: `name?k=v&k2=v2` (protocol-notes §3.4).
+//! Parameter values are stream keys: never log them.
+
+/// Most query parameters kept from one publish name (the rest are ignored).
+pub const MAX_PARAMS: usize = 64;
+
+/// `live?x=1` -> `live` (surrounding slashes trimmed).
+pub fn strip_app(app: &str) -> String {
+    let app = app.split('?').next().unwrap_or("");
+    app.trim_matches('/').to_owned()
+}
+
+/// `mystream?key=abc&x=%20y` -> (`mystream`, [(key, abc), (x, " y")]).
+pub fn split_stream_name(name: &str) -> (String, Vec<(String, String)>) {
+    let (stream, query) = match name.split_once('?') {
+        Some((s, q)) => (s, q),
+        None => (name, ""),
+    };
+    let params = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .take(MAX_PARAMS)
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    (stream.to_owned(), params)
+}
+
+/// RFC 3986 percent-decoding; `+` stays `+` (stream keys may contain it). Invalid escapes are kept.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps() {
+        for (input, want) in [("live", "live"), ("live?key=1", "live"), ("/live/", "live"), ("a/b?x", "a/b"), ("", "")] {
+            assert_eq!(strip_app(input), want);
+        }
+    }
+
+    #[test]
+    fn stream_names() {
+        let kv = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let cases = [
+            ("test", "test", kv(&[])),
+            ("test?key=secret", "test", kv(&[("key", "secret")])),
+            ("s?key=a%2Fb&x=1&&flag", "s", kv(&[("key", "a/b"), ("x", "1"), ("flag", "")])),
+            ("s?k=a+b%zz%4", "s", kv(&[("k", "a+b%zz%4")])),
+            ("s?k=%C3%A9", "s", kv(&[("k", "é")])),
+            ("?k=v", "", kv(&[("k", "v")])),
+        ];
+        for (input, name, params) in cases {
+            assert_eq!(split_stream_name(input), (name.to_string(), params), "{input}");
+        }
+        let many = format!("s?{}", "a=b&".repeat(1000));
+        assert_eq!(split_stream_name(&many).1.len(), MAX_PARAMS);
+    }
+}
