@@ -142,7 +142,10 @@ fn skip_modex(kind: TagKind, data: &[u8], mut pos: usize, mut packet_type: u8) -
 
 /// Resolves a Multitrack header to the default track (trackId 0). Returns (packet type,
 /// FourCC, body range) or `None` if the message has no track 0.
-fn multitrack(kind: TagKind, data: &[u8], pos: usize) -> Result<Option<(u8, [u8; 4], usize, usize)>, RemuxError> {
+/// (packet type, FourCC, body start, body end) of the default track.
+type TrackBody = (u8, [u8; 4], usize, usize);
+
+fn multitrack(kind: TagKind, data: &[u8], pos: usize) -> Result<Option<TrackBody>, RemuxError> {
     let b = byte(kind, data, pos)?;
     let (mt_type, packet_type) = (b >> 4, b & 0x0F);
     let mut pos = pos + 1;

@@ -486,7 +486,9 @@ impl Remuxer {
         let have_video = self.avc.is_some();
         let have_audio = self.audio.is_some();
         let complete = if self.hints.seen {
-            (have_video || have_audio) && (have_video || !expect_video) && (have_audio || !expect_audio)
+            let video_ok = have_video || !expect_video;
+            let audio_ok = have_audio || !expect_audio;
+            (have_video || have_audio) && video_ok && audio_ok
         } else {
             have_video && have_audio
         };

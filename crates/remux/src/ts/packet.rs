@@ -15,7 +15,7 @@ pub struct ContinuityCounter(u8);
 
 impl ContinuityCounter {
     /// Returns the value for the next payload-carrying packet and advances.
-    pub fn next(&mut self) -> u8 {
+    pub fn next_value(&mut self) -> u8 {
         let v = self.0;
         self.0 = (self.0 + 1) & 0x0F;
         v
@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn cc_wraps() {
         let mut c = ContinuityCounter::default();
-        let v: Vec<u8> = (0..18).map(|_| c.next()).collect();
+        let v: Vec<u8> = (0..18).map(|_| c.next_value()).collect();
         assert_eq!(&v[14..], &[14, 15, 0, 1]);
     }
 }

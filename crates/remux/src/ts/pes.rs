@@ -132,7 +132,7 @@ pub fn write_pes(out: &mut BytesMut, cc: &mut ContinuityCounter, p: &PesParams, 
         let af_min = adaptation_min(rai, pcr.is_some());
         let take = remaining.min(184 - af_min);
         let af_total = 184 - take;
-        write_header(out, p.pid, first, if af_total > 0 { 3 } else { 1 }, cc.next());
+        write_header(out, p.pid, first, if af_total > 0 { 3 } else { 1 }, cc.next_value());
         if af_total > 0 {
             write_adaptation(out, af_total, rai, pcr);
         }

@@ -65,7 +65,7 @@ fn pad(out: &mut BytesMut, packet_start: usize) {
 /// Writes one PAT packet: program 1 → PMT PID.
 pub fn write_pat(out: &mut BytesMut, cc: &mut ContinuityCounter) {
     let p = out.len();
-    write_header(out, 0, true, 1, cc.next());
+    write_header(out, 0, true, 1, cc.next_value());
     out.put_u8(0); // pointer_field
     let s = out.len();
     out.put_slice(&[0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01]);
@@ -77,7 +77,7 @@ pub fn write_pat(out: &mut BytesMut, cc: &mut ContinuityCounter) {
 /// Writes one PMT packet declaring exactly the tracks in `program`.
 pub fn write_pmt(out: &mut BytesMut, cc: &mut ContinuityCounter, program: &Program) {
     let p = out.len();
-    write_header(out, PID_PMT, true, 1, cc.next());
+    write_header(out, PID_PMT, true, 1, cc.next_value());
     out.put_u8(0);
     let s = out.len();
     let n = usize::from(program.video.is_some()) + usize::from(program.audio.is_some());
