@@ -1,0 +1,298 @@
+//! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/index.m3u8` and `.../seg-{n}.ts`
+//! ([HLSbis] §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
+//!
+//! Every response carries `X-Content-Type-Options: nosniff` and, if configured, CORS headers.
+//! Error bodies are fixed texts. Nothing here waits on ingest or holds a lock while writing.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+use crate::error::EdgeError;
+use crate::http::{
+    accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range, slice_chunks,
+    ChunksBody, RangeOutcome,
+};
+use crate::store::{SegmentBody, Store};
+use crate::stream::RenderedPlaylist;
+
+/// Longest request target (path and query) accepted; longer is 414.
+pub const MAX_URI_BYTES: usize = 2048;
+/// Longest query string accepted; longer is 414. Queries are otherwise ignored.
+pub const MAX_QUERY_BYTES: usize = 1024;
+/// Cap on `max-age` of an ended playlist: a republish drops ENDLIST again.
+const ENDED_PLAYLIST_MAX_AGE_CAP_S: u64 = 60;
+
+const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+#[derive(Clone)]
+struct EdgeState {
+    store: Store,
+    cors_origin: Option<HeaderValue>,
+    segment_cache_control: HeaderValue,
+    not_found_cache_control: HeaderValue,
+}
+
+/// What a request was for, as the `route` metric label.
+#[derive(Clone, Copy)]
+enum Route {
+    Playlist,
+    Segment,
+    Other,
+}
+
+impl Route {
+    fn label(self) -> &'static str {
+        match self {
+            Route::Playlist => "playlist",
+            Route::Segment => "segment",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// The HLS routes. Also installs a fallback (the same handler: 400/404/405 with the edge's
+/// headers), so the router it is merged into must not set another fallback.
+pub fn router(store: Store) -> Router {
+    let cfg = store.config();
+    let cors_origin = cfg.cors_allow_origin.as_deref().and_then(|o| match HeaderValue::from_str(o) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::warn!("cors_allow_origin is not a valid header value; CORS headers disabled");
+            None
+        }
+    });
+    let state = EdgeState {
+        segment_cache_control: header_value(format!("public, max-age={}, immutable", cfg.segment_cache_max_age_s)),
+        not_found_cache_control: header_value(format!("public, max-age={}", cfg.not_found_max_age_s)),
+        cors_origin,
+        store,
+    };
+    Router::new()
+        .route("/{app}/{stream}/{file}", any(handle))
+        .fallback(handle)
+        .with_state(Arc::new(state))
+}
+
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+}
+
+async fn handle(State(state): State<Arc<EdgeState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let (route, result) = serve(&state, &method, &uri, &headers);
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&state, e),
+    };
+    finish(&state, route, &method, &mut resp);
+    resp
+}
+
+fn serve(state: &EdgeState, method: &Method, uri: &Uri, headers: &HeaderMap) -> (Route, Result<Response, EdgeError>) {
+    let query_len = uri.query().map_or(0, str::len);
+    if query_len > MAX_QUERY_BYTES || uri.path().len() + query_len > MAX_URI_BYTES {
+        return (Route::Other, Err(EdgeError::UriTooLong));
+    }
+    if *method == Method::OPTIONS {
+        return (Route::Other, Ok(preflight(state)));
+    }
+    if *method != Method::GET && *method != Method::HEAD {
+        return (Route::Other, Err(EdgeError::MethodNotAllowed));
+    }
+    let raw = uri.path().strip_prefix('/').unwrap_or(uri.path());
+    let mut names = Vec::with_capacity(3);
+    for part in raw.split('/') {
+        match decode_name(part) {
+            Some(n) => names.push(n),
+            None => return (Route::Other, Err(EdgeError::BadName)),
+        }
+    }
+    let [app, stream, file] = names.as_slice() else { return (Route::Other, Err(EdgeError::NotFound)) };
+    if file == "index.m3u8" {
+        let r = state.store.playlist(app, stream).ok_or(EdgeError::NotFound);
+        return (Route::Playlist, r.map(|p| playlist_response(&p, method, headers)));
+    }
+    if let Some(seq) = parse_segment_name(file) {
+        let r = state.store.segment(app, stream, seq).ok_or(EdgeError::NotFound);
+        return (Route::Segment, r.and_then(|s| segment_response(state, &s, method, headers)));
+    }
+    (Route::Other, Err(EdgeError::NotFound))
+}
+
+/// `seg-{n}.ts` with `n` in canonical decimal (no sign, no leading zeros): one name per segment.
+fn parse_segment_name(file: &str) -> Option<u64> {
+    let digits = file.strip_prefix("seg-")?.strip_suffix(".ts")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// RFC 9110 §13.2.2: If-None-Match, else If-Modified-Since; true means 304.
+fn not_modified(headers: &HeaderMap, etag: &str, last_modified: std::time::SystemTime) -> bool {
+    if let Some(inm) = header_str(headers, &header::IF_NONE_MATCH) {
+        return none_match_hits(inm, etag);
+    }
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        return false;
+    }
+    header_str(headers, &header::IF_MODIFIED_SINCE).is_some_and(|ims| not_modified_since(ims, last_modified))
+}
+
+/// Live: about half a target duration (at least 1 s). Ended: longer, but capped because a
+/// republish before removal makes the playlist live again.
+fn playlist_max_age_s(p: &RenderedPlaylist) -> u64 {
+    let td = u64::from(p.target_duration_s);
+    let live = (td / 2).max(1);
+    if p.ended {
+        (6 * td).min(ENDED_PLAYLIST_MAX_AGE_CAP_S).max(live)
+    } else {
+        live
+    }
+}
+
+fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap) -> Response {
+    let gzip = header_str(headers, &header::ACCEPT_ENCODING).is_some_and(accepts_gzip);
+    let (body, etag) = if gzip { (&p.gzip, &p.etag_gzip) } else { (&p.body, &p.etag) };
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, header_value(format!("public, max-age={}", playlist_max_age_s(p))));
+    h.insert(header::ETAG, header_value(etag.clone()));
+    h.insert(header::LAST_MODIFIED, header_value(httpdate::fmt_http_date(p.last_modified)));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if not_modified(headers, etag, p.last_modified) {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST_CONTENT_TYPE));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let body = if *method == Method::HEAD { Body::empty() } else { Body::from(body.clone()) };
+    (StatusCode::OK, h, body).into_response()
+}
+
+fn segment_response(
+    state: &EdgeState,
+    s: &SegmentBody,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, EdgeError> {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, state.segment_cache_control.clone());
+    h.insert(header::ETAG, header_value(s.etag.clone()));
+    h.insert(header::LAST_MODIFIED, header_value(httpdate::fmt_http_date(s.last_modified)));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if not_modified(headers, &s.etag, s.last_modified) {
+        return Ok((StatusCode::NOT_MODIFIED, h).into_response());
+    }
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SEGMENT_CONTENT_TYPE));
+    let len = s.len_bytes;
+    let range = match header_str(headers, &header::RANGE) {
+        Some(r) => {
+            let if_range_ok = header_str(headers, &header::IF_RANGE)
+                .is_none_or(|ir| if_range_holds(ir, &s.etag, s.last_modified));
+            if if_range_ok { parse_range(r, len) } else { RangeOutcome::Full }
+        }
+        // A Range header that is not valid text is ignored like any malformed one.
+        None => RangeOutcome::Full,
+    };
+    let head = *method == Method::HEAD;
+    match range {
+        RangeOutcome::Full => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            let body = if head { Body::empty() } else { Body::new(ChunksBody::new(s.chunks.clone())) };
+            Ok((StatusCode::OK, h, body).into_response())
+        }
+        RangeOutcome::Partial { first, last } => {
+            h.insert(header::CONTENT_RANGE, header_value(format!("bytes {first}-{last}/{len}")));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(last - first + 1));
+            let body = if head { Body::empty() } else { Body::new(ChunksBody::new(slice_chunks(&s.chunks, first, last))) };
+            Ok((StatusCode::PARTIAL_CONTENT, h, body).into_response())
+        }
+        RangeOutcome::Unsatisfiable => Err(EdgeError::RangeNotSatisfiable { len_bytes: len }),
+    }
+}
+
+fn preflight(state: &EdgeState) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    if state.cors_origin.is_some() {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW));
+        // A fixed list: request headers are never reflected.
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Range, If-None-Match, If-Modified-Since, If-Range, Cache-Control, Pragma"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    }
+    (StatusCode::NO_CONTENT, h).into_response()
+}
+
+fn error_response(state: &EdgeState, e: EdgeError) -> Response {
+    let mut r = e.clone().into_response();
+    let h = r.headers_mut();
+    match e {
+        EdgeError::NotFound => {
+            h.insert(header::CACHE_CONTROL, state.not_found_cache_control.clone());
+        }
+        EdgeError::MethodNotAllowed => {
+            h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        EdgeError::RangeNotSatisfiable { len_bytes } => {
+            h.insert(header::CONTENT_RANGE, header_value(format!("bytes */{len_bytes}")));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        _ => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    r
+}
+
+/// Headers every response gets, and metrics.
+fn finish(state: &EdgeState, route: Route, method: &Method, resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Some(origin) = &state.cors_origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Content-Length, Content-Range, ETag, Age"),
+        );
+    }
+    let status = resp.status();
+    metrics::counter!("sluice_http_requests_total", "route" => route.label(), "status" => status.as_str().to_owned())
+        .increment(1);
+    if *method != Method::HEAD && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+        let sent = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+        metrics::counter!("sluice_http_bytes_served_total").increment(sent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_canonical() {
+        assert_eq!(parse_segment_name("seg-0.ts"), Some(0));
+        assert_eq!(parse_segment_name("seg-17.ts"), Some(17));
+        assert_eq!(parse_segment_name(&format!("seg-{}.ts", u64::MAX)), Some(u64::MAX));
+        for bad in ["seg-.ts", "seg-01.ts", "seg--1.ts", "seg-+1.ts", "seg-1.TS", "seg-1", "seg-18446744073709551616.ts", "seg-1.ts.ts"] {
+            assert_eq!(parse_segment_name(bad), None, "{bad}");
+        }
+    }
+}
