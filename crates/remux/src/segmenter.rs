@@ -174,7 +174,8 @@ impl Segmenter {
                     stats.forced_cuts += 1;
                     let reason = if too_big { "max_segment_bytes" } else { "target duration" };
                     self.outputs.push_back(RemuxOutput::Warning(RemuxWarning::ForcedCut { sequence: self.next_sequence, reason }));
-                    self.cut(&f, false, stats);
+                    // A byte-limit cut can land on a keyframe: that segment is still independent.
+                    self.cut(&f, f.keyframe, stats);
                 } else if f.dts_90k.saturating_sub(seg.part_first_dts_90k) >= self.part_90k() {
                     self.close_part(f.dts_90k, stats);
                     self.start_part(&f, f.keyframe);
