@@ -9,6 +9,7 @@ mod flv;
 mod http_client;
 mod load;
 mod procstat;
+mod remux_bench;
 mod rtmp_client;
 mod servers;
 mod soak;
