@@ -66,7 +66,7 @@ pub async fn serve(
         io.set_write_timeout(Some(limits.write_stall_timeout));
         let svc = router
             .clone()
-            .map_request(move |mut req: axum::extract::Request| {
+            .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             });
