@@ -270,7 +270,7 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
             died = true;
             break;
         }
-        let rss = crate::procstat::rss_bytes(pid).unwrap_or(0);
+        let rss = server.rss_bytes(); // nginx: master + workers
         let held = server.held_bytes().ok();
         samples.push((started.elapsed().as_secs(), rss, held));
         eprintln!("soak: t={:>4}s RSS {:.1} MB, segment bytes held {}", started.elapsed().as_secs(), rss as f64 / 1e6, held.map(|h| format!("{:.1} MB", h as f64 / 1e6)).unwrap_or("?".into()));
@@ -351,7 +351,7 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
     let _ = writeln!(r, "\n## Verdict\n");
     let _ = writeln!(r, "- Segments lost by viewers of healthy streams: **{lost_healthy}** (must be 0)");
     let _ = writeln!(r, "- Viewer HTTP errors (playlist + segment, after the stream was first seen): {http_errors}");
-    let _ = writeln!(r, "- Sluice alive at the end: **{}**; /healthz: {}", !died, healthz.map(|c| c.to_string()).unwrap_or_else(|| "no answer".into()));
+    let _ = writeln!(r, "- {} alive at the end: **{}**; /healthz: {}", server.kind.name(), !died, healthz.map(|c| c.to_string()).unwrap_or_else(|| "no answer".into()));
     if let Some(v) = servers::metric_sum(&metrics, "sluice_stream_bytes_received_total") {
         let _ = writeln!(r, "- sluice_stream_bytes_received_total: {v}");
     }
