@@ -19,13 +19,17 @@ pub fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
 }
 
 /// Percent-decodes one raw path segment and validates it. Anything that decodes to a separator,
 /// a dot segment, `%` (double encoding) or non-ASCII is refused.
 pub fn decode_name(raw: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
     is_valid_name(&decoded).then(|| decoded.into_owned())
 }
 
@@ -43,12 +47,16 @@ pub enum RangeOutcome {
 /// Parses `bytes=a-b`, `bytes=a-`, `bytes=-n`. Multiple ranges are answered with the full body
 /// (RFC 9110 §14.2 lets a server ignore Range).
 pub fn parse_range(header: &str, len: u64) -> RangeOutcome {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeOutcome::Full };
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeOutcome::Full;
+    };
     let spec = spec.trim();
     if spec.contains(',') {
         return RangeOutcome::Full;
     }
-    let Some((a, b)) = spec.split_once('-') else { return RangeOutcome::Full };
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeOutcome::Full;
+    };
     let (a, b) = (a.trim(), b.trim());
     let num = |s: &str| -> Option<u64> {
         if s.is_empty() || s.len() > 19 || !s.bytes().all(|c| c.is_ascii_digit()) {
@@ -58,13 +66,20 @@ pub fn parse_range(header: &str, len: u64) -> RangeOutcome {
     };
     if a.is_empty() {
         // Suffix range: the last n bytes.
-        let Some(n) = num(b) else { return RangeOutcome::Full };
+        let Some(n) = num(b) else {
+            return RangeOutcome::Full;
+        };
         if n == 0 || len == 0 {
             return RangeOutcome::Unsatisfiable;
         }
-        return RangeOutcome::Partial { first: len.saturating_sub(n), last: len - 1 };
+        return RangeOutcome::Partial {
+            first: len.saturating_sub(n),
+            last: len - 1,
+        };
     }
-    let Some(first) = num(a) else { return RangeOutcome::Full };
+    let Some(first) = num(a) else {
+        return RangeOutcome::Full;
+    };
     let last = if b.is_empty() {
         u64::MAX
     } else {
@@ -76,7 +91,10 @@ pub fn parse_range(header: &str, len: u64) -> RangeOutcome {
     if first >= len {
         return RangeOutcome::Unsatisfiable;
     }
-    RangeOutcome::Partial { first, last: last.min(len - 1) }
+    RangeOutcome::Partial {
+        first,
+        last: last.min(len - 1),
+    }
 }
 
 /// `If-None-Match` (weak comparison, RFC 9110 §13.1.2): true if any listed tag matches.
@@ -107,7 +125,8 @@ pub fn if_range_holds(header: &str, etag: &str, last_modified: SystemTime) -> bo
     if h.starts_with("W/") {
         return false;
     }
-    httpdate::parse_http_date(h).is_ok_and(|d| httpdate::fmt_http_date(d) == httpdate::fmt_http_date(last_modified))
+    httpdate::parse_http_date(h)
+        .is_ok_and(|d| httpdate::fmt_http_date(d) == httpdate::fmt_http_date(last_modified))
 }
 
 /// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with a non-zero q).
@@ -162,7 +181,10 @@ pub struct ChunksBody {
 impl ChunksBody {
     pub fn new(chunks: Vec<Bytes>) -> Self {
         let remaining_bytes = chunks.iter().map(|c| c.len() as u64).sum();
-        Self { chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(), remaining_bytes }
+        Self {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+            remaining_bytes,
+        }
     }
 }
 
@@ -170,7 +192,10 @@ impl http_body::Body for ChunksBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.chunks.pop_front() {
             Some(c) => {
                 self.remaining_bytes -= c.len() as u64;
@@ -199,7 +224,18 @@ mod tests {
         for ok in ["live", "a", "cam-1_hd.v2~x", &"x".repeat(128), "..."] {
             assert!(is_valid_name(ok), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "a b", "é", "a%2e", &"x".repeat(129), "a\0", "a?b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "é",
+            "a%2e",
+            &"x".repeat(129),
+            "a\0",
+            "a?b",
+        ] {
             assert!(!is_valid_name(bad), "{bad:?}");
         }
     }
@@ -208,7 +244,18 @@ mod tests {
     fn decoding_refuses_traversal_in_any_encoding() {
         assert_eq!(decode_name("live").as_deref(), Some("live"));
         assert_eq!(decode_name("l%69ve").as_deref(), Some("live"));
-        for bad in ["%2e%2e", "%2E%2E", "..%2f", "..%2F..", "%2e.", "%252e%252e", "a%00", "%c0%ae%c0%ae", "%ff", "%"] {
+        for bad in [
+            "%2e%2e",
+            "%2E%2E",
+            "..%2f",
+            "..%2F..",
+            "%2e.",
+            "%252e%252e",
+            "a%00",
+            "%c0%ae%c0%ae",
+            "%ff",
+            "%",
+        ] {
             assert_eq!(decode_name(bad), None, "{bad}");
         }
     }
@@ -218,9 +265,30 @@ mod tests {
         use RangeOutcome::*;
         let t = [
             ("bytes=0-9", 100, Partial { first: 0, last: 9 }),
-            ("bytes=90-", 100, Partial { first: 90, last: 99 }),
-            ("bytes=90-1000", 100, Partial { first: 90, last: 99 }),
-            ("bytes=-10", 100, Partial { first: 90, last: 99 }),
+            (
+                "bytes=90-",
+                100,
+                Partial {
+                    first: 90,
+                    last: 99,
+                },
+            ),
+            (
+                "bytes=90-1000",
+                100,
+                Partial {
+                    first: 90,
+                    last: 99,
+                },
+            ),
+            (
+                "bytes=-10",
+                100,
+                Partial {
+                    first: 90,
+                    last: 99,
+                },
+            ),
             ("bytes=-1000", 100, Partial { first: 0, last: 99 }),
             ("bytes=100-", 100, Unsatisfiable),
             ("bytes=-0", 100, Unsatisfiable),
@@ -239,8 +307,17 @@ mod tests {
 
     #[test]
     fn slicing_spans_chunks_without_copy() {
-        let chunks = vec![Bytes::from_static(b"abc"), Bytes::new(), Bytes::from_static(b"defg"), Bytes::from_static(b"hi")];
-        let cat = |v: Vec<Bytes>| v.iter().flat_map(|b| b.iter().copied()).collect::<Vec<u8>>();
+        let chunks = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"hi"),
+        ];
+        let cat = |v: Vec<Bytes>| {
+            v.iter()
+                .flat_map(|b| b.iter().copied())
+                .collect::<Vec<u8>>()
+        };
         assert_eq!(cat(slice_chunks(&chunks, 0, 8)), b"abcdefghi");
         assert_eq!(cat(slice_chunks(&chunks, 2, 3)), b"cd");
         assert_eq!(cat(slice_chunks(&chunks, 3, 6)), b"defg");
@@ -257,8 +334,14 @@ mod tests {
         assert!(!none_match_hits("\"b\"", "\"a\""));
         let lm = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
         let same_second = httpdate::fmt_http_date(lm);
-        assert!(!not_modified_since(&same_second, lm), "sub-second change after the date");
-        assert!(not_modified_since(&httpdate::fmt_http_date(lm + Duration::from_secs(1)), lm));
+        assert!(
+            !not_modified_since(&same_second, lm),
+            "sub-second change after the date"
+        );
+        assert!(not_modified_since(
+            &httpdate::fmt_http_date(lm + Duration::from_secs(1)),
+            lm
+        ));
         assert!(!not_modified_since("garbage", lm));
         assert!(if_range_holds("\"a\"", "\"a\"", lm));
         assert!(!if_range_holds("W/\"a\"", "\"a\"", lm));

@@ -94,7 +94,11 @@ pub(crate) fn render(view: &PlaylistView<'_>) -> String {
     s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", view.target_duration_s);
     let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", view.media_sequence);
-    let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", view.discontinuity_sequence);
+    let _ = writeln!(
+        s,
+        "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+        view.discontinuity_sequence
+    );
     if !view.segments.is_empty() && view.segments.iter().all(|x| x.independent) {
         s.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
@@ -119,7 +123,10 @@ pub(crate) fn render(view: &PlaylistView<'_>) -> String {
 
 /// gzip of a rendered playlist, made once per change.
 pub(crate) fn gzip(text: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 2 + 64), flate2::Compression::default());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 2 + 64),
+        flate2::Compression::default(),
+    );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(text);
     Bytes::from(enc.finish().unwrap_or_default())
@@ -147,7 +154,14 @@ mod tests {
 
     #[test]
     fn rounding_to_nearest_second() {
-        for (d90k, want) in [(0, 0), (134_999, 1), (135_000, 2), (180_000, 2), (224_999, 2), (225_000, 3)] {
+        for (d90k, want) in [
+            (0, 0),
+            (134_999, 1),
+            (135_000, 2),
+            (180_000, 2),
+            (224_999, 2),
+            (225_000, 3),
+        ] {
             assert_eq!(rounded_seconds(d90k), want, "{d90k}");
         }
     }
@@ -170,7 +184,9 @@ mod tests {
         let text = b"#EXTM3U\n#EXT-X-VERSION:3\n";
         let gz = gzip(text);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, text);
     }
 
@@ -194,7 +210,10 @@ mod tests {
         };
         assert!(!render(&v).contains("INDEPENDENT"));
         let segs = [seg(0, true), seg(1, true)];
-        let v = PlaylistView { segments: segs.iter().collect(), ..v };
+        let v = PlaylistView {
+            segments: segs.iter().collect(),
+            ..v
+        };
         assert!(render(&v).contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
     }
 }

@@ -16,8 +16,8 @@ use http::{Method, StatusCode, Uri};
 
 use crate::error::EdgeError;
 use crate::http::{
-    accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range, slice_chunks,
-    ChunksBody, RangeOutcome,
+    accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range,
+    slice_chunks, ChunksBody, RangeOutcome,
 };
 use crate::store::{SegmentBody, Store};
 use crate::stream::RenderedPlaylist;
@@ -63,16 +63,27 @@ impl Route {
 /// headers), so the router it is merged into must not set another fallback.
 pub fn router(store: Store) -> Router {
     let cfg = store.config();
-    let cors_origin = cfg.cors_allow_origin.as_deref().and_then(|o| match HeaderValue::from_str(o) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            tracing::warn!("cors_allow_origin is not a valid header value; CORS headers disabled");
-            None
-        }
-    });
+    let cors_origin =
+        cfg.cors_allow_origin
+            .as_deref()
+            .and_then(|o| match HeaderValue::from_str(o) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!(
+                        "cors_allow_origin is not a valid header value; CORS headers disabled"
+                    );
+                    None
+                }
+            });
     let state = EdgeState {
-        segment_cache_control: header_value(format!("public, max-age={}, immutable", cfg.segment_cache_max_age_s)),
-        not_found_cache_control: header_value(format!("public, max-age={}", cfg.not_found_max_age_s)),
+        segment_cache_control: header_value(format!(
+            "public, max-age={}, immutable",
+            cfg.segment_cache_max_age_s
+        )),
+        not_found_cache_control: header_value(format!(
+            "public, max-age={}",
+            cfg.not_found_max_age_s
+        )),
         cors_origin,
         store,
     };
@@ -86,7 +97,12 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
-async fn handle(State(state): State<Arc<EdgeState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    State(state): State<Arc<EdgeState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let (route, result) = serve(&state, &method, &uri, &headers);
     let mut resp = match result {
         Ok(r) => r,
@@ -96,7 +112,12 @@ async fn handle(State(state): State<Arc<EdgeState>>, method: Method, uri: Uri, h
     resp
 }
 
-fn serve(state: &EdgeState, method: &Method, uri: &Uri, headers: &HeaderMap) -> (Route, Result<Response, EdgeError>) {
+fn serve(
+    state: &EdgeState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> (Route, Result<Response, EdgeError>) {
     let query_len = uri.query().map_or(0, str::len);
     if query_len > MAX_QUERY_BYTES || uri.path().len() + query_len > MAX_URI_BYTES {
         return (Route::Other, Err(EdgeError::UriTooLong));
@@ -115,14 +136,25 @@ fn serve(state: &EdgeState, method: &Method, uri: &Uri, headers: &HeaderMap) -> 
             None => return (Route::Other, Err(EdgeError::BadName)),
         }
     }
-    let [app, stream, file] = names.as_slice() else { return (Route::Other, Err(EdgeError::NotFound)) };
+    let [app, stream, file] = names.as_slice() else {
+        return (Route::Other, Err(EdgeError::NotFound));
+    };
     if file == "index.m3u8" {
         let r = state.store.playlist(app, stream).ok_or(EdgeError::NotFound);
-        return (Route::Playlist, r.map(|p| playlist_response(&p, method, headers)));
+        return (
+            Route::Playlist,
+            r.map(|p| playlist_response(&p, method, headers)),
+        );
     }
     if let Some(seq) = parse_segment_name(file) {
-        let r = state.store.segment(app, stream, seq).ok_or(EdgeError::NotFound);
-        return (Route::Segment, r.and_then(|s| segment_response(state, &s, method, headers)));
+        let r = state
+            .store
+            .segment(app, stream, seq)
+            .ok_or(EdgeError::NotFound);
+        return (
+            Route::Segment,
+            r.and_then(|s| segment_response(state, &s, method, headers)),
+        );
     }
     (Route::Other, Err(EdgeError::NotFound))
 }
@@ -130,7 +162,10 @@ fn serve(state: &EdgeState, method: &Method, uri: &Uri, headers: &HeaderMap) -> 
 /// `seg-{n}.ts` with `n` in canonical decimal (no sign, no leading zeros): one name per segment.
 fn parse_segment_name(file: &str) -> Option<u64> {
     let digits = file.strip_prefix("seg-")?.strip_suffix(".ts")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     digits.parse().ok()
@@ -148,7 +183,8 @@ fn not_modified(headers: &HeaderMap, etag: &str, last_modified: std::time::Syste
     if headers.contains_key(header::IF_NONE_MATCH) {
         return false;
     }
-    header_str(headers, &header::IF_MODIFIED_SINCE).is_some_and(|ims| not_modified_since(ims, last_modified))
+    header_str(headers, &header::IF_MODIFIED_SINCE)
+        .is_some_and(|ims| not_modified_since(ims, last_modified))
 }
 
 /// Live: about half a target duration (at least 1 s). Ended: longer, but capped because a
@@ -165,21 +201,38 @@ fn playlist_max_age_s(p: &RenderedPlaylist) -> u64 {
 
 fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap) -> Response {
     let gzip = header_str(headers, &header::ACCEPT_ENCODING).is_some_and(accepts_gzip);
-    let (body, etag) = if gzip { (&p.gzip, &p.etag_gzip) } else { (&p.body, &p.etag) };
+    let (body, etag) = if gzip {
+        (&p.gzip, &p.etag_gzip)
+    } else {
+        (&p.body, &p.etag)
+    };
     let mut h = HeaderMap::new();
-    h.insert(header::CACHE_CONTROL, header_value(format!("public, max-age={}", playlist_max_age_s(p))));
+    h.insert(
+        header::CACHE_CONTROL,
+        header_value(format!("public, max-age={}", playlist_max_age_s(p))),
+    );
     h.insert(header::ETAG, header_value(etag.clone()));
-    h.insert(header::LAST_MODIFIED, header_value(httpdate::fmt_http_date(p.last_modified)));
+    h.insert(
+        header::LAST_MODIFIED,
+        header_value(httpdate::fmt_http_date(p.last_modified)),
+    );
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if not_modified(headers, etag, p.last_modified) {
         return (StatusCode::NOT_MODIFIED, h).into_response();
     }
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST_CONTENT_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
+    );
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let body = if *method == Method::HEAD { Body::empty() } else { Body::from(body.clone()) };
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body.clone())
+    };
     (StatusCode::OK, h, body).into_response()
 }
 
@@ -192,18 +245,28 @@ fn segment_response(
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, state.segment_cache_control.clone());
     h.insert(header::ETAG, header_value(s.etag.clone()));
-    h.insert(header::LAST_MODIFIED, header_value(httpdate::fmt_http_date(s.last_modified)));
+    h.insert(
+        header::LAST_MODIFIED,
+        header_value(httpdate::fmt_http_date(s.last_modified)),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if not_modified(headers, &s.etag, s.last_modified) {
         return Ok((StatusCode::NOT_MODIFIED, h).into_response());
     }
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SEGMENT_CONTENT_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SEGMENT_CONTENT_TYPE),
+    );
     let len = s.len_bytes;
     let range = match header_str(headers, &header::RANGE) {
         Some(r) => {
             let if_range_ok = header_str(headers, &header::IF_RANGE)
                 .is_none_or(|ir| if_range_holds(ir, &s.etag, s.last_modified));
-            if if_range_ok { parse_range(r, len) } else { RangeOutcome::Full }
+            if if_range_ok {
+                parse_range(r, len)
+            } else {
+                RangeOutcome::Full
+            }
         }
         // A Range header that is not valid text is ignored like any malformed one.
         None => RangeOutcome::Full,
@@ -212,13 +275,24 @@ fn segment_response(
     match range {
         RangeOutcome::Full => {
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            let body = if head { Body::empty() } else { Body::new(ChunksBody::new(s.chunks.clone())) };
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::new(ChunksBody::new(s.chunks.clone()))
+            };
             Ok((StatusCode::OK, h, body).into_response())
         }
         RangeOutcome::Partial { first, last } => {
-            h.insert(header::CONTENT_RANGE, header_value(format!("bytes {first}-{last}/{len}")));
+            h.insert(
+                header::CONTENT_RANGE,
+                header_value(format!("bytes {first}-{last}/{len}")),
+            );
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(last - first + 1));
-            let body = if head { Body::empty() } else { Body::new(ChunksBody::new(slice_chunks(&s.chunks, first, last))) };
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::new(ChunksBody::new(slice_chunks(&s.chunks, first, last)))
+            };
             Ok((StatusCode::PARTIAL_CONTENT, h, body).into_response())
         }
         RangeOutcome::Unsatisfiable => Err(EdgeError::RangeNotSatisfiable { len_bytes: len }),
@@ -229,13 +303,21 @@ fn preflight(state: &EdgeState) -> Response {
     let mut h = HeaderMap::new();
     h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
     if state.cors_origin.is_some() {
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOW),
+        );
         // A fixed list: request headers are never reflected.
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Range, If-None-Match, If-Modified-Since, If-Range, Cache-Control, Pragma"),
+            HeaderValue::from_static(
+                "Range, If-None-Match, If-Modified-Since, If-Range, Cache-Control, Pragma",
+            ),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
     }
     (StatusCode::NO_CONTENT, h).into_response()
 }
@@ -252,7 +334,10 @@ fn error_response(state: &EdgeState, e: EdgeError) -> Response {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         EdgeError::RangeNotSatisfiable { len_bytes } => {
-            h.insert(header::CONTENT_RANGE, header_value(format!("bytes */{len_bytes}")));
+            h.insert(
+                header::CONTENT_RANGE,
+                header_value(format!("bytes */{len_bytes}")),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         _ => {
@@ -265,7 +350,10 @@ fn error_response(state: &EdgeState, e: EdgeError) -> Response {
 /// Headers every response gets, and metrics.
 fn finish(state: &EdgeState, route: Route, method: &Method, resp: &mut Response) {
     let h = resp.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Some(origin) = &state.cors_origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         h.insert(
@@ -276,7 +364,9 @@ fn finish(state: &EdgeState, route: Route, method: &Method, resp: &mut Response)
     let status = resp.status();
     metrics::counter!("sluice_http_requests_total", "route" => route.label(), "status" => status.as_str().to_owned())
         .increment(1);
-    if *method != Method::HEAD && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+    if *method != Method::HEAD
+        && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT)
+    {
         let sent = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
         metrics::counter!("sluice_http_bytes_served_total").increment(sent);
     }
@@ -290,8 +380,20 @@ mod tests {
     fn segment_names_are_canonical() {
         assert_eq!(parse_segment_name("seg-0.ts"), Some(0));
         assert_eq!(parse_segment_name("seg-17.ts"), Some(17));
-        assert_eq!(parse_segment_name(&format!("seg-{}.ts", u64::MAX)), Some(u64::MAX));
-        for bad in ["seg-.ts", "seg-01.ts", "seg--1.ts", "seg-+1.ts", "seg-1.TS", "seg-1", "seg-18446744073709551616.ts", "seg-1.ts.ts"] {
+        assert_eq!(
+            parse_segment_name(&format!("seg-{}.ts", u64::MAX)),
+            Some(u64::MAX)
+        );
+        for bad in [
+            "seg-.ts",
+            "seg-01.ts",
+            "seg--1.ts",
+            "seg-+1.ts",
+            "seg-1.TS",
+            "seg-1",
+            "seg-18446744073709551616.ts",
+            "seg-1.ts.ts",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
     }

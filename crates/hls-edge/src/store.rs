@@ -18,7 +18,9 @@ use moka::sync::Cache;
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::http::is_valid_name;
-use crate::stream::{Continuation, Dropped, NewSegment, RenderedPlaylist, StreamCore, StreamInfo, StreamSummary};
+use crate::stream::{
+    Continuation, Dropped, NewSegment, RenderedPlaylist, StreamCore, StreamInfo, StreamSummary,
+};
 
 /// An immutable segment body, shared with requests by `Arc` clone.
 #[derive(Debug)]
@@ -78,7 +80,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("bytes_held", &self.bytes_held()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("bytes_held", &self.bytes_held())
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,14 +96,19 @@ impl Store {
     pub fn with_clock_anchor(config: EdgeConfig, instant: Instant, wall: SystemTime) -> Self {
         let segments = Cache::builder()
             .max_capacity(config.max_bytes_total)
-            .weigher(|_k: &SegmentKey, v: &Arc<SegmentBody>| u32::try_from(v.len_bytes).unwrap_or(u32::MAX))
+            .weigher(|_k: &SegmentKey, v: &Arc<SegmentBody>| {
+                u32::try_from(v.len_bytes).unwrap_or(u32::MAX)
+            })
             // LRU admits every new segment; TinyLFU could refuse a fresh one when full. The store
             // keeps the total under the budget itself, so moka evicting is only a backstop.
             .eviction_policy(EvictionPolicy::lru())
             .eviction_listener(|k: Arc<SegmentKey>, _v, cause| {
                 if cause == RemovalCause::Size {
                     metrics::counter!("sluice_edge_cache_evictions_total").increment(1);
-                    tracing::warn!(media_sequence = k.1, "segment cache evicted a body over the total byte budget");
+                    tracing::warn!(
+                        media_sequence = k.1,
+                        "segment cache evicted a body over the total byte budget"
+                    );
                 }
             })
             .build();
@@ -130,7 +139,13 @@ impl Store {
     }
 
     fn entries(&self) -> Vec<Arc<StreamEntry>> {
-        self.inner.streams.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.inner
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn entry(&self, app: &str, stream: &str) -> Option<Arc<StreamEntry>> {
@@ -145,20 +160,31 @@ impl Store {
     /// media sequence numbers go on. A removed (or never seen) name starts a new playlist life,
     /// still continuing the media sequence numbers of a previous life of the same URL.
     /// A still-attached previous handle is detached (its pushes are ignored).
-    pub fn begin_publish(&self, app: &str, stream: &str, info: StreamInfo) -> Result<StreamHandle, EdgeError> {
+    pub fn begin_publish(
+        &self,
+        app: &str,
+        stream: &str,
+        info: StreamInfo,
+    ) -> Result<StreamHandle, EdgeError> {
         if !is_valid_name(app) || !is_valid_name(stream) {
             return Err(EdgeError::InvalidStreamName);
         }
         let at = now();
         let wall = self.wall(at);
         let key = stream_key(app, stream);
-        let mut map = self.inner.streams.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .inner
+            .streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let existing = map.get(&key).cloned();
         let is_active = |e: &StreamEntry| lock(&e.core).state().is_some();
         if !existing.as_deref().is_some_and(is_active) {
             let active = map.values().filter(|e| is_active(e)).count();
             if active >= self.inner.config.max_streams {
-                return Err(EdgeError::TooManyStreams { max_streams: self.inner.config.max_streams });
+                return Err(EdgeError::TooManyStreams {
+                    max_streams: self.inner.config.max_streams,
+                });
             }
         }
         let (entry, epoch) = match existing {
@@ -184,7 +210,12 @@ impl Store {
             }
         };
         drop(map);
-        Ok(StreamHandle { store: self.clone(), entry, epoch, ended: false })
+        Ok(StreamHandle {
+            store: self.clone(),
+            entry,
+            epoch,
+            ended: false,
+        })
     }
 
     /// Every playlist that is live, in grace or ended (not removed ones).
@@ -257,7 +288,11 @@ impl Store {
             }
         }
         if !removable.is_empty() {
-            let mut map = self.inner.streams.write().unwrap_or_else(|e| e.into_inner());
+            let mut map = self
+                .inner
+                .streams
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             for e in removable {
                 let key = stream_key(&e.app, &e.stream);
                 if !map.get(&key).is_some_and(|cur| Arc::ptr_eq(cur, &e)) {
@@ -270,7 +305,13 @@ impl Store {
                 let continuation = core.continuation();
                 drop(core);
                 map.remove(&key);
-                lock(&self.inner.tombstones).insert(key, Tombstone { continuation, removed_at: at });
+                lock(&self.inner.tombstones).insert(
+                    key,
+                    Tombstone {
+                        continuation,
+                        removed_at: at,
+                    },
+                );
                 set_stream_gauge(&e, 0);
             }
         }
@@ -286,7 +327,13 @@ impl Store {
         let mut t = lock(&self.inner.tombstones);
         t.retain(|_, v| at.saturating_duration_since(v.removed_at) < ttl);
         while t.len() > cap {
-            let Some(oldest) = t.iter().min_by_key(|(_, v)| v.removed_at).map(|(k, _)| k.clone()) else { break };
+            let Some(oldest) = t
+                .iter()
+                .min_by_key(|(_, v)| v.removed_at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
             t.remove(&oldest);
         }
     }
@@ -325,7 +372,9 @@ impl Store {
             let Some((_, e)) = victim else { return };
             let held = {
                 let mut core = lock(&e.core);
-                let Some(d) = core.drop_oldest_and_render(wall) else { continue };
+                let Some(d) = core.drop_oldest_and_render(wall) else {
+                    continue;
+                };
                 self.release(e.id, &[d]);
                 core.bytes_held
             };
@@ -339,7 +388,12 @@ impl Store {
         rendered
     }
 
-    pub(crate) fn segment(&self, app: &str, stream: &str, media_sequence: u64) -> Option<Arc<SegmentBody>> {
+    pub(crate) fn segment(
+        &self,
+        app: &str,
+        stream: &str,
+        media_sequence: u64,
+    ) -> Option<Arc<SegmentBody>> {
         let e = self.entry(app, stream)?;
         self.inner.segments.get(&(e.id, media_sequence))
     }
@@ -395,8 +449,14 @@ impl StreamHandle {
         let len_bytes: u64 = segment.chunks.iter().map(|c| c.len() as u64).sum();
         let held = {
             let mut core = lock(&self.entry.core);
-            let Some((seq, dropped)) = core.push(self.epoch, &segment, len_bytes, at, wall, &store.inner.config)
-            else {
+            let Some((seq, dropped)) = core.push(
+                self.epoch,
+                &segment,
+                len_bytes,
+                at,
+                wall,
+                &store.inner.config,
+            ) else {
                 return;
             };
             // Stored before the lock is released: a request can only see the new playlist once
@@ -407,8 +467,14 @@ impl StreamHandle {
                 etag: core.segment_etag(seq),
                 last_modified: wall,
             };
-            store.inner.segments.insert((self.entry.id, seq), Arc::new(body));
-            store.inner.total_bytes.fetch_add(len_bytes, Ordering::Relaxed);
+            store
+                .inner
+                .segments
+                .insert((self.entry.id, seq), Arc::new(body));
+            store
+                .inner
+                .total_bytes
+                .fetch_add(len_bytes, Ordering::Relaxed);
             store.release(self.entry.id, &dropped);
             core.bytes_held
         };

@@ -108,8 +108,12 @@ pub(crate) enum Candidate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     Live,
-    Grace { since: Instant },
-    Ended { since: Instant },
+    Grace {
+        since: Instant,
+    },
+    Ended {
+        since: Instant,
+    },
     /// Playlist gone (404); left-over segments are still served until they expire.
     Removed,
 }
@@ -273,7 +277,9 @@ impl StreamCore {
         if epoch != self.publish_epoch || self.phase != Phase::Live {
             return None;
         }
-        let td = *self.target_duration_s.get_or_insert(seg.target_duration_s.max(1));
+        let td = *self
+            .target_duration_s
+            .get_or_insert(seg.target_duration_s.max(1));
         if playlist::rounded_seconds(seg.duration_90k) > u64::from(td) && !self.warned_over_target {
             self.warned_over_target = true;
             tracing::warn!(
@@ -284,7 +290,8 @@ impl StreamCore {
         }
         let media_sequence = self.next_media_sequence;
         self.next_media_sequence += 1;
-        let discontinuity = (seg.discontinuity || self.pending_discontinuity) && self.segments_in_life > 0;
+        let discontinuity =
+            (seg.discontinuity || self.pending_discontinuity) && self.segments_in_life > 0;
         self.pending_discontinuity = false;
         if self.segments_in_life == 0 {
             self.life_id = seg.arrival_unix_ms;
@@ -343,7 +350,8 @@ impl StreamCore {
     /// than its first appearance, so this is at least what §6.2.2 asks).
     fn retire_front(&mut self, now: Instant) {
         if let Some(l) = self.pop_front() {
-            let keep = duration_from_90k(l.meta.duration_90k.saturating_add(l.longest_playlist_90k));
+            let keep =
+                duration_from_90k(l.meta.duration_90k.saturating_add(l.longest_playlist_90k));
             self.retired.push_back(Retired {
                 media_sequence: l.meta.media_sequence,
                 len_bytes: l.meta.len_bytes,
@@ -373,10 +381,16 @@ impl StreamCore {
     /// last listed segment). The caller re-renders if a listed one went.
     pub fn drop_oldest(&mut self) -> Option<Dropped> {
         let d = if let Some(r) = self.retired.pop_front() {
-            Dropped { media_sequence: r.media_sequence, len_bytes: r.len_bytes }
+            Dropped {
+                media_sequence: r.media_sequence,
+                len_bytes: r.len_bytes,
+            }
         } else if self.window.len() > 1 {
             let l = self.pop_front()?;
-            Dropped { media_sequence: l.meta.media_sequence, len_bytes: l.meta.len_bytes }
+            Dropped {
+                media_sequence: l.meta.media_sequence,
+                len_bytes: l.meta.len_bytes,
+            }
         } else {
             return None;
         };
@@ -392,7 +406,9 @@ impl StreamCore {
             return Some(Candidate::Retired(r));
         }
         if self.window.len() > 1 {
-            return Some(Candidate::Listed(self.window[0].meta.program_date_time_unix_ms));
+            return Some(Candidate::Listed(
+                self.window[0].meta.program_date_time_unix_ms,
+            ));
         }
         None
     }
@@ -409,7 +425,12 @@ impl StreamCore {
 
     /// Periodic work: grace expiry (ENDLIST), removal, availability expiry. Returns the bodies to
     /// drop and whether the whole entry can go (removed and nothing held).
-    pub fn tick(&mut self, now: Instant, wall: SystemTime, cfg: &EdgeConfig) -> (Vec<Dropped>, bool) {
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        cfg: &EdgeConfig,
+    ) -> (Vec<Dropped>, bool) {
         if let Phase::Grace { since } = self.phase {
             if now.saturating_duration_since(since) >= cfg.grace_period {
                 self.phase = Phase::Ended { since: now };
@@ -430,19 +451,25 @@ impl StreamCore {
         self.retired.retain(|r| {
             let keep = r.expires_at > now;
             if !keep {
-                dropped.push(Dropped { media_sequence: r.media_sequence, len_bytes: r.len_bytes });
+                dropped.push(Dropped {
+                    media_sequence: r.media_sequence,
+                    len_bytes: r.len_bytes,
+                });
             }
             keep
         });
         for d in &dropped {
             self.bytes_held -= d.len_bytes;
         }
-        let removable = self.phase == Phase::Removed && self.retired.is_empty() && self.window.is_empty();
+        let removable =
+            self.phase == Phase::Removed && self.retired.is_empty() && self.window.is_empty();
         (dropped, removable)
     }
 
     fn render(&mut self, wall: SystemTime) {
-        let Some(td) = self.target_duration_s else { return };
+        let Some(td) = self.target_duration_s else {
+            return;
+        };
         if self.window.is_empty() {
             self.rendered = None;
             return;
@@ -487,7 +514,10 @@ impl StreamCore {
             segments_held: self.window.len() + self.retired.len(),
             bytes_held: self.bytes_held,
             target_duration_s: self.target_duration_s,
-            media_sequence: self.window.front().map_or(self.next_media_sequence, |l| l.meta.media_sequence),
+            media_sequence: self
+                .window
+                .front()
+                .map_or(self.next_media_sequence, |l| l.meta.media_sequence),
             discontinuity_sequence: self.discontinuity_sequence,
             playlist_duration_ms: self.playlist_duration_90k() / 90,
             last_segment_unix_ms: self.last_segment_unix_ms,

@@ -10,7 +10,10 @@ use hls_edge::{router, EdgeConfig, EdgeError, StreamInfo, StreamState};
 use http::StatusCode;
 
 fn cfg() -> EdgeConfig {
-    EdgeConfig { window_segments: 3, ..EdgeConfig::default() }
+    EdgeConfig {
+        window_segments: 3,
+        ..EdgeConfig::default()
+    }
 }
 
 const S2: u64 = 180_000; // 2.000 s
@@ -27,9 +30,15 @@ async fn exact_playlist_text_through_a_whole_life() {
     let url = "/live/cam/index.m3u8";
 
     assert_eq!(get(&app, url).await.status, StatusCode::NOT_FOUND);
-    let h1 = store.begin_publish("live", "cam", StreamInfo::default()).unwrap();
+    let h1 = store
+        .begin_publish("live", "cam", StreamInfo::default())
+        .unwrap();
     assert_eq!(h1.target_duration_s(), None);
-    assert_eq!(get(&app, url).await.status, StatusCode::NOT_FOUND, "no playlist before the first segment");
+    assert_eq!(
+        get(&app, url).await.status,
+        StatusCode::NOT_FOUND,
+        "no playlist before the first segment"
+    );
 
     h1.push_segment_at(segment(1, 1000, S2, T0_UNIX_MS), t0 + secs(2.0));
     assert_eq!(
@@ -40,13 +49,21 @@ async fn exact_playlist_text_through_a_whole_life() {
     );
     // Arrival times after the first only matter after a discontinuity: PDT follows durations.
     h1.push_segment_at(segment(2, 1000, S2, T0_UNIX_MS + 2_040), t0 + secs(4.0));
-    h1.push_segment_at(segment(3, 1000, 180_180, T0_UNIX_MS + 4_010), t0 + secs(6.0));
+    h1.push_segment_at(
+        segment(3, 1000, 180_180, T0_UNIX_MS + 4_010),
+        t0 + secs(6.0),
+    );
     h1.end_at(t0 + secs(6.5));
 
     // Reconnect within the grace period: same playlist, pinned target duration, DISCONTINUITY.
     store.tick(t0 + secs(20.0));
-    assert_eq!(store.stream("live", "cam").unwrap().state, StreamState::Grace);
-    let h2 = store.begin_publish("live", "cam", StreamInfo::default()).unwrap();
+    assert_eq!(
+        store.stream("live", "cam").unwrap().state,
+        StreamState::Grace
+    );
+    let h2 = store
+        .begin_publish("live", "cam", StreamInfo::default())
+        .unwrap();
     assert_eq!(h2.target_duration_s(), Some(2));
     let mut s3 = segment(4, 1000, S2, T0_UNIX_MS + 10_000);
     s3.target_duration_s = 4; // ignored: pinned for the playlist's life
@@ -89,7 +106,10 @@ async fn exact_playlist_text_through_a_whole_life() {
          #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:26.001Z\n#EXTINF:2.000,\nseg-8.ts\n";
     assert_eq!(get(&app, url).await.text(), live);
     let sum = store.stream("live", "cam").unwrap();
-    assert_eq!((sum.media_sequence, sum.discontinuity_sequence, sum.segments), (6, 2, 3));
+    assert_eq!(
+        (sum.media_sequence, sum.discontinuity_sequence, sum.segments),
+        (6, 2, 3)
+    );
 
     // Publisher leaves (handle dropped): unchanged for the grace period, then ENDLIST.
     let end = t0 + secs(33.0);
@@ -99,7 +119,10 @@ async fn exact_playlist_text_through_a_whole_life() {
     store.tick(end + secs(20.0));
     let ended = format!("{live}#EXT-X-ENDLIST\n");
     assert_eq!(get(&app, url).await.text(), ended);
-    assert_eq!(store.stream("live", "cam").unwrap().state, StreamState::Ended);
+    assert_eq!(
+        store.stream("live", "cam").unwrap().state,
+        StreamState::Ended
+    );
 
     // Removed after the ended retention; its segments stay for their availability duration.
     store.tick(end + secs(79.9));
@@ -112,12 +135,21 @@ async fn exact_playlist_text_through_a_whole_life() {
     store.tick(end + secs(87.9));
     assert_eq!(get(&app, "/live/cam/seg-6.ts").await.status, StatusCode::OK);
     store.tick(end + secs(88.1));
-    assert_eq!(get(&app, "/live/cam/seg-6.ts").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/live/cam/seg-6.ts").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(store.bytes_held(), 0);
 
     // A new publish of the same URL: a new life, but the numbers only grow.
-    let h3 = store.begin_publish("live", "cam", StreamInfo::default()).unwrap();
-    assert_eq!(h3.target_duration_s(), None, "a new life may pick a new target duration");
+    let h3 = store
+        .begin_publish("live", "cam", StreamInfo::default())
+        .unwrap();
+    assert_eq!(
+        h3.target_duration_s(),
+        None,
+        "a new life may pick a new target duration"
+    );
     let mut s = segment(10, 1000, 360_000, T0_UNIX_MS + 200_000);
     s.target_duration_s = 4;
     h3.push_segment_at(s, end + secs(200.0));
@@ -136,13 +168,23 @@ async fn republish_after_endlist_continues_the_playlist() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
     let app = router(store.clone());
-    let h = store.begin_publish("live", "x", StreamInfo::default()).unwrap();
+    let h = store
+        .begin_publish("live", "x", StreamInfo::default())
+        .unwrap();
     h.push_segment_at(segment(1, 100, S2, T0_UNIX_MS), t0 + secs(2.0));
     h.end_at(t0 + secs(2.0));
     store.tick(t0 + secs(30.0));
-    assert!(get(&app, "/live/x/index.m3u8").await.text().ends_with("#EXT-X-ENDLIST\n"));
-    let h = store.begin_publish("live", "x", StreamInfo::default()).unwrap();
-    assert!(!get(&app, "/live/x/index.m3u8").await.text().contains("ENDLIST"));
+    assert!(get(&app, "/live/x/index.m3u8")
+        .await
+        .text()
+        .ends_with("#EXT-X-ENDLIST\n"));
+    let h = store
+        .begin_publish("live", "x", StreamInfo::default())
+        .unwrap();
+    assert!(!get(&app, "/live/x/index.m3u8")
+        .await
+        .text()
+        .contains("ENDLIST"));
     h.push_segment_at(segment(2, 100, S2, T0_UNIX_MS + 40_000), t0 + secs(42.0));
     assert_eq!(
         get(&app, "/live/x/index.m3u8").await.text(),
@@ -156,7 +198,11 @@ async fn republish_after_endlist_continues_the_playlist() {
     store.end_all_at(t0 + secs(43.0));
     h.push_segment_at(segment(3, 100, S2, T0_UNIX_MS + 42_000), t0 + secs(44.0));
     let text = get(&app, "/live/x/index.m3u8").await;
-    assert!(text.text().ends_with("seg-1.ts\n#EXT-X-ENDLIST\n"), "{}", text.text());
+    assert!(
+        text.text().ends_with("seg-1.ts\n#EXT-X-ENDLIST\n"),
+        "{}",
+        text.text()
+    );
 }
 
 /// The window keeps at least 3 target durations even with short segments.
@@ -164,7 +210,9 @@ async fn republish_after_endlist_continues_the_playlist() {
 async fn window_never_below_three_target_durations() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let h = store.begin_publish("live", "short", StreamInfo::default()).unwrap();
+    let h = store
+        .begin_publish("live", "short", StreamInfo::default())
+        .unwrap();
     for i in 0..20u64 {
         let mut s = segment(1, 100, 90_000, T0_UNIX_MS + i * 1000); // 1 s segments, TD 2
         s.target_duration_s = 2;
@@ -183,19 +231,30 @@ async fn slid_out_segment_stays_available_then_404() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
     let app = router(store.clone());
-    let h = store.begin_publish("live", "a", StreamInfo::default()).unwrap();
+    let h = store
+        .begin_publish("live", "a", StreamInfo::default())
+        .unwrap();
     for i in 0..4u64 {
-        h.push_segment_at(segment(i as u8, 500, S2, T0_UNIX_MS + i * 2000), t0 + secs(2.0 * (i + 1) as f64));
+        h.push_segment_at(
+            segment(i as u8, 500, S2, T0_UNIX_MS + i * 2000),
+            t0 + secs(2.0 * (i + 1) as f64),
+        );
     }
     // seg-0 left the playlist at t0+8 s; the longest playlist containing it lasted 6 s.
-    assert!(!get(&app, "/live/a/index.m3u8").await.text().contains("seg-0.ts"));
+    assert!(!get(&app, "/live/a/index.m3u8")
+        .await
+        .text()
+        .contains("seg-0.ts"));
     store.tick(t0 + secs(15.9));
     let r = get(&app, "/live/a/seg-0.ts").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body.len(), 500);
     assert_eq!(store.stream("live", "a").unwrap().segments_held, 4);
     store.tick(t0 + secs(16.0));
-    assert_eq!(get(&app, "/live/a/seg-0.ts").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/live/a/seg-0.ts").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(get(&app, "/live/a/seg-1.ts").await.status, StatusCode::OK);
     assert_eq!(store.bytes_held(), 1500);
     assert_eq!(store.stream("live", "a").unwrap().bytes_held, 1500);
@@ -204,36 +263,74 @@ async fn slid_out_segment_stays_available_then_404() {
 #[tokio::test]
 async fn per_stream_budget_drops_retired_first_then_oldest_listed() {
     let t0 = Instant::now();
-    let store = store_at(EdgeConfig { window_segments: 3, max_bytes_per_stream: 10_000, ..EdgeConfig::default() }, t0);
+    let store = store_at(
+        EdgeConfig {
+            window_segments: 3,
+            max_bytes_per_stream: 10_000,
+            ..EdgeConfig::default()
+        },
+        t0,
+    );
     let app = router(store.clone());
-    let h = store.begin_publish("live", "big", StreamInfo::default()).unwrap();
+    let h = store
+        .begin_publish("live", "big", StreamInfo::default())
+        .unwrap();
     for i in 0..4u64 {
-        h.push_segment_at(segment(1, 3000, S2, T0_UNIX_MS), t0 + secs(2.0 * (i + 1) as f64));
+        h.push_segment_at(
+            segment(1, 3000, S2, T0_UNIX_MS),
+            t0 + secs(2.0 * (i + 1) as f64),
+        );
     }
     // seg-0 left the window and would be kept for availability, but the budget wins.
     assert_eq!(store.bytes_held(), 9000);
     assert_eq!(store.stream("live", "big").unwrap().bytes_held, 9000);
-    assert_eq!(get(&app, "/live/big/seg-0.ts").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/live/big/seg-0.ts").await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Listed segments go when nothing else is left (a window wider than the budget).
-    let store = store_at(EdgeConfig { window_segments: 10, max_bytes_per_stream: 10_000, ..EdgeConfig::default() }, t0);
-    let h = store.begin_publish("live", "big", StreamInfo::default()).unwrap();
+    let store = store_at(
+        EdgeConfig {
+            window_segments: 10,
+            max_bytes_per_stream: 10_000,
+            ..EdgeConfig::default()
+        },
+        t0,
+    );
+    let h = store
+        .begin_publish("live", "big", StreamInfo::default())
+        .unwrap();
     for i in 0..5u64 {
-        h.push_segment_at(segment(1, 3000, S2, T0_UNIX_MS), t0 + secs(2.0 * (i + 1) as f64));
+        h.push_segment_at(
+            segment(1, 3000, S2, T0_UNIX_MS),
+            t0 + secs(2.0 * (i + 1) as f64),
+        );
         assert!(store.bytes_held() <= 10_000);
     }
     let sum = store.stream("live", "big").unwrap();
-    assert_eq!((sum.segments, sum.media_sequence, sum.bytes_held), (3, 2, 9000));
+    assert_eq!(
+        (sum.segments, sum.media_sequence, sum.bytes_held),
+        (3, 2, 9000)
+    );
 }
 
 #[tokio::test]
 async fn total_budget_across_streams_and_accurate_accounting() {
     let t0 = Instant::now();
-    let cfg = EdgeConfig { window_segments: 10, max_bytes_total: 20_000, ..EdgeConfig::default() };
+    let cfg = EdgeConfig {
+        window_segments: 10,
+        max_bytes_total: 20_000,
+        ..EdgeConfig::default()
+    };
     let store = store_at(cfg, t0);
     let app = router(store.clone());
-    let a = store.begin_publish("live", "a", StreamInfo::default()).unwrap();
-    let b = store.begin_publish("live", "b", StreamInfo::default()).unwrap();
+    let a = store
+        .begin_publish("live", "a", StreamInfo::default())
+        .unwrap();
+    let b = store
+        .begin_publish("live", "b", StreamInfo::default())
+        .unwrap();
     for i in 0..12u64 {
         let at = t0 + secs(2.0 * (i + 1) as f64);
         a.push_segment_at(segment(1, 3000, S2, T0_UNIX_MS + i * 2000), at);
@@ -247,10 +344,18 @@ async fn total_budget_across_streams_and_accurate_accounting() {
     let text_a = get(&app, "/live/a/index.m3u8").await;
     let text_b = get(&app, "/live/b/index.m3u8").await;
     assert!(text_a.text().contains("seg-11.ts") && text_b.text().contains("seg-11.ts"));
-    let (sa, sb) = (store.stream("live", "a").unwrap(), store.stream("live", "b").unwrap());
+    let (sa, sb) = (
+        store.stream("live", "a").unwrap(),
+        store.stream("live", "b").unwrap(),
+    );
     assert_eq!(sa.bytes_held, 3000 * sa.segments_held as u64);
     assert_eq!(sb.bytes_held, 2000 * sb.segments_held as u64);
-    assert!(sa.media_sequence.abs_diff(sb.media_sequence) <= 1, "{} {}", sa.media_sequence, sb.media_sequence);
+    assert!(
+        sa.media_sequence.abs_diff(sb.media_sequence) <= 1,
+        "{} {}",
+        sa.media_sequence,
+        sb.media_sequence
+    );
     let first_listed = format!("/live/a/seg-{}.ts", sa.media_sequence);
     assert_eq!(get(&app, &first_listed).await.status, StatusCode::OK);
     let dropped = format!("/live/a/seg-{}.ts", sa.media_sequence - 1);
@@ -259,18 +364,37 @@ async fn total_budget_across_streams_and_accurate_accounting() {
 
 #[tokio::test]
 async fn stream_limit_and_names() {
-    let store = store_at(EdgeConfig { max_streams: 2, ..EdgeConfig::default() }, Instant::now());
-    let _a = store.begin_publish("live", "a", StreamInfo::default()).unwrap();
-    let _b = store.begin_publish("live", "b", StreamInfo::default()).unwrap();
+    let store = store_at(
+        EdgeConfig {
+            max_streams: 2,
+            ..EdgeConfig::default()
+        },
+        Instant::now(),
+    );
+    let _a = store
+        .begin_publish("live", "a", StreamInfo::default())
+        .unwrap();
+    let _b = store
+        .begin_publish("live", "b", StreamInfo::default())
+        .unwrap();
     assert!(matches!(
         store.begin_publish("live", "c", StreamInfo::default()),
         Err(EdgeError::TooManyStreams { max_streams: 2 })
     ));
     // The same name again is a reconnect, not a new stream.
-    assert!(store.begin_publish("live", "a", StreamInfo::default()).is_ok());
-    for (app, stream) in [("live", ".."), ("live", "a/b"), ("", "x"), ("live", "k?key=1")] {
+    assert!(store
+        .begin_publish("live", "a", StreamInfo::default())
+        .is_ok());
+    for (app, stream) in [
+        ("live", ".."),
+        ("live", "a/b"),
+        ("", "x"),
+        ("live", "k?key=1"),
+    ] {
         assert_eq!(
-            store.begin_publish(app, stream, StreamInfo::default()).unwrap_err(),
+            store
+                .begin_publish(app, stream, StreamInfo::default())
+                .unwrap_err(),
             EdgeError::InvalidStreamName
         );
     }
@@ -281,17 +405,27 @@ async fn stream_limit_and_names() {
 async fn takeover_detaches_the_old_handle() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let old = store.begin_publish("live", "t", StreamInfo::default()).unwrap();
-    let new = store.begin_publish("live", "t", StreamInfo::default()).unwrap();
+    let old = store
+        .begin_publish("live", "t", StreamInfo::default())
+        .unwrap();
+    let new = store
+        .begin_publish("live", "t", StreamInfo::default())
+        .unwrap();
     old.push_segment_at(segment(1, 10, S2, T0_UNIX_MS), t0);
     assert!(store.stream("live", "t").unwrap().segments == 0);
     drop(old);
     assert_eq!(store.stream("live", "t").unwrap().state, StreamState::Live);
     new.push_segment_at(segment(1, 10, S2, T0_UNIX_MS), t0);
-    let info = StreamInfo { codecs: Some("avc1.64001f,mp4a.40.2".into()), ..StreamInfo::default() };
+    let info = StreamInfo {
+        codecs: Some("avc1.64001f,mp4a.40.2".into()),
+        ..StreamInfo::default()
+    };
     new.update_info(info);
     let s = store.stream("live", "t").unwrap();
-    assert_eq!((s.segments, s.info.codecs.as_deref()), (1, Some("avc1.64001f,mp4a.40.2")));
+    assert_eq!(
+        (s.segments, s.info.codecs.as_deref()),
+        (1, Some("avc1.64001f,mp4a.40.2"))
+    );
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["state"], "live");
 }
@@ -302,15 +436,26 @@ async fn janitor_on_paused_clock() {
     let store = hls_edge::Store::new(EdgeConfig::default());
     let janitor = store.spawn_janitor();
     let app = router(store.clone());
-    let h = store.begin_publish("live", "j", StreamInfo::default()).unwrap();
+    let h = store
+        .begin_publish("live", "j", StreamInfo::default())
+        .unwrap();
     h.push_segment(segment(1, 10, S2, T0_UNIX_MS));
     drop(h); // publisher gone without end(): same as end()
     tokio::time::sleep(secs(19.0)).await;
-    assert!(!get(&app, "/live/j/index.m3u8").await.text().contains("ENDLIST"));
+    assert!(!get(&app, "/live/j/index.m3u8")
+        .await
+        .text()
+        .contains("ENDLIST"));
     tokio::time::sleep(secs(2.0)).await;
-    assert!(get(&app, "/live/j/index.m3u8").await.text().contains("#EXT-X-ENDLIST"));
+    assert!(get(&app, "/live/j/index.m3u8")
+        .await
+        .text()
+        .contains("#EXT-X-ENDLIST"));
     tokio::time::sleep(secs(61.0)).await;
-    assert_eq!(get(&app, "/live/j/index.m3u8").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/live/j/index.m3u8").await.status,
+        StatusCode::NOT_FOUND
+    );
     tokio::time::sleep(secs(10.0)).await;
     assert_eq!(store.bytes_held(), 0);
     assert!(store.streams().is_empty());

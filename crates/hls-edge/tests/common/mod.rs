@@ -15,7 +15,11 @@ use tower::ServiceExt;
 pub const T0_UNIX_MS: u64 = 1_777_636_800_000;
 
 pub fn store_at(cfg: EdgeConfig, t0: Instant) -> Store {
-    Store::with_clock_anchor(cfg, t0, SystemTime::UNIX_EPOCH + Duration::from_millis(T0_UNIX_MS))
+    Store::with_clock_anchor(
+        cfg,
+        t0,
+        SystemTime::UNIX_EPOCH + Duration::from_millis(T0_UNIX_MS),
+    )
 }
 
 pub fn secs(s: f64) -> Duration {
@@ -26,7 +30,10 @@ pub fn secs(s: f64) -> Duration {
 pub fn segment(fill: u8, len: usize, duration_90k: u64, arrival_unix_ms: u64) -> NewSegment {
     let half = len / 2;
     NewSegment {
-        chunks: vec![Bytes::from(vec![fill; half]), Bytes::from(vec![fill.wrapping_add(1); len - half])],
+        chunks: vec![
+            Bytes::from(vec![fill; half]),
+            Bytes::from(vec![fill.wrapping_add(1); len - half]),
+        ],
         duration_90k,
         discontinuity: false,
         independent: true,
@@ -43,7 +50,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
     }
 
     pub fn text(&self) -> &str {
@@ -56,11 +66,19 @@ pub async fn request(router: &Router, method: &str, uri: &str, headers: &[(&str,
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = router.clone().oneshot(b.body(Body::empty()).unwrap()).await.unwrap();
+    let resp = router
+        .clone()
+        .oneshot(b.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn get(router: &Router, uri: &str) -> Reply {
