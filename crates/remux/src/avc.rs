@@ -43,7 +43,13 @@ pub struct AvcConfig {
 }
 
 fn bad(reason: &'static str, data: &[u8], offset: usize) -> RemuxError {
-    RemuxError::malformed(TagKind::Video, "AVCDecoderConfigurationRecord", reason, data, offset)
+    RemuxError::malformed(
+        TagKind::Video,
+        "AVCDecoderConfigurationRecord",
+        reason,
+        data,
+        offset,
+    )
 }
 
 impl AvcConfig {
@@ -67,7 +73,9 @@ impl AvcConfig {
             }
             let mut v = Vec::with_capacity(count);
             for _ in 0..count {
-                let h = d.get(*pos..*pos + 2).ok_or_else(|| bad("truncated parameter set length", d, *pos))?;
+                let h = d
+                    .get(*pos..*pos + 2)
+                    .ok_or_else(|| bad("truncated parameter set length", d, *pos))?;
                 let len = usize::from(u16::from_be_bytes([h[0], h[1]]));
                 let start = *pos + 2;
                 let end = start + len;
@@ -84,18 +92,33 @@ impl AvcConfig {
         let num_sps = usize::from(d[5] & 0x1F);
         pos += 1;
         let sps = read_sets(num_sps, &mut pos)?;
-        let num_pps = usize::from(*d.get(pos).ok_or_else(|| bad("truncated before PPS count", d, pos))?);
+        let num_pps = usize::from(
+            *d.get(pos)
+                .ok_or_else(|| bad("truncated before PPS count", d, pos))?,
+        );
         pos += 1;
         let pps = read_sets(num_pps, &mut pos)?;
         // The High-profile trailer (chroma format, bit depths, SPS-ext) is optional in practice and
         // not needed for TS: the SPS itself carries the same fields.
         let sps_info = sps.first().and_then(|s| parse_sps(s).ok());
-        Ok(AvcConfig { profile_idc: d[1], compatibility: d[2], level_idc: d[3], nal_length_size, sps, pps, sps_info, raw: raw.clone() })
+        Ok(AvcConfig {
+            profile_idc: d[1],
+            compatibility: d[2],
+            level_idc: d[3],
+            nal_length_size,
+            sps,
+            pps,
+            sps_info,
+            raw: raw.clone(),
+        })
     }
 
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codecs_string(&self) -> String {
-        format!("avc1.{:02x}{:02x}{:02x}", self.profile_idc, self.compatibility, self.level_idc)
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.compatibility, self.level_idc
+        )
     }
 }
 
@@ -183,7 +206,9 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: u32) -> Option<()> {
 /// Parses an SPS NAL (with its 1-byte header) for profile, level, cropped size and VUI frame rate.
 pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, RemuxError> {
     let rb = rbsp(nal, 512);
-    parse_sps_rbsp(&rb).ok_or_else(|| RemuxError::malformed(TagKind::Video, "SPS", "truncated or out of range", nal, 0))
+    parse_sps_rbsp(&rb).ok_or_else(|| {
+        RemuxError::malformed(TagKind::Video, "SPS", "truncated or out of range", nal, 0)
+    })
 }
 
 fn parse_sps_rbsp(rb: &[u8]) -> Option<SpsInfo> {
@@ -197,7 +222,10 @@ fn parse_sps_rbsp(rb: &[u8]) -> Option<SpsInfo> {
     let _sps_id = r.ue()?;
     let mut chroma_format_idc = 1;
     let mut separate_colour_plane = false;
-    if matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
         chroma_format_idc = r.ue()?;
         if chroma_format_idc > 3 {
             return None;
@@ -253,21 +281,35 @@ fn parse_sps_rbsp(rb: &[u8]) -> Option<SpsInfo> {
         ct = r.ue()?.into();
         cb = r.ue()?.into();
     }
-    let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
     let (sub_w, sub_h) = match chroma_array_type {
         1 => (2, 2),
         2 => (2, 1),
         _ => (1, 1),
     };
     let field_factor = if frame_mbs_only { 1 } else { 2 };
-    let (crop_x, crop_y) = if chroma_array_type == 0 { (1, field_factor) } else { (sub_w, sub_h * field_factor) };
+    let (crop_x, crop_y) = if chroma_array_type == 0 {
+        (1, field_factor)
+    } else {
+        (sub_w, sub_h * field_factor)
+    };
     let width = (w_mbs * 16).checked_sub(crop_x * (cl + cr))?;
     let height = (field_factor * h_map_units * 16).checked_sub(crop_y * (ct + cb))?;
     let mut frame_rate = None;
     if r.flag() == Some(true) {
         frame_rate = parse_vui_frame_rate(&mut r);
     }
-    Some(SpsInfo { profile_idc, level_idc, width: u32::try_from(width).ok()?, height: u32::try_from(height).ok()?, frame_rate })
+    Some(SpsInfo {
+        profile_idc,
+        level_idc,
+        width: u32::try_from(width).ok()?,
+        height: u32::try_from(height).ok()?,
+        frame_rate,
+    })
 }
 
 fn parse_vui_frame_rate(r: &mut BitReader<'_>) -> Option<f64> {
@@ -316,7 +358,11 @@ impl AnnexB {
 /// Converts one AVCC frame to Annex B: AUD first (unless present), stored SPS/PPS before the first
 /// IDR slice unless the frame carries its own, zero-length NALs skipped. An overrunning NAL length
 /// fails the whole frame (an error for that tag only).
-pub fn to_annex_b(frame: &Bytes, config: &AvcConfig, max_nals: usize) -> Result<AnnexB, RemuxError> {
+pub fn to_annex_b(
+    frame: &Bytes,
+    config: &AvcConfig,
+    max_nals: usize,
+) -> Result<AnnexB, RemuxError> {
     let d = &frame[..];
     let n = usize::from(config.nal_length_size);
     // First pass: validate lengths, count NALs and learn what the frame carries.
@@ -324,17 +370,37 @@ pub fn to_annex_b(frame: &Bytes, config: &AvcConfig, max_nals: usize) -> Result<
     let (mut has_aud, mut has_sps, mut has_pps, mut has_idr) = (false, false, false, false);
     while pos < d.len() {
         let Some(len_bytes) = d.get(pos..pos + n) else {
-            return Err(RemuxError::NalOverrun { timestamp_ms: 0, offset: pos, nal_len: n, remaining: d.len() - pos, excerpt: crate::error::excerpt(d, pos) });
+            return Err(RemuxError::NalOverrun {
+                timestamp_ms: 0,
+                offset: pos,
+                nal_len: n,
+                remaining: d.len() - pos,
+                excerpt: crate::error::excerpt(d, pos),
+            });
         };
-        let len = len_bytes.iter().fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
         let start = pos + n;
         if len > d.len() - start {
-            return Err(RemuxError::NalOverrun { timestamp_ms: 0, offset: pos, nal_len: len, remaining: d.len() - start, excerpt: crate::error::excerpt(d, pos) });
+            return Err(RemuxError::NalOverrun {
+                timestamp_ms: 0,
+                offset: pos,
+                nal_len: len,
+                remaining: d.len() - start,
+                excerpt: crate::error::excerpt(d, pos),
+            });
         }
         if len > 0 {
             count += 1;
             if count > max_nals {
-                return Err(RemuxError::LimitExceeded { kind: TagKind::Video, what: "NAL units per frame", timestamp_ms: 0, value: count, limit: max_nals });
+                return Err(RemuxError::LimitExceeded {
+                    kind: TagKind::Video,
+                    what: "NAL units per frame",
+                    timestamp_ms: 0,
+                    value: count,
+                    limit: max_nals,
+                });
             }
             match d[start] & 0x1F {
                 9 => has_aud = true,
@@ -346,20 +412,30 @@ pub fn to_annex_b(frame: &Bytes, config: &AvcConfig, max_nals: usize) -> Result<
         }
         pos = start + len;
     }
-    let mut au = AnnexB { pieces: Vec::with_capacity(2 * count + 4 + 2 * (config.sps.len() + config.pps.len())), len: 0, has_idr };
+    let mut au = AnnexB {
+        pieces: Vec::with_capacity(2 * count + 4 + 2 * (config.sps.len() + config.pps.len())),
+        len: 0,
+        has_idr,
+    };
     let mut first = true;
     if !has_aud {
         au.push(Bytes::from_static(AUD_NAL));
         first = false;
     }
     let mut start_code = |au: &mut AnnexB| {
-        au.push(Bytes::from_static(if first { START_CODE_4 } else { START_CODE_3 }));
+        au.push(Bytes::from_static(if first {
+            START_CODE_4
+        } else {
+            START_CODE_3
+        }));
         first = false;
     };
     let mut inserted = has_sps && has_pps;
     pos = 0;
     while pos < d.len() {
-        let len = d[pos..pos + n].iter().fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        let len = d[pos..pos + n]
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
         let start = pos + n;
         pos = start + len;
         if len == 0 {
@@ -385,8 +461,8 @@ mod tests {
 
     /// SPS from x264, 640x360 High@3.0, VUI timing 30 fps (time_scale 60, units 1).
     pub(crate) const SPS_640X360: &[u8] = &[
-        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00,
-        0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
+        0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
     ];
 
     #[test]
@@ -394,7 +470,10 @@ mod tests {
         // bits: 1 | 010 | 011 | 00100 | 00101 → ue 0,1,2,3,4
         let data = [0b1010_0110, 0b0100_0010, 0b1000_0000];
         let mut r = BitReader::new(&data);
-        assert_eq!([r.ue(), r.ue(), r.ue(), r.ue(), r.ue()], [Some(0), Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(
+            [r.ue(), r.ue(), r.ue(), r.ue(), r.ue()],
+            [Some(0), Some(1), Some(2), Some(3), Some(4)]
+        );
         let data = [0b0100_1100, 0b1000_0000];
         let mut r = BitReader::new(&data);
         assert_eq!([r.se(), r.se(), r.se()], [Some(1), Some(-1), Some(2)]);
@@ -404,7 +483,10 @@ mod tests {
     #[test]
     fn sps_640x360() {
         let i = parse_sps(SPS_640X360).unwrap();
-        assert_eq!((i.profile_idc, i.level_idc, i.width, i.height), (100, 30, 640, 360));
+        assert_eq!(
+            (i.profile_idc, i.level_idc, i.width, i.height),
+            (100, 30, 640, 360)
+        );
         assert_eq!(i.frame_rate, Some(30.0));
     }
 
@@ -433,7 +515,9 @@ mod tests {
             let mut want = AUD_NAL.to_vec();
             want.extend_from_slice(&[0, 0, 1]);
             want.extend_from_slice(SPS_640X360);
-            want.extend_from_slice(&[0, 0, 1, 0x68, 0xeb, 0xe3, 0xcb, 0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 1, 0x06, 0x05]);
+            want.extend_from_slice(&[
+                0, 0, 1, 0x68, 0xeb, 0xe3, 0xcb, 0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 1, 0x06, 0x05,
+            ]);
             assert_eq!(flat, want);
             assert!(au.has_idr);
             assert_eq!(au.len, want.len());
@@ -443,18 +527,34 @@ mod tests {
     #[test]
     fn in_band_parameter_sets_kept_not_duplicated() {
         let c = AvcConfig::parse(&record(3)).unwrap();
-        let f = Bytes::from_static(&[0, 0, 0, 2, 0x09, 0x10, 0, 0, 0, 2, 0x67, 1, 0, 0, 0, 2, 0x68, 1, 0, 0, 0, 2, 0x65, 1]);
+        let f = Bytes::from_static(&[
+            0, 0, 0, 2, 0x09, 0x10, 0, 0, 0, 2, 0x67, 1, 0, 0, 0, 2, 0x68, 1, 0, 0, 0, 2, 0x65, 1,
+        ]);
         let au = to_annex_b(&f, &c, 16).unwrap();
         let flat: Vec<u8> = au.pieces.iter().flat_map(|b| b.iter().copied()).collect();
-        assert_eq!(flat, [0, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 1, 0, 0, 1, 0x65, 1]);
+        assert_eq!(
+            flat,
+            [0, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 1, 0, 0, 1, 0x65, 1]
+        );
     }
 
     #[test]
     fn overrun_and_limits() {
         let c = AvcConfig::parse(&record(3)).unwrap();
-        assert!(matches!(to_annex_b(&Bytes::from_static(&[0, 0, 0, 9, 0x65]), &c, 16), Err(RemuxError::NalOverrun { .. })));
-        assert!(matches!(to_annex_b(&Bytes::from_static(&[0, 0]), &c, 16), Err(RemuxError::NalOverrun { .. })));
-        assert!(matches!(to_annex_b(&Bytes::from_static(&[0, 0, 0, 1, 1, 0, 0, 0, 1, 1]), &c, 1), Err(RemuxError::LimitExceeded { .. })));
-        assert!(AvcConfig::parse(&Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xFE, 0xE1, 0, 9])).is_err());
+        assert!(matches!(
+            to_annex_b(&Bytes::from_static(&[0, 0, 0, 9, 0x65]), &c, 16),
+            Err(RemuxError::NalOverrun { .. })
+        ));
+        assert!(matches!(
+            to_annex_b(&Bytes::from_static(&[0, 0]), &c, 16),
+            Err(RemuxError::NalOverrun { .. })
+        ));
+        assert!(matches!(
+            to_annex_b(&Bytes::from_static(&[0, 0, 0, 1, 1, 0, 0, 0, 1, 1]), &c, 1),
+            Err(RemuxError::LimitExceeded { .. })
+        ));
+        assert!(
+            AvcConfig::parse(&Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xFE, 0xE1, 0, 9])).is_err()
+        );
     }
 }

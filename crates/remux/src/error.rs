@@ -37,22 +37,51 @@ pub enum RemuxError {
     },
     /// A NAL unit length runs past the end of the frame; the frame is dropped.
     #[error("NAL unit overrun in video tag at {timestamp_ms} ms, offset {offset}: length {nal_len} > {remaining} remaining [{excerpt}]")]
-    NalOverrun { timestamp_ms: u32, offset: usize, nal_len: usize, remaining: usize, excerpt: String },
+    NalOverrun {
+        timestamp_ms: u32,
+        offset: usize,
+        nal_len: usize,
+        remaining: usize,
+        excerpt: String,
+    },
     /// A configured limit was exceeded (frame size, NAL count, segment size).
     #[error("{what} limit exceeded in {kind:?} tag at {timestamp_ms} ms: {value} > {limit}")]
-    LimitExceeded { kind: TagKind, what: &'static str, timestamp_ms: u32, value: usize, limit: usize },
+    LimitExceeded {
+        kind: TagKind,
+        what: &'static str,
+        timestamp_ms: u32,
+        value: usize,
+        limit: usize,
+    },
     /// A coded frame arrived before its track's sequence header; it is dropped.
     #[error("{kind:?} frame at {timestamp_ms} ms before any sequence header")]
     NotConfigured { kind: TagKind, timestamp_ms: u32 },
     /// Valid but unsupported media (codec, channel layout…); the track is ignored.
     #[error("unsupported {kind:?} feature at {timestamp_ms} ms: {what}")]
-    Unsupported { kind: TagKind, what: String, timestamp_ms: u32 },
+    Unsupported {
+        kind: TagKind,
+        what: String,
+        timestamp_ms: u32,
+    },
 }
 
 impl RemuxError {
     /// Builds a [`RemuxError::Malformed`] with the timestamp left at 0; see [`Self::at`].
-    pub(crate) fn malformed(kind: TagKind, what: &'static str, reason: &'static str, data: &[u8], offset: usize) -> Self {
-        RemuxError::Malformed { kind, what, reason, timestamp_ms: 0, offset, excerpt: excerpt(data, offset) }
+    pub(crate) fn malformed(
+        kind: TagKind,
+        what: &'static str,
+        reason: &'static str,
+        data: &[u8],
+        offset: usize,
+    ) -> Self {
+        RemuxError::Malformed {
+            kind,
+            what,
+            reason,
+            timestamp_ms: 0,
+            offset,
+            excerpt: excerpt(data, offset),
+        }
     }
 
     /// Fills in the tag timestamp (parsers do not know it).

@@ -100,25 +100,40 @@ fn bad(kind: TagKind, reason: &'static str, data: &[u8], offset: usize) -> Remux
 }
 
 fn byte(kind: TagKind, data: &[u8], pos: usize) -> Result<u8, RemuxError> {
-    data.get(pos).copied().ok_or_else(|| bad(kind, "truncated", data, pos))
+    data.get(pos)
+        .copied()
+        .ok_or_else(|| bad(kind, "truncated", data, pos))
 }
 
 fn fourcc(kind: TagKind, data: &[u8], pos: usize) -> Result<[u8; 4], RemuxError> {
-    let end = pos.checked_add(4).ok_or_else(|| bad(kind, "truncated", data, pos))?;
-    let s = data.get(pos..end).ok_or_else(|| bad(kind, "truncated FourCC", data, pos))?;
+    let end = pos
+        .checked_add(4)
+        .ok_or_else(|| bad(kind, "truncated", data, pos))?;
+    let s = data
+        .get(pos..end)
+        .ok_or_else(|| bad(kind, "truncated FourCC", data, pos))?;
     Ok([s[0], s[1], s[2], s[3]])
 }
 
 fn si24(kind: TagKind, data: &[u8], pos: usize) -> Result<i32, RemuxError> {
-    let end = pos.checked_add(3).ok_or_else(|| bad(kind, "truncated", data, pos))?;
-    let s = data.get(pos..end).ok_or_else(|| bad(kind, "truncated composition time", data, pos))?;
+    let end = pos
+        .checked_add(3)
+        .ok_or_else(|| bad(kind, "truncated", data, pos))?;
+    let s = data
+        .get(pos..end)
+        .ok_or_else(|| bad(kind, "truncated composition time", data, pos))?;
     let raw = (u32::from(s[0]) << 16) | (u32::from(s[1]) << 8) | u32::from(s[2]);
     // Sign-extend the 24-bit value (ffmpeg flvdec does the same).
     Ok(((raw << 8) as i32) >> 8)
 }
 
 /// Skips ModEx blocks ([ERTMP2] "ModEx"): returns (next packet type, position after them).
-fn skip_modex(kind: TagKind, data: &[u8], mut pos: usize, mut packet_type: u8) -> Result<(u8, usize), RemuxError> {
+fn skip_modex(
+    kind: TagKind,
+    data: &[u8],
+    mut pos: usize,
+    mut packet_type: u8,
+) -> Result<(u8, usize), RemuxError> {
     let mut guard = 0;
     while packet_type == 7 {
         guard += 1;
@@ -133,7 +148,10 @@ fn skip_modex(kind: TagKind, data: &[u8], mut pos: usize, mut packet_type: u8) -
             size = ((hi << 8) | lo) + 1;
             pos += 2;
         }
-        pos = pos.checked_add(size).filter(|p| *p < data.len()).ok_or_else(|| bad(kind, "ModEx overrun", data, pos))?;
+        pos = pos
+            .checked_add(size)
+            .filter(|p| *p < data.len())
+            .ok_or_else(|| bad(kind, "ModEx overrun", data, pos))?;
         packet_type = byte(kind, data, pos)? & 0x0F;
         pos += 1;
     }
@@ -175,10 +193,15 @@ fn multitrack(kind: TagKind, data: &[u8], pos: usize) -> Result<Option<TrackBody
         let (start, end) = if mt_type == 0 {
             (pos, data.len())
         } else {
-            let s = data.get(pos..pos.saturating_add(3)).ok_or_else(|| bad(kind, "truncated track size", data, pos))?;
+            let s = data
+                .get(pos..pos.saturating_add(3))
+                .ok_or_else(|| bad(kind, "truncated track size", data, pos))?;
             let len = (usize::from(s[0]) << 16) | (usize::from(s[1]) << 8) | usize::from(s[2]);
             let start = pos + 3;
-            let end = start.checked_add(len).filter(|e| *e <= data.len()).ok_or_else(|| bad(kind, "track size overrun", data, pos))?;
+            let end = start
+                .checked_add(len)
+                .filter(|e| *e <= data.len())
+                .ok_or_else(|| bad(kind, "track size overrun", data, pos))?;
             (start, end)
         };
         if track_id == 0 {
@@ -213,11 +236,27 @@ pub fn parse_video(payload: &Bytes) -> Result<VideoTag, RemuxError> {
         let frame_type = b0 >> 4;
         let codec_id = b0 & 0x0F;
         if codec_id != 7 {
-            let packet = if frame_type == 5 { PacketKind::Ignored } else { PacketKind::Frame };
-            return Ok(VideoTag { codec: VideoCodec::Legacy(codec_id), keyframe: frame_type == 1, packet, cts_ms: 0, body: Bytes::new() });
+            let packet = if frame_type == 5 {
+                PacketKind::Ignored
+            } else {
+                PacketKind::Frame
+            };
+            return Ok(VideoTag {
+                codec: VideoCodec::Legacy(codec_id),
+                keyframe: frame_type == 1,
+                packet,
+                cts_ms: 0,
+                body: Bytes::new(),
+            });
         }
         if frame_type == 5 {
-            return Ok(VideoTag { codec: VideoCodec::Avc, keyframe: false, packet: PacketKind::Ignored, cts_ms: 0, body: Bytes::new() });
+            return Ok(VideoTag {
+                codec: VideoCodec::Avc,
+                keyframe: false,
+                packet: PacketKind::Ignored,
+                cts_ms: 0,
+                body: Bytes::new(),
+            });
         }
         let packet_type = byte(K, data, 1)?;
         let cts_ms = si24(K, data, 2)?;
@@ -227,13 +266,25 @@ pub fn parse_video(payload: &Bytes) -> Result<VideoTag, RemuxError> {
             2 => PacketKind::Ignored,
             _ => return Err(bad(K, "reserved AVCPacketType", data, 1)),
         };
-        return Ok(VideoTag { codec: VideoCodec::Avc, keyframe: frame_type == 1, packet, cts_ms, body: payload.slice(5..) });
+        return Ok(VideoTag {
+            codec: VideoCodec::Avc,
+            keyframe: frame_type == 1,
+            packet,
+            cts_ms,
+            body: payload.slice(5..),
+        });
     }
     // Enhanced RTMP.
     let frame_type = (b0 >> 4) & 0x07;
     let (mut packet_type, mut pos) = skip_modex(K, data, 1, b0 & 0x0F)?;
     if frame_type == 5 && packet_type != 4 {
-        return Ok(VideoTag { codec: VideoCodec::Avc, keyframe: false, packet: PacketKind::Ignored, cts_ms: 0, body: Bytes::new() });
+        return Ok(VideoTag {
+            codec: VideoCodec::Avc,
+            keyframe: false,
+            packet: PacketKind::Ignored,
+            cts_ms: 0,
+            body: Bytes::new(),
+        });
     }
     let (codec, end) = if packet_type == 6 {
         match multitrack(K, data, pos)? {
@@ -243,7 +294,13 @@ pub fn parse_video(payload: &Bytes) -> Result<VideoTag, RemuxError> {
                 (video_fourcc(f), end)
             }
             None => {
-                return Ok(VideoTag { codec: VideoCodec::Avc, keyframe: false, packet: PacketKind::Ignored, cts_ms: 0, body: Bytes::new() })
+                return Ok(VideoTag {
+                    codec: VideoCodec::Avc,
+                    keyframe: false,
+                    packet: PacketKind::Ignored,
+                    cts_ms: 0,
+                    body: Bytes::new(),
+                })
             }
         }
     } else {
@@ -266,7 +323,13 @@ pub fn parse_video(payload: &Bytes) -> Result<VideoTag, RemuxError> {
     if pos > end {
         return Err(bad(K, "truncated", data, pos));
     }
-    Ok(VideoTag { codec, keyframe: frame_type == 1, packet, cts_ms, body: payload.slice(pos..end) })
+    Ok(VideoTag {
+        codec,
+        keyframe: frame_type == 1,
+        packet,
+        cts_ms,
+        body: payload.slice(pos..end),
+    })
 }
 
 fn audio_fourcc(f: [u8; 4]) -> AudioCodec {
@@ -283,7 +346,11 @@ pub fn parse_audio(payload: &Bytes) -> Result<AudioTag, RemuxError> {
     const K: TagKind = TagKind::Audio;
     let data = &payload[..];
     let Some(&b0) = data.first() else {
-        return Ok(AudioTag { codec: AudioCodec::Aac, packet: PacketKind::Ignored, body: Bytes::new() });
+        return Ok(AudioTag {
+            codec: AudioCodec::Aac,
+            packet: PacketKind::Ignored,
+            body: Bytes::new(),
+        });
     };
     let format = b0 >> 4;
     match format {
@@ -293,9 +360,17 @@ pub fn parse_audio(payload: &Bytes) -> Result<AudioTag, RemuxError> {
                 1 => PacketKind::Frame,
                 _ => return Err(bad(K, "reserved AACPacketType", data, 1)),
             };
-            Ok(AudioTag { codec: AudioCodec::Aac, packet, body: payload.slice(2..) })
+            Ok(AudioTag {
+                codec: AudioCodec::Aac,
+                packet,
+                body: payload.slice(2..),
+            })
         }
-        2 | 14 => Ok(AudioTag { codec: AudioCodec::Mp3, packet: PacketKind::Frame, body: payload.slice(1..) }),
+        2 | 14 => Ok(AudioTag {
+            codec: AudioCodec::Mp3,
+            packet: PacketKind::Frame,
+            body: payload.slice(1..),
+        }),
         9 => {
             let (mut packet_type, mut pos) = skip_modex(K, data, 1, b0 & 0x0F)?;
             let (codec, end) = if packet_type == 5 {
@@ -305,7 +380,13 @@ pub fn parse_audio(payload: &Bytes) -> Result<AudioTag, RemuxError> {
                         pos = start;
                         (audio_fourcc(f), end)
                     }
-                    None => return Ok(AudioTag { codec: AudioCodec::Aac, packet: PacketKind::Ignored, body: Bytes::new() }),
+                    None => {
+                        return Ok(AudioTag {
+                            codec: AudioCodec::Aac,
+                            packet: PacketKind::Ignored,
+                            body: Bytes::new(),
+                        })
+                    }
                 }
             } else {
                 let f = fourcc(K, data, pos)?;
@@ -319,10 +400,22 @@ pub fn parse_audio(payload: &Bytes) -> Result<AudioTag, RemuxError> {
                 _ => return Err(bad(K, "reserved AudioPacketType", data, 0)),
             };
             // `.mp3` has no sequence header: its frames configure the track.
-            let packet = if codec == AudioCodec::Mp3 && packet == PacketKind::SequenceHeader { PacketKind::Ignored } else { packet };
-            Ok(AudioTag { codec, packet, body: payload.slice(pos..end) })
+            let packet = if codec == AudioCodec::Mp3 && packet == PacketKind::SequenceHeader {
+                PacketKind::Ignored
+            } else {
+                packet
+            };
+            Ok(AudioTag {
+                codec,
+                packet,
+                body: payload.slice(pos..end),
+            })
         }
-        f => Ok(AudioTag { codec: AudioCodec::Legacy(f), packet: PacketKind::Frame, body: Bytes::new() }),
+        f => Ok(AudioTag {
+            codec: AudioCodec::Legacy(f),
+            packet: PacketKind::Frame,
+            body: Bytes::new(),
+        }),
     }
 }
 
@@ -332,7 +425,10 @@ mod tests {
 
     #[test]
     fn legacy_avc_negative_cts() {
-        let t = parse_video(&Bytes::from_static(&[0x17, 1, 0xFF, 0xFF, 0xDF, 0, 0, 0, 1, 0x65])).unwrap();
+        let t = parse_video(&Bytes::from_static(&[
+            0x17, 1, 0xFF, 0xFF, 0xDF, 0, 0, 0, 1, 0x65,
+        ]))
+        .unwrap();
         assert_eq!(t.codec, VideoCodec::Avc);
         assert!(t.keyframe);
         assert_eq!(t.cts_ms, -33);
@@ -343,7 +439,12 @@ mod tests {
 
     #[test]
     fn enhanced_fourccs_recognised() {
-        for (f, c) in [(b"hvc1", VideoCodec::Hevc), (b"av01", VideoCodec::Av1), (b"vp09", VideoCodec::Vp9), (b"avc1", VideoCodec::Avc)] {
+        for (f, c) in [
+            (b"hvc1", VideoCodec::Hevc),
+            (b"av01", VideoCodec::Av1),
+            (b"vp09", VideoCodec::Vp9),
+            (b"avc1", VideoCodec::Avc),
+        ] {
             let mut v = vec![0x90];
             v.extend_from_slice(f);
             let t = parse_video(&Bytes::from(v)).unwrap();
@@ -352,7 +453,10 @@ mod tests {
             assert!(t.keyframe);
         }
         // CodedFrames for avc1 carries an SI24 CTS; CodedFramesX does not.
-        let t = parse_video(&Bytes::from_static(&[0x91, b'a', b'v', b'c', b'1', 0, 0, 40, 9])).unwrap();
+        let t = parse_video(&Bytes::from_static(&[
+            0x91, b'a', b'v', b'c', b'1', 0, 0, 40, 9,
+        ]))
+        .unwrap();
         assert_eq!((t.cts_ms, &t.body[..]), (40, &[9u8][..]));
         let t = parse_video(&Bytes::from_static(&[0xA3, b'a', b'v', b'c', b'1', 9])).unwrap();
         assert_eq!((t.cts_ms, t.keyframe, &t.body[..]), (0, false, &[9u8][..]));
@@ -361,28 +465,47 @@ mod tests {
     #[test]
     fn multitrack_and_modex() {
         // Multitrack OneTrack avc1 track 1: ignored (not the default track).
-        let t = parse_video(&Bytes::from_static(&[0x96, 0x01, b'a', b'v', b'c', b'1', 1, 0, 0, 0])).unwrap();
+        let t = parse_video(&Bytes::from_static(&[
+            0x96, 0x01, b'a', b'v', b'c', b'1', 1, 0, 0, 0,
+        ]))
+        .unwrap();
         assert_eq!(t.packet, PacketKind::Ignored);
         // ModEx (1 byte of data) then CodedFramesX.
-        let t = parse_video(&Bytes::from_static(&[0x97, 0, 0xAA, 0x03, b'a', b'v', b'c', b'1', 7])).unwrap();
+        let t = parse_video(&Bytes::from_static(&[
+            0x97, 0, 0xAA, 0x03, b'a', b'v', b'c', b'1', 7,
+        ]))
+        .unwrap();
         assert_eq!((t.packet, &t.body[..]), (PacketKind::Frame, &[7u8][..]));
     }
 
     #[test]
     fn audio_headers() {
         let t = parse_audio(&Bytes::from_static(&[0xAF, 0, 0x12, 0x10])).unwrap();
-        assert_eq!((t.codec, t.packet, &t.body[..]), (AudioCodec::Aac, PacketKind::SequenceHeader, &[0x12u8, 0x10][..]));
+        assert_eq!(
+            (t.codec, t.packet, &t.body[..]),
+            (
+                AudioCodec::Aac,
+                PacketKind::SequenceHeader,
+                &[0x12u8, 0x10][..]
+            )
+        );
         let t = parse_audio(&Bytes::from_static(&[0x2F, 0xFF, 0xFB])).unwrap();
         assert_eq!(t.codec, AudioCodec::Mp3);
         let t = parse_audio(&Bytes::from_static(&[0x90, b'O', b'p', b'u', b's'])).unwrap();
         assert_eq!(t.codec, AudioCodec::Opus);
-        assert_eq!(parse_audio(&Bytes::new()).unwrap().packet, PacketKind::Ignored);
+        assert_eq!(
+            parse_audio(&Bytes::new()).unwrap().packet,
+            PacketKind::Ignored
+        );
     }
 
     #[test]
     fn truncated_never_panics() {
         for n in 0..12 {
-            let v: Vec<u8> = [0x97u8, 0xFF, 0x01, 0xFF, 0x96, 0x21, b'a', b'v', b'c', b'1', 0, 0][..n].to_vec();
+            let v: Vec<u8> = [
+                0x97u8, 0xFF, 0x01, 0xFF, 0x96, 0x21, b'a', b'v', b'c', b'1', 0, 0,
+            ][..n]
+                .to_vec();
             let _ = parse_video(&Bytes::from(v.clone()));
             let _ = parse_audio(&Bytes::from(v));
         }

@@ -260,7 +260,15 @@ const AUDIO: usize = 1;
 
 impl Remuxer {
     pub fn new(config: RemuxConfig) -> Self {
-        let seg = Segmenter::new(config.clone(), Program { video: None, audio: None, version: 0 }, Arc::new(CodecInfo::default()));
+        let seg = Segmenter::new(
+            config.clone(),
+            Program {
+                video: None,
+                audio: None,
+                version: 0,
+            },
+            Arc::new(CodecInfo::default()),
+        );
         Remuxer {
             cfg: config,
             stats: RemuxStats::default(),
@@ -403,7 +411,11 @@ impl Remuxer {
                 let stream_type_changed = audio_stream_type(cur) != audio_stream_type(&c);
                 self.audio = Some(c);
                 if self.decided {
-                    self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::CodecChanged { kind: TagKind::Audio }));
+                    self.seg
+                        .outputs
+                        .push_back(RemuxOutput::Warning(RemuxWarning::CodecChanged {
+                            kind: TagKind::Audio,
+                        }));
                     let _ = stream_type_changed;
                     self.request_track_change();
                 }
@@ -424,7 +436,12 @@ impl Remuxer {
         if !self.stats.unsupported_codecs.contains(&codec) {
             self.stats.unsupported_codecs.push(codec.clone());
             tracing::warn!(?kind, codec = %codec, "unsupported codec: track ignored");
-            self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::UnsupportedCodec { kind, codec }));
+            self.seg
+                .outputs
+                .push_back(RemuxOutput::Warning(RemuxWarning::UnsupportedCodec {
+                    kind,
+                    codec,
+                }));
         }
     }
 
@@ -449,8 +466,18 @@ impl Remuxer {
             }
         });
         let audio = self.audio.as_ref().map(|a| match a {
-            AudioConfig::Aac(c) => AudioInfo { codec: "aac", sample_rate_hz: c.sample_rate_hz, channels: c.channels, object_type: Some(c.object_type) },
-            AudioConfig::Mp3(m) => AudioInfo { codec: "mp3", sample_rate_hz: m.sample_rate_hz, channels: m.channels, object_type: None },
+            AudioConfig::Aac(c) => AudioInfo {
+                codec: "aac",
+                sample_rate_hz: c.sample_rate_hz,
+                channels: c.channels,
+                object_type: Some(c.object_type),
+            },
+            AudioConfig::Mp3(m) => AudioInfo {
+                codec: "mp3",
+                sample_rate_hz: m.sample_rate_hz,
+                channels: m.channels,
+                object_type: None,
+            },
         });
         let mut codecs = Vec::new();
         if let Some(c) = &self.avc {
@@ -461,7 +488,11 @@ impl Remuxer {
             Some(AudioConfig::Mp3(_)) => codecs.push("mp4a.40.34".into()),
             None => {}
         }
-        Arc::new(CodecInfo { video, audio, codecs: codecs.join(",") })
+        Arc::new(CodecInfo {
+            video,
+            audio,
+            codecs: codecs.join(","),
+        })
     }
 
     /// A track appeared or changed after the tracks were declared: switch at the next cut.
@@ -482,7 +513,11 @@ impl Remuxer {
             return;
         }
         let expect_video = self.hints.seen && self.hints.video_codec_id.is_some_and(|id| id == 7);
-        let expect_audio = self.hints.seen && self.hints.audio_codec_id.is_some_and(|id| id == 10 || id == 2 || id == 14);
+        let expect_audio = self.hints.seen
+            && self
+                .hints
+                .audio_codec_id
+                .is_some_and(|id| id == 10 || id == 2 || id == 14);
         let have_video = self.avc.is_some();
         let have_audio = self.audio.is_some();
         let complete = if self.hints.seen {
@@ -496,7 +531,8 @@ impl Remuxer {
             (Some(a), Some(b)) => b.0.timestamp_ms.wrapping_sub(a.0.timestamp_ms) as i32,
             _ => 0,
         };
-        let waited = span_ms >= self.cfg.track_wait_ms as i32 || self.queue.len() >= self.cfg.track_wait_max_tags.max(1);
+        let waited = span_ms >= self.cfg.track_wait_ms as i32
+            || self.queue.len() >= self.cfg.track_wait_max_tags.max(1);
         if !(complete || (waited && (have_video || have_audio))) {
             // Nothing decodable yet: keep the wait bounded by dropping the oldest tag.
             if self.queue.len() > self.cfg.track_wait_max_tags.max(1) {
@@ -521,13 +557,28 @@ impl Remuxer {
 
     /// Places `ts` on the timeline, reporting jumps. Returns output ms.
     fn place(&mut self, ts: u32, track: usize) -> i64 {
-        let limit_ms = i64::from(self.seg.target_duration_s.unwrap_or(self.cfg.max_target_duration_s)).saturating_mul(1000);
+        let limit_ms = i64::from(
+            self.seg
+                .target_duration_s
+                .unwrap_or(self.cfg.max_target_duration_s),
+        )
+        .saturating_mul(1000);
         let max_jump = i64::from(self.cfg.max_timestamp_jump_ms).min(limit_ms.max(1000));
-        let p = self.timeline.place(ts, track, max_jump, i64::from(self.cfg.backward_tolerance_ms));
+        let p = self.timeline.place(
+            ts,
+            track,
+            max_jump,
+            i64::from(self.cfg.backward_tolerance_ms),
+        );
         if let Some((from, to)) = p.jump {
             self.stats.timestamp_jumps += 1;
             tracing::debug!(from, to, "timestamp jump");
-            self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::TimestampJump { from_ms: from.max(0) as u64, to_ms: to.max(0) as u64 }));
+            self.seg
+                .outputs
+                .push_back(RemuxOutput::Warning(RemuxWarning::TimestampJump {
+                    from_ms: from.max(0) as u64,
+                    to_ms: to.max(0) as u64,
+                }));
             self.seg.request_discontinuity();
         }
         p.out_ms
@@ -546,24 +597,43 @@ impl Remuxer {
         out
     }
 
-    fn video_frame(&mut self, v: flv::VideoTag, ts: u32, arrival_ms: u64) -> Result<(), RemuxError> {
+    fn video_frame(
+        &mut self,
+        v: flv::VideoTag,
+        ts: u32,
+        arrival_ms: u64,
+    ) -> Result<(), RemuxError> {
         if v.body.len() > self.cfg.max_frame_bytes {
-            return Err(RemuxError::LimitExceeded { kind: TagKind::Video, what: "frame bytes", timestamp_ms: ts, value: v.body.len(), limit: self.cfg.max_frame_bytes });
+            return Err(RemuxError::LimitExceeded {
+                kind: TagKind::Video,
+                what: "frame bytes",
+                timestamp_ms: ts,
+                value: v.body.len(),
+                limit: self.cfg.max_frame_bytes,
+            });
         }
         if v.keyframe {
             if let Some(c) = self.pending_avc.take() {
                 let changed = self.avc.as_ref().is_none_or(|cur| cur.raw != c.raw);
                 self.avc = Some(c);
                 if changed {
-                    self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::CodecChanged { kind: TagKind::Video }));
+                    self.seg
+                        .outputs
+                        .push_back(RemuxOutput::Warning(RemuxWarning::CodecChanged {
+                            kind: TagKind::Video,
+                        }));
                     self.request_track_change();
                 }
             }
         }
         let Some(avc) = &self.avc else {
-            return Err(RemuxError::NotConfigured { kind: TagKind::Video, timestamp_ms: ts });
+            return Err(RemuxError::NotConfigured {
+                kind: TagKind::Video,
+                timestamp_ms: ts,
+            });
         };
-        let au = avc::to_annex_b(&v.body, avc, self.cfg.max_nal_units_per_frame).map_err(|e| e.at(ts))?;
+        let au = avc::to_annex_b(&v.body, avc, self.cfg.max_nal_units_per_frame)
+            .map_err(|e| e.at(ts))?;
         let keyframe = v.keyframe || au.has_idr;
         self.stats.video_frames_in += 1;
         let out_ms = self.place(ts, VIDEO);
@@ -574,7 +644,14 @@ impl Remuxer {
         }
         let pts = ms_to_90k(out_ms + i64::from(v.cts_ms) + self.pts_delay_ms).max(dts);
         let was_open = self.seg.is_open();
-        let frame = MediaFrame { dts_90k: dts, pts_90k: pts, keyframe, len: au.len, pieces: au.pieces.into_iter().map(Piece::Shared).collect(), arrival_ms };
+        let frame = MediaFrame {
+            dts_90k: dts,
+            pts_90k: pts,
+            keyframe,
+            len: au.len,
+            pieces: au.pieces.into_iter().map(Piece::Shared).collect(),
+            arrival_ms,
+        };
         if !self.seg.push_video(frame, &mut self.stats) {
             self.stats.dropped_before_keyframe += 1;
             self.stats.dropped_frames += 1;
@@ -599,8 +676,14 @@ impl Remuxer {
                 self.stats.gop_exceeds_target = true;
                 if !self.warned_gop {
                     self.warned_gop = true;
-                    tracing::warn!(gop_ms, target_ms, "keyframe interval exceeds the segment target");
-                    self.seg.outputs.push_back(RemuxOutput::Warning(RemuxWarning::GopExceedsTarget { gop_ms, target_ms }));
+                    tracing::warn!(
+                        gop_ms,
+                        target_ms,
+                        "keyframe interval exceeds the segment target"
+                    );
+                    self.seg.outputs.push_back(RemuxOutput::Warning(
+                        RemuxWarning::GopExceedsTarget { gop_ms, target_ms },
+                    ));
                 }
             }
         }
@@ -609,7 +692,13 @@ impl Remuxer {
 
     /// Measures the frame rate over the first ~2 s when the SPS has no VUI timing.
     fn probe_fps(&mut self, dts: u64, _was_open: bool) {
-        if self.measured_fps.is_some() || self.avc.as_ref().and_then(|c| c.sps_info.as_ref()).is_some_and(|s| s.frame_rate.is_some()) {
+        if self.measured_fps.is_some()
+            || self
+                .avc
+                .as_ref()
+                .and_then(|c| c.sps_info.as_ref())
+                .is_some_and(|s| s.frame_rate.is_some())
+        {
             return;
         }
         let (first, _, n) = *self.fps_probe.get_or_insert((dts, dts, 0));
@@ -624,12 +713,24 @@ impl Remuxer {
         }
     }
 
-    fn audio_frame(&mut self, codec: AudioCodec, body: Bytes, ts: u32, arrival_ms: u64) -> Result<(), RemuxError> {
+    fn audio_frame(
+        &mut self,
+        codec: AudioCodec,
+        body: Bytes,
+        ts: u32,
+        arrival_ms: u64,
+    ) -> Result<(), RemuxError> {
         if body.is_empty() {
             return Ok(());
         }
         if body.len() > self.cfg.max_frame_bytes {
-            return Err(RemuxError::LimitExceeded { kind: TagKind::Audio, what: "frame bytes", timestamp_ms: ts, value: body.len(), limit: self.cfg.max_frame_bytes });
+            return Err(RemuxError::LimitExceeded {
+                kind: TagKind::Audio,
+                what: "frame bytes",
+                timestamp_ms: ts,
+                value: body.len(),
+                limit: self.cfg.max_frame_bytes,
+            });
         }
         let (pieces, len) = match (&self.audio, codec) {
             (Some(AudioConfig::Aac(c)), AudioCodec::Aac) => {
@@ -641,12 +742,24 @@ impl Remuxer {
                 let len = body.len();
                 (vec![Piece::Shared(body)], len)
             }
-            _ => return Err(RemuxError::NotConfigured { kind: TagKind::Audio, timestamp_ms: ts }),
+            _ => {
+                return Err(RemuxError::NotConfigured {
+                    kind: TagKind::Audio,
+                    timestamp_ms: ts,
+                })
+            }
         };
         self.stats.audio_frames_in += 1;
         let out_ms = self.place(ts, AUDIO);
         let dts = self.monotonic(AUDIO, ms_to_90k(out_ms + self.pts_delay_ms));
-        let frame = MediaFrame { dts_90k: dts, pts_90k: dts, keyframe: true, pieces, len, arrival_ms };
+        let frame = MediaFrame {
+            dts_90k: dts,
+            pts_90k: dts,
+            keyframe: true,
+            pieces,
+            len,
+            arrival_ms,
+        };
         if !self.seg.push_audio(frame, &mut self.stats) {
             self.stats.dropped_before_keyframe += 1;
             self.stats.dropped_frames += 1;
@@ -662,7 +775,14 @@ impl Remuxer {
         }
         if !self.decided && (self.avc.is_some() || self.audio.is_some()) {
             self.cfg.track_wait_max_tags = 0;
-            self.queue.push_back((FlvTag { kind: TagKind::Script, timestamp_ms: 0, payload: Bytes::new() }, 0));
+            self.queue.push_back((
+                FlvTag {
+                    kind: TagKind::Script,
+                    timestamp_ms: 0,
+                    payload: Bytes::new(),
+                },
+                0,
+            ));
             self.maybe_decide();
         }
         self.seg.finish(&mut self.stats);

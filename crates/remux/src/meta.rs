@@ -30,10 +30,12 @@ impl<'a> R<'a> {
         self.take(1).map(|s| s[0])
     }
     fn u16(&mut self) -> Option<usize> {
-        self.take(2).map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
+        self.take(2)
+            .map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
     }
     fn u32(&mut self) -> Option<usize> {
-        self.take(4).and_then(|s| usize::try_from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok())
+        self.take(4)
+            .and_then(|s| usize::try_from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok())
     }
     fn string(&mut self) -> Option<&'a [u8]> {
         let n = self.u16()?;
@@ -49,7 +51,9 @@ fn value(r: &mut R<'_>, depth: usize, hints: &mut TrackHints, top: bool) -> Opti
     match r.u8()? {
         0 => {
             let b = r.take(8)?;
-            Some(Some(f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])))
+            Some(Some(f64::from_be_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            ])))
         }
         1 => r.take(1).map(|_| None),
         2 => r.string().map(|_| None),
@@ -87,7 +91,9 @@ fn props(r: &mut R<'_>, depth: usize, hints: &mut TrackHints, top: bool) -> Opti
         }
         let v = value(r, depth, hints, false)?;
         if top {
-            let id = v.filter(|n| n.is_finite() && *n >= 0.0 && *n <= f64::from(u32::MAX)).map(|n| n as u32);
+            let id = v
+                .filter(|n| n.is_finite() && *n >= 0.0 && *n <= f64::from(u32::MAX))
+                .map(|n| n as u32);
             match key {
                 b"videocodecid" => hints.video_codec_id = id.or(Some(0)),
                 b"audiocodecid" => hints.audio_codec_id = id.or(Some(0)),
@@ -150,7 +156,10 @@ pub(crate) mod tests {
     #[test]
     fn reads_codec_ids() {
         let h = parse_script(&metadata(Some(7.0), None)).unwrap();
-        assert_eq!((h.video_codec_id, h.audio_codec_id, h.seen), (Some(7), None, true));
+        assert_eq!(
+            (h.video_codec_id, h.audio_codec_id, h.seen),
+            (Some(7), None, true)
+        );
         let h = parse_script(&metadata(None, Some(10.0))).unwrap();
         assert_eq!((h.video_codec_id, h.audio_codec_id), (None, Some(10)));
         assert!(parse_script(&[2, 0, 3, b'f', b'o', b'o']).is_none());

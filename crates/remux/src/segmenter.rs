@@ -77,6 +77,8 @@ pub struct Segmenter {
     next_sequence: u64,
     /// The playlist's EXT-X-TARGETDURATION once fixed.
     pub target_duration_s: Option<u32>,
+    /// The last frame step of the previous segment, for one-frame segments.
+    last_frame_step_90k: u64,
     /// Cut at the next opportunity and mark the new segment as a discontinuity.
     cut_requested: bool,
     discontinuity_pending: bool,
@@ -99,10 +101,16 @@ impl Segmenter {
             cc_video: ContinuityCounter::default(),
             cc_audio: ContinuityCounter::default(),
             open: None,
-            audio: AudioPes { pieces: Vec::with_capacity(16), len: 0, frames: 0, pts_90k: 0 },
+            audio: AudioPes {
+                pieces: Vec::with_capacity(16),
+                len: 0,
+                frames: 0,
+                pts_90k: 0,
+            },
             last_pcr_90k: None,
             next_sequence: 0,
             target_duration_s,
+            last_frame_step_90k: 0,
             cut_requested: false,
             discontinuity_pending: false,
             pending_program: None,
@@ -141,10 +149,18 @@ impl Segmenter {
         ms * 90
     }
 
-    /// The longest a segment may be: the fixed target duration, or before it is fixed the cap.
+    /// The longest a segment may be. HLS requires every EXTINF *rounded to the nearest integer*
+    /// to be <= EXT-X-TARGETDURATION, so a segment may last up to (but not including) TD + 0.5 s.
+    /// Cutting at TD instead would force non-keyframe cuts on every stream whose GOP is exactly
+    /// the target (2.000 s GOPs arrive as 1.967 + 0.034 s of millisecond timestamps).
     fn limit_90k(&self) -> u64 {
-        let s = self.target_duration_s.unwrap_or_else(|| self.cfg.max_target_duration_s.max(1).max(self.cfg.target_duration_ms.div_ceil(1000)));
-        u64::from(s) * 90_000
+        let s = self.target_duration_s.unwrap_or_else(|| {
+            self.cfg
+                .max_target_duration_s
+                .max(1)
+                .max(self.cfg.target_duration_ms.div_ceil(1000))
+        });
+        max_honest_duration_90k(s)
     }
 
     fn part_90k(&self) -> u64 {
@@ -165,15 +181,25 @@ impl Segmenter {
             }
             Some(seg) => {
                 let elapsed = f.dts_90k.saturating_sub(seg.first_dts_90k);
-                let keyframe_cut = f.keyframe && (elapsed >= self.target_90k() || self.cut_requested);
-                let too_long = elapsed.saturating_add(seg.last_primary_delta_90k) > self.limit_90k();
+                let keyframe_cut =
+                    f.keyframe && (elapsed >= self.target_90k() || self.cut_requested);
+                let too_long =
+                    elapsed.saturating_add(seg.last_primary_delta_90k) > self.limit_90k();
                 let too_big = seg.len + self.out.len() + f.len >= self.cfg.max_segment_bytes;
                 if keyframe_cut {
                     self.cut(&f, true, stats);
                 } else if too_long || too_big {
                     stats.forced_cuts += 1;
-                    let reason = if too_big { "max_segment_bytes" } else { "target duration" };
-                    self.outputs.push_back(RemuxOutput::Warning(RemuxWarning::ForcedCut { sequence: self.next_sequence, reason }));
+                    let reason = if too_big {
+                        "max_segment_bytes"
+                    } else {
+                        "target duration"
+                    };
+                    self.outputs
+                        .push_back(RemuxOutput::Warning(RemuxWarning::ForcedCut {
+                            sequence: self.next_sequence,
+                            reason,
+                        }));
                     // A byte-limit cut can land on a keyframe: that segment is still independent.
                     self.cut(&f, f.keyframe, stats);
                 } else if f.dts_90k.saturating_sub(seg.part_first_dts_90k) >= self.part_90k() {
@@ -183,10 +209,16 @@ impl Segmenter {
             }
         }
         if let Some(seg) = &mut self.open {
-            seg.last_primary_delta_90k = f.dts_90k.saturating_sub(seg.last_primary_dts_90k).min(90_000);
+            seg.last_primary_delta_90k = f
+                .dts_90k
+                .saturating_sub(seg.last_primary_dts_90k)
+                .min(90_000);
             seg.last_primary_dts_90k = f.dts_90k;
         }
-        let pcr_due = f.keyframe || self.last_pcr_90k.is_none_or(|p| f.dts_90k.saturating_sub(p) >= u64::from(self.cfg.pcr_interval_ms) * 90);
+        let pcr_due = f.keyframe
+            || self.last_pcr_90k.is_none_or(|p| {
+                f.dts_90k.saturating_sub(p) >= u64::from(self.cfg.pcr_interval_ms) * 90
+            });
         if pcr_due {
             self.last_pcr_90k = Some(f.dts_90k);
         }
@@ -213,7 +245,8 @@ impl Segmenter {
                 None => self.open_segment(&f, true),
                 Some(seg) => {
                     let elapsed = f.pts_90k.saturating_sub(seg.first_dts_90k);
-                    let over_limit = elapsed.saturating_add(seg.last_primary_delta_90k) > self.limit_90k();
+                    let over_limit =
+                        elapsed.saturating_add(seg.last_primary_delta_90k) > self.limit_90k();
                     if elapsed >= self.target_90k() || self.cut_requested || over_limit {
                         self.cut(&f, true, stats);
                     } else if f.pts_90k.saturating_sub(seg.part_first_dts_90k) >= self.part_90k() {
@@ -223,14 +256,22 @@ impl Segmenter {
                 }
             }
             if let Some(seg) = &mut self.open {
-                seg.last_primary_delta_90k = f.pts_90k.saturating_sub(seg.last_primary_dts_90k).min(90_000);
+                seg.last_primary_delta_90k = f
+                    .pts_90k
+                    .saturating_sub(seg.last_primary_dts_90k)
+                    .min(90_000);
                 seg.last_primary_dts_90k = f.pts_90k;
             }
         } else if self.open.is_none() {
             return false;
         }
-        let span_full = audio_only && self.audio.frames > 0 && f.pts_90k.saturating_sub(self.audio.pts_90k) >= AUDIO_ONLY_MAX_PES_90K;
-        if self.audio.frames >= self.cfg.audio_frames_per_pes.max(1) || self.audio.len + f.len > MAX_AUDIO_PES_BYTES || span_full {
+        let span_full = audio_only
+            && self.audio.frames > 0
+            && f.pts_90k.saturating_sub(self.audio.pts_90k) >= AUDIO_ONLY_MAX_PES_90K;
+        if self.audio.frames >= self.cfg.audio_frames_per_pes.max(1)
+            || self.audio.len + f.len > MAX_AUDIO_PES_BYTES
+            || span_full
+        {
             self.flush_audio();
         }
         if self.audio.frames == 0 {
@@ -248,8 +289,21 @@ impl Segmenter {
         }
         let audio_only = self.program.video.is_none();
         let pcr = audio_only.then(|| self.audio.pts_90k.saturating_sub(BASE_OFFSET_90K));
-        let p = PesParams { pid: PID_AUDIO, stream_id: STREAM_ID_AUDIO, pts_90k: self.audio.pts_90k, dts_90k: None, pcr_90k: pcr, random_access: audio_only };
-        write_pes(&mut self.out, &mut self.cc_audio, &p, &self.audio.pieces, self.audio.len);
+        let p = PesParams {
+            pid: PID_AUDIO,
+            stream_id: STREAM_ID_AUDIO,
+            pts_90k: self.audio.pts_90k,
+            dts_90k: None,
+            pcr_90k: pcr,
+            random_access: audio_only,
+        };
+        write_pes(
+            &mut self.out,
+            &mut self.cc_audio,
+            &p,
+            &self.audio.pieces,
+            self.audio.len,
+        );
         self.audio.pieces.clear();
         self.audio.len = 0;
         self.audio.frames = 0;
@@ -260,11 +314,18 @@ impl Segmenter {
         self.cut_requested = false;
         if let Some((program, codec)) = self.pending_program.take() {
             if program.video != self.program.video || program.audio != self.program.audio {
-                self.program = Program { version: (self.program.version + 1) & 0x1F, ..program };
+                self.program = Program {
+                    version: (self.program.version + 1) & 0x1F,
+                    ..program
+                };
             }
             self.codec = codec;
         }
-        let dts = if self.program.video.is_some() { f.dts_90k } else { f.pts_90k };
+        let dts = if self.program.video.is_some() {
+            f.dts_90k
+        } else {
+            f.pts_90k
+        };
         self.open = Some(OpenSegment {
             sequence: self.next_sequence,
             parts: Vec::new(),
@@ -278,7 +339,8 @@ impl Segmenter {
             part_independent: independent,
             part_index: 0,
             last_primary_dts_90k: dts,
-            last_primary_delta_90k: 0,
+            // The frame step carries over so a one-frame segment at finish() gets a duration.
+            last_primary_delta_90k: self.last_frame_step_90k,
         });
         self.next_sequence += 1;
         self.out.reserve(self.part_capacity);
@@ -290,7 +352,11 @@ impl Segmenter {
 
     fn start_part(&mut self, f: &MediaFrame, independent: bool) {
         if let Some(seg) = &mut self.open {
-            seg.part_first_dts_90k = if self.program.video.is_some() { f.dts_90k } else { f.pts_90k };
+            seg.part_first_dts_90k = if self.program.video.is_some() {
+                f.dts_90k
+            } else {
+                f.pts_90k
+            };
             seg.part_independent = independent;
             self.out.reserve(self.part_capacity);
         }
@@ -319,7 +385,11 @@ impl Segmenter {
     }
 
     fn cut(&mut self, f: &MediaFrame, independent: bool, stats: &mut RemuxStats) {
-        let end = if self.program.video.is_some() { f.dts_90k } else { f.pts_90k };
+        let end = if self.program.video.is_some() {
+            f.dts_90k
+        } else {
+            f.pts_90k
+        };
         self.close_segment(end, stats);
         self.open_segment(f, independent);
     }
@@ -328,6 +398,7 @@ impl Segmenter {
     fn close_segment(&mut self, end_90k: u64, stats: &mut RemuxStats) {
         self.close_part(end_90k, stats);
         let Some(seg) = self.open.take() else { return };
+        self.last_frame_step_90k = seg.last_primary_delta_90k;
         if seg.parts.is_empty() {
             return;
         }
@@ -335,16 +406,26 @@ impl Segmenter {
         let td = match self.target_duration_s {
             Some(td) => td,
             None => {
-                let want = self.cfg.target_duration_ms.div_ceil(1000).max(u32::try_from(duration_90k.div_ceil(90_000)).unwrap_or(u32::MAX));
-                let td = want.min(self.cfg.max_target_duration_s.max(self.cfg.target_duration_ms.div_ceil(1000))).max(1);
+                let want = self
+                    .cfg
+                    .target_duration_ms
+                    .div_ceil(1000)
+                    .max(u32::try_from(duration_90k.div_ceil(90_000)).unwrap_or(u32::MAX));
+                let td = want
+                    .min(
+                        self.cfg
+                            .max_target_duration_s
+                            .max(self.cfg.target_duration_ms.div_ceil(1000)),
+                    )
+                    .max(1);
                 self.target_duration_s = Some(td);
                 stats.target_duration_s = Some(td);
                 td
             }
         };
-        if duration_90k > u64::from(td) * 90_000 {
+        if duration_90k > max_honest_duration_90k(td) {
             // Only reachable when a timestamp gap lands on the cut: keep the playlist honest.
-            duration_90k = u64::from(td) * 90_000;
+            duration_90k = max_honest_duration_90k(td);
             stats.durations_clamped += 1;
         }
         stats.segments += 1;
@@ -366,10 +447,17 @@ impl Segmenter {
     }
 
     /// Closes the open part and segment; the last frame's duration is estimated from the step
-    /// before it.
+    /// before it (carried over from the previous segment when this one has a single frame).
     pub fn finish(&mut self, stats: &mut RemuxStats) {
         let Some(seg) = &self.open else { return };
-        let end = seg.last_primary_dts_90k.saturating_add(seg.last_primary_delta_90k.max(1));
+        let end = seg
+            .last_primary_dts_90k
+            .saturating_add(seg.last_primary_delta_90k.max(1));
         self.close_segment(end, stats);
     }
+}
+
+/// The longest duration whose rounding to the nearest second is still `td_s` (HLS §4.4.3.1).
+fn max_honest_duration_90k(td_s: u32) -> u64 {
+    u64::from(td_s) * 90_000 + 45_000 - 1
 }

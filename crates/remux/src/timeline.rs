@@ -53,7 +53,13 @@ pub struct Timeline {
 
 impl Timeline {
     /// Places a raw 32-bit timestamp of `track`.
-    pub fn place(&mut self, raw: u32, track: usize, max_jump_ms: i64, backward_tolerance_ms: i64) -> Placed {
+    pub fn place(
+        &mut self,
+        raw: u32,
+        track: usize,
+        max_jump_ms: i64,
+        backward_tolerance_ms: i64,
+    ) -> Placed {
         let ext = match self.last_raw {
             // Signed 32-bit delta: handles the wrap in both directions.
             Some(prev) => self.last_ext + i64::from(raw.wrapping_sub(prev) as i32),

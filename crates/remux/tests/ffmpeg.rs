@@ -10,7 +10,13 @@ use bytes::Bytes;
 use remux::{FlvTag, RemuxConfig, RemuxOutput, Remuxer, Segment, TagKind};
 
 fn tools_available() -> bool {
-    let ok = ["ffmpeg", "ffprobe"].iter().all(|t| Command::new(t).arg("-version").output().map(|o| o.status.success()).unwrap_or(false));
+    let ok = ["ffmpeg", "ffprobe"].iter().all(|t| {
+        Command::new(t)
+            .arg("-version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("ffmpeg/ffprobe not found on PATH: install ffmpeg (apt-get install -y ffmpeg)");
@@ -36,7 +42,10 @@ fn read_flv(data: &[u8]) -> Vec<FlvTag> {
     while pos + 11 <= data.len() {
         let h = &data[pos..pos + 11];
         let size = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+        let ts = (u32::from(h[7]) << 24)
+            | (u32::from(h[4]) << 16)
+            | (u32::from(h[5]) << 8)
+            | u32::from(h[6]);
         let kind = match h[0] & 0x1F {
             8 => Some(TagKind::Audio),
             9 => Some(TagKind::Video),
@@ -48,7 +57,11 @@ fn read_flv(data: &[u8]) -> Vec<FlvTag> {
             break;
         }
         if let Some(kind) = kind {
-            tags.push(FlvTag { kind, timestamp_ms: ts, payload: bytes.slice(pos + 11..end) });
+            tags.push(FlvTag {
+                kind,
+                timestamp_ms: ts,
+                payload: bytes.slice(pos + 11..end),
+            });
         }
         pos = end + 4;
     }
@@ -56,13 +69,30 @@ fn read_flv(data: &[u8]) -> Vec<FlvTag> {
 }
 
 fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg").args(["-hide_banner", "-v", "error", "-y"]).args(args).output().unwrap();
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn probe(args: &[&str], file: &Path) -> String {
-    let out = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(file).output().unwrap();
-    assert!(out.status.success(), "ffprobe {args:?} {file:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {args:?} {file:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -98,7 +128,11 @@ fn remux_file(flv: &Path, dir: &Path) -> Result {
         all.extend_from_slice(&body);
     }
     std::fs::write(dir.join("all.ts"), &all).unwrap();
-    Result { segments, flv_bytes: data.len(), ts_bytes: all.len() }
+    Result {
+        segments,
+        flv_bytes: data.len(),
+        ts_bytes: all.len(),
+    }
 }
 
 /// ffprobe every segment for exactly `codecs`, decode everything, check DTS order per track.
@@ -107,8 +141,15 @@ fn check(dir: &Path, res: &Result, codecs: &[&str]) {
     for s in &res.segments {
         let f = dir.join(format!("seg{:03}.ts", s.sequence));
         // ffprobe lists each stream under the program and again at top level: dedupe by index.
-        let streams = probe(&["-show_entries", "stream=index,codec_name", "-of", "csv=p=0"], &f);
-        let mut got: Vec<&str> = streams.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let streams = probe(
+            &["-show_entries", "stream=index,codec_name", "-of", "csv=p=0"],
+            &f,
+        );
+        let mut got: Vec<&str> = streams
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         got.sort();
         got.dedup();
         let mut got: Vec<&str> = got.iter().filter_map(|l| l.split(',').nth(1)).collect();
@@ -119,16 +160,28 @@ fn check(dir: &Path, res: &Result, codecs: &[&str]) {
         assert!(s.duration_90k <= u64::from(s.target_duration_s) * 90_000);
     }
     let all = dir.join("all.ts");
-    let out = Command::new("ffmpeg").args(["-hide_banner", "-v", "error", "-i"]).arg(&all).args(["-f", "null", "-"]).output().unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&all)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let errs = String::from_utf8_lossy(&out.stderr);
     assert!(errs.trim().is_empty(), "decode errors: {errs}");
-    let pk = probe(&["-show_entries", "packet=stream_index,dts", "-of", "csv=p=0"], &all);
+    let pk = probe(
+        &["-show_entries", "packet=stream_index,dts", "-of", "csv=p=0"],
+        &all,
+    );
     let mut last: std::collections::HashMap<String, i64> = Default::default();
     for line in pk.lines() {
         let mut it = line.split(',');
-        let (Some(idx), Some(dts)) = (it.next(), it.next()) else { continue };
-        let Ok(dts) = dts.trim().parse::<i64>() else { continue };
+        let (Some(idx), Some(dts)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Ok(dts) = dts.trim().parse::<i64>() else {
+            continue;
+        };
         if let Some(prev) = last.insert(idx.to_string(), dts) {
             assert!(dts > prev, "stream {idx}: DTS {prev} -> {dts}");
         }
@@ -138,7 +191,22 @@ fn check(dir: &Path, res: &Result, codecs: &[&str]) {
 
 const VIDEO_SRC: &[&str] = &["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
 const AUDIO_SRC: &[&str] = &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"];
-const X264: &[&str] = &["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "48", "-keyint_min", "10", "-sc_threshold", "40", "-pix_fmt", "yuv420p"];
+const X264: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-bf",
+    "2",
+    "-g",
+    "48",
+    "-keyint_min",
+    "10",
+    "-sc_threshold",
+    "40",
+    "-pix_fmt",
+    "yuv420p",
+];
 
 fn run_case(name: &str, args: &[&[&str]], codecs: &[&str]) -> Option<Result> {
     if !tools_available() {
@@ -154,7 +222,12 @@ fn run_case(name: &str, args: &[&[&str]], codecs: &[&str]) -> Option<Result> {
     let res = remux_file(&flv, &dir);
     check(&dir, &res, codecs);
     let ratio = res.ts_bytes as f64 / res.flv_bytes as f64;
-    println!("{name}: {} segments, TS/FLV = {ratio:.4} ({} / {})", res.segments.len(), res.ts_bytes, res.flv_bytes);
+    println!(
+        "{name}: {} segments, TS/FLV = {ratio:.4} ({} / {})",
+        res.segments.len(),
+        res.ts_bytes,
+        res.flv_bytes
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Some(res)
 }
@@ -164,7 +237,15 @@ fn h264_bframes_irregular_gop_with_aac_3mbit() {
     // Noise keeps the encoder near 3 Mbit/s so the ratio is measured at a realistic rate.
     let Some(res) = run_case(
         "av3m",
-        &[VIDEO_SRC, AUDIO_SRC, &["-vf", "noise=alls=12:allf=t"], X264, &["-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M", "-c:a", "aac", "-b:a", "128k"]],
+        &[
+            VIDEO_SRC,
+            AUDIO_SRC,
+            &["-vf", "noise=alls=12:allf=t"],
+            X264,
+            &[
+                "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M", "-c:a", "aac", "-b:a", "128k",
+            ],
+        ],
         &["aac", "h264"],
     ) else {
         return;
@@ -174,26 +255,66 @@ fn h264_bframes_irregular_gop_with_aac_3mbit() {
     println!("FLV bitrate ≈ {kbps:.0} kbit/s");
     assert!(ratio <= 1.035, "TS/FLV ratio {ratio}");
     let c = &res.segments[0].codec;
-    assert_eq!(c.video.as_ref().map(|v| (v.width, v.height)), Some((640, 360)));
-    assert!(c.codecs.starts_with("avc1.64") && c.codecs.ends_with(",mp4a.40.2"), "{}", c.codecs);
+    assert_eq!(
+        c.video.as_ref().map(|v| (v.width, v.height)),
+        Some((640, 360))
+    );
+    assert!(
+        c.codecs.starts_with("avc1.64") && c.codecs.ends_with(",mp4a.40.2"),
+        "{}",
+        c.codecs
+    );
 }
 
 #[test]
 fn forced_keyframes_at_odd_times() {
-    run_case("oddkeys", &[VIDEO_SRC, AUDIO_SRC, X264, &["-force_key_frames", "0,1.3,2.9,5.7,6.1,8.8", "-b:v", "1M", "-c:a", "aac"]], &["aac", "h264"]);
+    run_case(
+        "oddkeys",
+        &[
+            VIDEO_SRC,
+            AUDIO_SRC,
+            X264,
+            &[
+                "-force_key_frames",
+                "0,1.3,2.9,5.7,6.1,8.8",
+                "-b:v",
+                "1M",
+                "-c:a",
+                "aac",
+            ],
+        ],
+        &["aac", "h264"],
+    );
 }
 
 #[test]
 fn video_only() {
-    run_case("vonly", &[VIDEO_SRC, X264, &["-b:v", "1M", "-an"]], &["h264"]);
+    run_case(
+        "vonly",
+        &[VIDEO_SRC, X264, &["-b:v", "1M", "-an"]],
+        &["h264"],
+    );
 }
 
 #[test]
 fn audio_only_aac() {
-    run_case("aonly", &[AUDIO_SRC, &["-c:a", "aac", "-b:a", "128k", "-vn"]], &["aac"]);
+    run_case(
+        "aonly",
+        &[AUDIO_SRC, &["-c:a", "aac", "-b:a", "128k", "-vn"]],
+        &["aac"],
+    );
 }
 
 #[test]
 fn h264_with_mp3() {
-    run_case("mp3", &[VIDEO_SRC, AUDIO_SRC, X264, &["-b:v", "1M", "-c:a", "libmp3lame", "-ar", "44100"]], &["h264", "mp3"]);
+    run_case(
+        "mp3",
+        &[
+            VIDEO_SRC,
+            AUDIO_SRC,
+            X264,
+            &["-b:v", "1M", "-c:a", "libmp3lame", "-ar", "44100"],
+        ],
+        &["h264", "mp3"],
+    );
 }

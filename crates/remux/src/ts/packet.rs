@@ -32,7 +32,14 @@ pub fn write_header(out: &mut BytesMut, pid: u16, pusi: bool, afc: u8, cc: u8) {
 /// Encodes a PCR (base 33 bits at 90 kHz, extension 0) in its 6-byte form.
 pub fn pcr_bytes(base_90k: u64) -> [u8; 6] {
     let b = base_90k & ((1 << 33) - 1);
-    [(b >> 25) as u8, (b >> 17) as u8, (b >> 9) as u8, (b >> 1) as u8, (((b & 1) as u8) << 7) | 0x7E, 0]
+    [
+        (b >> 25) as u8,
+        (b >> 17) as u8,
+        (b >> 9) as u8,
+        (b >> 1) as u8,
+        (((b & 1) as u8) << 7) | 0x7E,
+        0,
+    ]
 }
 
 /// Writes an adaptation field of exactly `total` bytes (including its length byte) with the given

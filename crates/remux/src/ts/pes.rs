@@ -48,7 +48,11 @@ pub fn encode_timestamp(prefix: u8, t_90k: u64) -> [u8; 5] {
 
 /// Decodes a 5-byte timestamp (for tests and self-checks).
 pub fn decode_timestamp(b: &[u8; 5]) -> u64 {
-    (u64::from((b[0] >> 1) & 7) << 30) | (u64::from(b[1]) << 22) | (u64::from(b[2] >> 1) << 15) | (u64::from(b[3]) << 7) | u64::from(b[4] >> 1)
+    (u64::from((b[0] >> 1) & 7) << 30)
+        | (u64::from(b[1]) << 22)
+        | (u64::from(b[2] >> 1) << 15)
+        | (u64::from(b[3]) << 7)
+        | u64::from(b[4] >> 1)
 }
 
 /// Parameters of one PES packet.
@@ -83,7 +87,9 @@ impl Cursor<'_> {
             copied += take;
         }
         while n > 0 {
-            let Some(cur) = self.pieces.get(self.idx).map(Piece::as_slice) else { break };
+            let Some(cur) = self.pieces.get(self.idx).map(Piece::as_slice) else {
+                break;
+            };
             let rest = cur.get(self.off..).unwrap_or(&[]);
             let take = rest.len().min(n);
             out.put_slice(&rest[..take]);
@@ -101,7 +107,13 @@ impl Cursor<'_> {
 
 /// Writes a PES packet carrying `pieces` (total `payload_len` bytes) as TS packets into `out`.
 /// Returns the number of bytes written.
-pub fn write_pes(out: &mut BytesMut, cc: &mut ContinuityCounter, p: &PesParams, pieces: &[Piece], payload_len: usize) -> usize {
+pub fn write_pes(
+    out: &mut BytesMut,
+    cc: &mut ContinuityCounter,
+    p: &PesParams,
+    pieces: &[Piece],
+    payload_len: usize,
+) -> usize {
     let start_len = out.len();
     let mut hdr = [0u8; 19];
     hdr[..3].copy_from_slice(&[0, 0, 1]);
@@ -123,16 +135,31 @@ pub fn write_pes(out: &mut BytesMut, cc: &mut ContinuityCounter, p: &PesParams, 
     }
     let hdr_len = 9 + hdr_data_len;
 
-    let mut cursor = Cursor { head: &hdr[..hdr_len], pieces, idx: 0, off: 0 };
+    let mut cursor = Cursor {
+        head: &hdr[..hdr_len],
+        pieces,
+        idx: 0,
+        off: 0,
+    };
     let mut remaining = hdr_len + payload_len;
     let mut first = true;
     let mut written = 0;
     while remaining > 0 {
-        let (rai, pcr) = if first { (p.random_access, p.pcr_90k) } else { (false, None) };
+        let (rai, pcr) = if first {
+            (p.random_access, p.pcr_90k)
+        } else {
+            (false, None)
+        };
         let af_min = adaptation_min(rai, pcr.is_some());
         let take = remaining.min(184 - af_min);
         let af_total = 184 - take;
-        write_header(out, p.pid, first, if af_total > 0 { 3 } else { 1 }, cc.next_value());
+        write_header(
+            out,
+            p.pid,
+            first,
+            if af_total > 0 { 3 } else { 1 },
+            cc.next_value(),
+        );
         if af_total > 0 {
             write_adaptation(out, af_total, rai, pcr);
         }
@@ -156,10 +183,19 @@ mod tests {
     #[test]
     fn timestamp_prefixes_and_markers() {
         assert_eq!(encode_timestamp(0b0010, 0), [0x21, 0, 1, 0, 1]);
-        assert_eq!(encode_timestamp(0b0011, (1 << 33) - 1), [0x3F, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(
+            encode_timestamp(0b0011, (1 << 33) - 1),
+            [0x3F, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
         // 33-bit wrap: 2^33 encodes like 0, 2^33 + 5 like 5.
-        assert_eq!(encode_timestamp(0b0001, 1 << 33), encode_timestamp(0b0001, 0));
-        assert_eq!(decode_timestamp(&encode_timestamp(0b0001, (1 << 33) + 5)), 5);
+        assert_eq!(
+            encode_timestamp(0b0001, 1 << 33),
+            encode_timestamp(0b0001, 0)
+        );
+        assert_eq!(
+            decode_timestamp(&encode_timestamp(0b0001, (1 << 33) + 5)),
+            5
+        );
     }
 
     proptest! {

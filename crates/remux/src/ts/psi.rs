@@ -14,7 +14,11 @@ const fn crc_table() -> [u32; 256] {
         let mut c = (i as u32) << 24;
         let mut k = 0;
         while k < 8 {
-            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04C1_1DB7 } else { c << 1 };
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04C1_1DB7
+            } else {
+                c << 1
+            };
             k += 1;
         }
         t[i] = c;
@@ -27,7 +31,9 @@ static CRC_TABLE: [u32; 256] = crc_table();
 
 /// CRC-32/MPEG-2 of `data`.
 pub fn crc32_mpeg2(data: &[u8]) -> u32 {
-    data.iter().fold(0xFFFF_FFFF, |crc, &b| (crc << 8) ^ CRC_TABLE[((crc >> 24) as u8 ^ b) as usize])
+    data.iter().fold(0xFFFF_FFFF, |crc, &b| {
+        (crc << 8) ^ CRC_TABLE[((crc >> 24) as u8 ^ b) as usize]
+    })
 }
 
 /// Elementary streams declared in the PMT.
@@ -114,19 +120,39 @@ mod tests {
     /// 0x1001, ours is 0x1000, so the PAT is checked via the CRC residue instead of bytes).
     #[test]
     fn pat_pmt_golden() {
-        let nginx_pat = [0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x01];
+        let nginx_pat = [
+            0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x01,
+        ];
         assert_eq!(crc32_mpeg2(&nginx_pat), 0x2E70_1905);
         let mut out = BytesMut::new();
         write_pat(&mut out, &mut ContinuityCounter::default());
-        assert_eq!(&out[..17], &[0x47, 0x40, 0x00, 0x10, 0x00, 0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x00]);
+        assert_eq!(
+            &out[..17],
+            &[
+                0x47, 0x40, 0x00, 0x10, 0x00, 0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00,
+                0x01, 0xF0, 0x00
+            ]
+        );
         assert_eq!(out.len(), 188);
         assert!(out[21..].iter().all(|&b| b == 0xFF));
         assert_eq!(crc32_mpeg2(&out[5..21]), 0);
         let mut out = BytesMut::new();
-        write_pmt(&mut out, &mut ContinuityCounter::default(), &Program { video: Some(0x1B), audio: Some(0x0F), version: 0 });
+        write_pmt(
+            &mut out,
+            &mut ContinuityCounter::default(),
+            &Program {
+                video: Some(0x1B),
+                audio: Some(0x0F),
+                version: 0,
+            },
+        );
         assert_eq!(
             &out[..31],
-            &[0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x17, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x00, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00, 0x0F, 0xE1, 0x01, 0xF0, 0x00, 0x2F, 0x44, 0xB9, 0x9B]
+            &[
+                0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x17, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1,
+                0x00, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00, 0x0F, 0xE1, 0x01, 0xF0, 0x00, 0x2F,
+                0x44, 0xB9, 0x9B
+            ]
         );
         assert_eq!(out.len(), 188);
     }
@@ -134,7 +160,15 @@ mod tests {
     #[test]
     fn audio_only_pmt_has_one_track_and_audio_pcr() {
         let mut out = BytesMut::new();
-        write_pmt(&mut out, &mut ContinuityCounter::default(), &Program { video: None, audio: Some(0x0F), version: 3 });
+        write_pmt(
+            &mut out,
+            &mut ContinuityCounter::default(),
+            &Program {
+                video: None,
+                audio: Some(0x0F),
+                version: 3,
+            },
+        );
         assert_eq!(&out[5..8], &[0x02, 0xB0, 0x12]);
         assert_eq!(&out[13..15], &[0xE1, 0x01]);
         assert_eq!(out[17], 0x0F);
