@@ -229,6 +229,7 @@ impl IngestHandler for App {
             labels: [("app", app.to_string()), ("stream", stream.to_string())],
             warned_gop: false,
             last_segment_bytes_in: 0,
+            last_codec: None,
         })
     }
 }
@@ -246,6 +247,7 @@ pub struct PublishSink {
     labels: [(&'static str, String); 2],
     warned_gop: bool,
     last_segment_bytes_in: u64,
+    last_codec: Option<Arc<remux::CodecInfo>>,
 }
 
 impl PublishSink {
@@ -289,6 +291,15 @@ impl PublishSink {
             st.codec = serde_json::to_value(&*seg.codec).ok();
         }
         if let Some(h) = &self.handle {
+            if !self.last_codec.as_ref().is_some_and(|c| Arc::ptr_eq(c, &seg.codec)) {
+                h.update_info(hls_edge::StreamInfo {
+                    codecs: Some(seg.codec.codecs.clone()),
+                    video: seg.codec.video.as_ref().and_then(|v| serde_json::to_value(v).ok()),
+                    audio: seg.codec.audio.as_ref().and_then(|a| serde_json::to_value(a).ok()),
+                    extra: serde_json::Value::Null,
+                });
+                self.last_codec = Some(seg.codec.clone());
+            }
             h.push_segment(hls_edge::NewSegment {
                 chunks: seg.parts,
                 duration_90k: seg.duration_90k,
