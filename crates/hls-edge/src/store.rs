@@ -354,11 +354,14 @@ impl Store {
     /// Brings the total back under `max_bytes_total`: bodies already out of a playlist go
     /// first (earliest expiry first), then the oldest listed segments of any stream (never a
     /// stream's newest one).
-    fn enforce_total_budget(&self, at: Instant) {
+    ///
+    /// Called with `reserve_bytes` before a body is inserted so that moka never has to evict on
+    /// its own (it would pick by recency, not by our rules), and with 0 after.
+    fn enforce_total_budget(&self, at: Instant, reserve_bytes: u64) {
         let wall = self.wall(at);
         let max = self.inner.config.max_bytes_total;
         for _ in 0..100_000 {
-            if self.bytes_held() <= max {
+            if self.bytes_held().saturating_add(reserve_bytes) <= max {
                 return;
             }
             let victim = self
@@ -447,6 +450,12 @@ impl StreamHandle {
         let store = &self.store;
         let wall = store.wall(at);
         let len_bytes: u64 = segment.chunks.iter().map(|c| c.len() as u64).sum();
+        if !lock(&self.entry.core).accepts(self.epoch) {
+            return;
+        }
+        if store.bytes_held().saturating_add(len_bytes) > store.inner.config.max_bytes_total {
+            store.enforce_total_budget(at, len_bytes);
+        }
         let held = {
             let mut core = lock(&self.entry.core);
             let Some((seq, dropped)) = core.push(
@@ -459,8 +468,9 @@ impl StreamHandle {
             ) else {
                 return;
             };
-            // Stored before the lock is released: a request can only see the new playlist once
-            // the body is downloadable.
+            // Room first (the per-stream drops), then the new body; stored before the lock is
+            // released, so a request only sees the new playlist once the body is downloadable.
+            store.release(self.entry.id, &dropped);
             let body = SegmentBody {
                 chunks: std::mem::take(&mut segment.chunks),
                 len_bytes,
@@ -475,13 +485,14 @@ impl StreamHandle {
                 .inner
                 .total_bytes
                 .fetch_add(len_bytes, Ordering::Relaxed);
-            store.release(self.entry.id, &dropped);
             core.bytes_held
         };
         set_stream_gauge(&self.entry, held);
         metrics::gauge!("sluice_edge_bytes_held").set(store.bytes_held() as f64);
         if store.bytes_held() > store.inner.config.max_bytes_total {
-            store.enforce_total_budget(at);
+            // Only when the reservation above could not free enough (e.g. the pushing stream's
+            // own previous segment was the only candidate).
+            store.enforce_total_budget(at, 0);
         }
     }
 

@@ -262,6 +262,11 @@ impl StreamCore {
         }
     }
 
+    /// Whether a push from the publisher of `epoch` would be taken.
+    pub fn accepts(&self, epoch: u64) -> bool {
+        epoch == self.publish_epoch && self.phase == Phase::Live
+    }
+
     /// Accepts a complete segment from the publisher of `epoch`. Returns its media sequence
     /// number (the caller stores the body under it before releasing the lock) and the bodies to
     /// drop, or `None` if the publisher is no longer the owner.
@@ -274,7 +279,7 @@ impl StreamCore {
         wall: SystemTime,
         cfg: &EdgeConfig,
     ) -> Option<(u64, Vec<Dropped>)> {
-        if epoch != self.publish_epoch || self.phase != Phase::Live {
+        if !self.accepts(epoch) {
             return None;
         }
         let td = *self

@@ -283,6 +283,9 @@ async fn not_found_is_briefly_cacheable() {
         assert_eq!(r.header("access-control-allow-origin"), "*");
         assert_eq!(r.text(), "not found\n");
     }
+    let head = request(&app, "HEAD", "/live/nope/index.m3u8", &[]).await;
+    assert_eq!((head.status, head.body.len()), (StatusCode::NOT_FOUND, 0));
+    assert_eq!(head.header("cache-control"), "public, max-age=1");
     let custom = setup(EdgeConfig {
         not_found_max_age_s: 2,
         ..EdgeConfig::default()
