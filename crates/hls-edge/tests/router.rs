@@ -460,3 +460,23 @@ async fn concurrent_gets_while_pushing() {
     assert_eq!(store.bytes_held(), sum.bytes_held);
     drop(h);
 }
+
+/// The binary merges its own routes (no fallback of its own) with the edge router.
+#[tokio::test]
+async fn merges_with_the_binary_routes() {
+    let (_s, edge, _h) = setup(EdgeConfig::default());
+    let app = Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/api/streams/{app}/{stream}",
+            axum::routing::get(|| async { "api" }),
+        )
+        .merge(edge);
+    assert_eq!(get(&app, "/healthz").await.text(), "ok");
+    assert_eq!(get(&app, "/api/streams/live/cam").await.text(), "api");
+    assert_eq!(get(&app, PLAYLIST).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&app, "/nothing/here").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
