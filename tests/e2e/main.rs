@@ -53,15 +53,11 @@ fn ffmpeg_publish_then_ffmpeg_and_ffprobe_play() {
 
     // ffprobe: exactly one H.264 and one AAC stream.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "json"])
         .arg(s.http(PLAYLIST))
         .output()
         .unwrap();
-    let mut codecs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().trim_end_matches(',').to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut codecs = ffprobe_codecs(&out.stdout);
     codecs.sort();
     assert_eq!(codecs, vec!["aac", "h264"], "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
 

@@ -300,3 +300,17 @@ pub fn metric(text: &str, name: &str, label_filter: &[&str]) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Codec names of the top-level streams in `ffprobe -show_entries stream=codec_name -of json`
+/// output (program-level duplicates are not counted).
+pub fn ffprobe_codecs(json: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -154,15 +154,11 @@ fn check_with_ffmpeg(name: &str, segments: &[Vec<u8>], expect: &[&str]) {
 
     // Exactly the tracks that were sent, in the first segment on its own.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "json"])
         .arg(&first)
         .output()
         .unwrap();
-    let mut codecs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().trim_end_matches(',').to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut codecs = ffprobe_codecs(&out.stdout);
     codecs.sort();
     assert_eq!(codecs, expect, "{name}: tracks of the first segment");
 
