@@ -13,7 +13,7 @@ use rtmp_ingest::{
 };
 use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Recorded {
     params: Vec<(String, String)>,
     app: String,
@@ -142,7 +142,7 @@ async fn ffmpeg_publish() {
     let out = run("ffmpeg", ffmpeg_args(port, "live/test?key=secret", 4, &[])).await;
     assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
     let r = wait_closed(&rec, "test").await;
-    let r = r.lock().unwrap();
+    let r = r.lock().unwrap().clone();
     assert_eq!(r.app, "live");
     assert_eq!(r.params, vec![("key".to_string(), "secret".to_string())]);
     assert_eq!(r.tags[0].0, TagKind::Script, "onMetaData first");
@@ -150,7 +150,6 @@ async fn ffmpeg_publish() {
     let steps: Vec<u32> = v_ts[1..].windows(2).map(|w| w[1] - w[0]).collect();
     assert!(steps.iter().all(|d| *d == 40 || *d == 0), "25 fps DTS steps as sent: {steps:?}");
     eprintln!("ffmpeg: {} tags, summary {:?}", r.tags.len(), r.closed[0].video_tags);
-    drop(r);
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
@@ -164,11 +163,10 @@ async fn ffmpeg_timestamps_cross_the_extended_boundary() {
     let out = run("ffmpeg", ffmpeg_args(port, "live/ext", 3, &["-output_ts_offset", "16777"])).await;
     assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
     let r = wait_closed(&rec, "ext").await;
-    let r = r.lock().unwrap();
+    let r = r.lock().unwrap().clone();
     let v_ts = check_stream(&r, 70, true);
     assert!(v_ts[1] >= 16_776_000 && *v_ts.last().unwrap() > 0xFF_FFFF, "crosses 2^24 ms: {:?}", (v_ts[1], v_ts.last()));
     assert!(v_ts[1..].windows(2).all(|w| w[1] - w[0] <= 40), "continuous across 0xFFFFFF");
-    drop(r);
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
@@ -216,9 +214,8 @@ async fn gst(sink: &str, name: &str) {
     let out = run("gst-launch-1.0", args).await;
     assert!(out.status.success(), "gst-launch failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let r = wait_closed(&rec, name).await;
-    let r = r.lock().unwrap();
+    let r = r.lock().unwrap().clone();
     check_stream(&r, 95, true);
-    drop(r);
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }

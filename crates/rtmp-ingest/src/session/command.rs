@@ -115,7 +115,7 @@ impl Session {
         self.object_encoding = cmd.object.get("objectEncoding").and_then(|v| v.as_number()).unwrap_or(0.0);
         let allowed = match &self.config.allowed_apps {
             None => true,
-            Some(list) => list.iter().any(|a| *a == self.app),
+            Some(list) => list.contains(&self.app),
         };
         if !allowed {
             let info = Amf0Value::object([

@@ -1,0 +1,15 @@
+//! Arbitrary bytes into the chunk decoder, fed in fuzzer-sized pieces.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use rtmp_ingest::chunk::decoder::{ChunkDecoder, DecoderLimits};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&piece, rest)) = data.split_first() else { return };
+    let mut d = ChunkDecoder::new(DecoderLimits { max_message_bytes: 1 << 20, max_chunk_size: 1 << 20, max_chunk_streams: 8 });
+    for chunk in rest.chunks(usize::from(piece).max(1)) {
+        if d.handle_input(chunk).is_err() {
+            break;
+        }
+        while d.poll_message().is_some() {}
+    }
+});
