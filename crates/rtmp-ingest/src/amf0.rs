@@ -21,10 +21,16 @@ pub enum Amf0Value {
     EcmaArray(Vec<(String, Amf0Value)>),
     StrictArray(Vec<Amf0Value>),
     /// Milliseconds since 1970 UTC plus the reserved time-zone field.
-    Date { millis: f64, time_zone: i16 },
+    Date {
+        millis: f64,
+        time_zone: i16,
+    },
     LongString(String),
     Xml(String),
-    TypedObject { class_name: String, properties: Vec<(String, Amf0Value)> },
+    TypedObject {
+        class_name: String,
+        properties: Vec<(String, Amf0Value)>,
+    },
     /// Index into earlier complex values; kept opaque (not resolved).
     Reference(u16),
     Unsupported,
@@ -49,14 +55,19 @@ impl Amf0Value {
     /// Properties of an `Object`, `EcmaArray` or `TypedObject`.
     pub fn properties(&self) -> Option<&[(String, Amf0Value)]> {
         match self {
-            Self::Object(p) | Self::EcmaArray(p) | Self::TypedObject { properties: p, .. } => Some(p),
+            Self::Object(p) | Self::EcmaArray(p) | Self::TypedObject { properties: p, .. } => {
+                Some(p)
+            }
             _ => None,
         }
     }
 
     /// Looks up a property by key in an object-like value.
     pub fn get(&self, key: &str) -> Option<&Amf0Value> {
-        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.properties()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Builds an `Object` from `(&str, value)` pairs.
@@ -78,7 +89,10 @@ pub struct Amf0Limits {
 
 impl Default for Amf0Limits {
     fn default() -> Self {
-        Self { max_depth: 32, max_elements: 4096 }
+        Self {
+            max_depth: 32,
+            max_elements: 4096,
+        }
     }
 }
 
@@ -113,7 +127,12 @@ pub struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     pub fn new(buf: &'a [u8], limits: Amf0Limits) -> Self {
-        Self { buf, pos: 0, limits, elements: 0 }
+        Self {
+            buf,
+            pos: 0,
+            limits,
+            elements: 0,
+        }
     }
 
     /// Byte offset of the next value.
@@ -134,12 +153,22 @@ impl<'a> Decoder<'a> {
     }
 
     fn err(&self, reason: &'static str, offset: usize) -> IngestError {
-        IngestError::Amf0 { reason, offset, excerpt: HexExcerpt::at(self.buf, offset) }
+        IngestError::Amf0 {
+            reason,
+            offset,
+            excerpt: HexExcerpt::at(self.buf, offset),
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], IngestError> {
-        let end = self.pos.checked_add(n).ok_or_else(|| self.err("length overflow", self.pos))?;
-        let out = self.buf.get(self.pos..end).ok_or_else(|| self.err("truncated value", self.pos))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| self.err("length overflow", self.pos))?;
+        let out = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.err("truncated value", self.pos))?;
         self.pos = end;
         Ok(out)
     }
@@ -173,7 +202,11 @@ impl<'a> Decoder<'a> {
     fn count_element(&mut self) -> Result<(), IngestError> {
         self.elements = self.elements.saturating_add(1);
         if self.elements > self.limits.max_elements {
-            return Err(IngestError::limit("AMF max_elements", self.elements as u64, self.limits.max_elements as u64));
+            return Err(IngestError::limit(
+                "AMF max_elements",
+                self.elements as u64,
+                self.limits.max_elements as u64,
+            ));
         }
         Ok(())
     }
@@ -201,11 +234,19 @@ impl<'a> Decoder<'a> {
             marker::STRICT_ARRAY => {
                 let count = self.u32()?;
                 if depth >= self.limits.max_depth {
-                    return Err(IngestError::limit("AMF max_depth", depth as u64 + 1, self.limits.max_depth as u64));
+                    return Err(IngestError::limit(
+                        "AMF max_depth",
+                        depth as u64 + 1,
+                        self.limits.max_depth as u64,
+                    ));
                 }
                 let remaining_budget = self.limits.max_elements.saturating_sub(self.elements);
                 if count as usize > remaining_budget {
-                    return Err(IngestError::limit("AMF max_elements", count.into(), self.limits.max_elements as u64));
+                    return Err(IngestError::limit(
+                        "AMF max_elements",
+                        count.into(),
+                        self.limits.max_elements as u64,
+                    ));
                 }
                 let mut items = Vec::new();
                 for _ in 0..count {
@@ -230,22 +271,37 @@ impl<'a> Decoder<'a> {
             marker::TYPED_OBJECT => {
                 let len = self.u16()?;
                 let class_name = self.utf8(usize::from(len))?;
-                Amf0Value::TypedObject { class_name, properties: self.properties(depth, at)? }
+                Amf0Value::TypedObject {
+                    class_name,
+                    properties: self.properties(depth, at)?,
+                }
             }
             marker::AVMPLUS => self.amf3_scalar()?,
             marker::OBJECT_END => return Err(self.err("object-end marker outside an object", at)),
-            marker::MOVIECLIP | marker::RECORDSET => return Err(self.err("reserved marker (movieclip/recordset)", at)),
+            marker::MOVIECLIP | marker::RECORDSET => {
+                return Err(self.err("reserved marker (movieclip/recordset)", at))
+            }
             _ => return Err(self.err("unknown marker", at)),
         })
     }
 
-    fn properties(&mut self, depth: usize, at: usize) -> Result<Vec<(String, Amf0Value)>, IngestError> {
+    fn properties(
+        &mut self,
+        depth: usize,
+        at: usize,
+    ) -> Result<Vec<(String, Amf0Value)>, IngestError> {
         if depth >= self.limits.max_depth {
-            return Err(IngestError::limit("AMF max_depth", depth as u64 + 1, self.limits.max_depth as u64));
+            return Err(IngestError::limit(
+                "AMF max_depth",
+                depth as u64 + 1,
+                self.limits.max_depth as u64,
+            ));
         }
         let mut props = Vec::new();
         loop {
-            let key_len = self.u16().map_err(|_| self.err("object without end marker", at))?;
+            let key_len = self
+                .u16()
+                .map_err(|_| self.err("object without end marker", at))?;
             if key_len == 0 {
                 let key_end_at = self.pos;
                 if self.u8()? == marker::OBJECT_END {
@@ -282,12 +338,16 @@ impl<'a> Decoder<'a> {
             0x06 => {
                 let header = self.u29()?;
                 if header & 1 == 0 {
-                    return Err(IngestError::Unsupported { what: "AMF3 string reference".into() });
+                    return Err(IngestError::Unsupported {
+                        what: "AMF3 string reference".into(),
+                    });
                 }
                 Amf0Value::String(self.utf8((header >> 1) as usize)?)
             }
             _ => {
-                return Err(IngestError::Unsupported { what: format!("AMF3 value with marker {m:#04x} at offset {at}") });
+                return Err(IngestError::Unsupported {
+                    what: format!("AMF3 value with marker {m:#04x} at offset {at}"),
+                });
             }
         })
     }
@@ -401,7 +461,10 @@ pub fn encode(value: &Amf0Value, out: &mut BytesMut) {
             out.put_u8(marker::XML_DOCUMENT);
             put_str32(out, s);
         }
-        Amf0Value::TypedObject { class_name, properties } => {
+        Amf0Value::TypedObject {
+            class_name,
+            properties,
+        } => {
             out.put_u8(marker::TYPED_OBJECT);
             put_str16(out, class_name);
             put_props(out, properties);
@@ -433,7 +496,10 @@ mod tests {
     #[test]
     fn decodes_table() {
         let cases: Vec<(&[u8], Amf0Value)> = vec![
-            (&[0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0], Amf0Value::Number(1.0)),
+            (
+                &[0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0],
+                Amf0Value::Number(1.0),
+            ),
             (&[0x01, 0x02], Amf0Value::Boolean(true)),
             (&[0x01, 0x00], Amf0Value::Boolean(false)),
             (&[0x02, 0x00, 0x02, b'h', b'i'], Amf0Value::string("hi")),
@@ -441,15 +507,33 @@ mod tests {
             (&[0x06], Amf0Value::Undefined),
             (&[0x07, 0x00, 0x05], Amf0Value::Reference(5)),
             (&[0x0d], Amf0Value::Unsupported),
-            (&[0x03, 0x00, 0x01, b'a', 0x05, 0x00, 0x00, 0x09], Amf0Value::object([("a", Amf0Value::Null)])),
-            (&[0x08, 0, 0, 0, 9, 0x00, 0x00, 0x09], Amf0Value::EcmaArray(vec![])),
-            (&[0x0a, 0, 0, 0, 2, 0x05, 0x06], Amf0Value::StrictArray(vec![Amf0Value::Null, Amf0Value::Undefined])),
-            (&[0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xc4], Amf0Value::Date { millis: 0.0, time_zone: -60 }),
+            (
+                &[0x03, 0x00, 0x01, b'a', 0x05, 0x00, 0x00, 0x09],
+                Amf0Value::object([("a", Amf0Value::Null)]),
+            ),
+            (
+                &[0x08, 0, 0, 0, 9, 0x00, 0x00, 0x09],
+                Amf0Value::EcmaArray(vec![]),
+            ),
+            (
+                &[0x0a, 0, 0, 0, 2, 0x05, 0x06],
+                Amf0Value::StrictArray(vec![Amf0Value::Null, Amf0Value::Undefined]),
+            ),
+            (
+                &[0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xc4],
+                Amf0Value::Date {
+                    millis: 0.0,
+                    time_zone: -60,
+                },
+            ),
             (&[0x0c, 0, 0, 0, 1, b'x'], Amf0Value::LongString("x".into())),
             (&[0x0f, 0, 0, 0, 1, b'<'], Amf0Value::Xml("<".into())),
             (
                 &[0x10, 0, 1, b'C', 0x00, 0x01, b'k', 0x05, 0, 0, 9],
-                Amf0Value::TypedObject { class_name: "C".into(), properties: vec![("k".into(), Amf0Value::Null)] },
+                Amf0Value::TypedObject {
+                    class_name: "C".into(),
+                    properties: vec![("k".into(), Amf0Value::Null)],
+                },
             ),
             // AMF3 switch: integer 5, true, inline string "ab".
             (&[0x11, 0x04, 0x05], Amf0Value::Number(5.0)),
@@ -464,17 +548,17 @@ mod tests {
     #[test]
     fn rejects_table() {
         let cases: &[&[u8]] = &[
-            &[0x00, 0x3f],                 // truncated number
-            &[0x02, 0x00, 0x05, b'a'],     // truncated string
+            &[0x00, 0x3f],                   // truncated number
+            &[0x02, 0x00, 0x05, b'a'],       // truncated string
             &[0x03, 0x00, 0x01, b'a', 0x05], // object without end
-            &[0x09],                        // stray object end
-            &[0x04],                        // movieclip
-            &[0x0e],                        // recordset
-            &[0x12],                        // unknown
+            &[0x09],                         // stray object end
+            &[0x04],                         // movieclip
+            &[0x0e],                         // recordset
+            &[0x12],                         // unknown
             &[0x0a, 0xff, 0xff, 0xff, 0xff], // huge strict array count
             &[0x0c, 0xff, 0xff, 0xff, 0xff], // huge long string
-            &[0x11, 0x0a],                  // AMF3 object: unsupported
-            &[0x11, 0x06, 0x02],            // AMF3 string reference
+            &[0x11, 0x0a],                   // AMF3 object: unsupported
+            &[0x11, 0x06, 0x02],             // AMF3 string reference
         ];
         for bytes in cases {
             assert!(dec(bytes).is_err(), "input {bytes:02x?} should fail");
@@ -486,8 +570,22 @@ mod tests {
         let mut out = BytesMut::new();
         let v = Amf0Value::StrictArray(vec![Amf0Value::Null; 10]);
         encode(&v, &mut out);
-        assert!(decode_all(&out, Amf0Limits { max_depth: 4, max_elements: 10 }).is_err());
-        assert!(decode_all(&out, Amf0Limits { max_depth: 4, max_elements: 11 }).is_ok());
+        assert!(decode_all(
+            &out,
+            Amf0Limits {
+                max_depth: 4,
+                max_elements: 10
+            }
+        )
+        .is_err());
+        assert!(decode_all(
+            &out,
+            Amf0Limits {
+                max_depth: 4,
+                max_elements: 11
+            }
+        )
+        .is_ok());
     }
 
     fn nested(depth: usize, object: bool) -> Vec<u8> {
@@ -540,7 +638,8 @@ mod tests {
             arb_string().prop_map(Amf0Value::String),
             Just(Amf0Value::Null),
             Just(Amf0Value::Undefined),
-            (prop::num::f64::NORMAL, any::<i16>()).prop_map(|(millis, time_zone)| Amf0Value::Date { millis, time_zone }),
+            (prop::num::f64::NORMAL, any::<i16>())
+                .prop_map(|(millis, time_zone)| Amf0Value::Date { millis, time_zone }),
             arb_string().prop_map(Amf0Value::LongString),
             arb_string().prop_map(Amf0Value::Xml),
             any::<u16>().prop_map(Amf0Value::Reference),
@@ -552,8 +651,12 @@ mod tests {
                 props.clone().prop_map(Amf0Value::Object),
                 props.clone().prop_map(Amf0Value::EcmaArray),
                 prop::collection::vec(inner, 0..6).prop_map(Amf0Value::StrictArray),
-                ("[A-Za-z]{0,8}", props)
-                    .prop_map(|(class_name, properties)| Amf0Value::TypedObject { class_name, properties }),
+                ("[A-Za-z]{0,8}", props).prop_map(|(class_name, properties)| {
+                    Amf0Value::TypedObject {
+                        class_name,
+                        properties,
+                    }
+                }),
             ]
         })
     }

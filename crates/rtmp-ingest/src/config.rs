@@ -59,7 +59,10 @@ impl Default for IngestConfig {
 impl IngestConfig {
     /// The AMF limits as the decoder takes them.
     pub fn amf_limits(&self) -> crate::amf0::Amf0Limits {
-        crate::amf0::Amf0Limits { max_depth: self.amf_max_depth, max_elements: self.amf_max_elements }
+        crate::amf0::Amf0Limits {
+            max_depth: self.amf_max_depth,
+            max_elements: self.amf_max_elements,
+        }
     }
 
     /// `out_chunk_size` clamped to the legal range 1..=0x7FFF_FFFF.

@@ -21,7 +21,10 @@ impl HexExcerpt {
         let mut bytes = [0u8; EXCERPT_BYTES];
         let len = data.len().min(EXCERPT_BYTES);
         bytes[..len].copy_from_slice(&data[..len]);
-        Self { bytes, len: len as u8 }
+        Self {
+            bytes,
+            len: len as u8,
+        }
     }
 
     /// Copies up to [`EXCERPT_BYTES`] bytes starting at `offset` (empty if out of range).
@@ -95,15 +98,30 @@ pub enum IngestError {
 
     /// A chunk header was malformed or inconsistent with the chunk stream's state.
     #[error("chunk stream {csid}: {reason} at byte offset {offset} [{excerpt}]")]
-    MalformedChunk { csid: u32, reason: &'static str, offset: u64, excerpt: HexExcerpt },
+    MalformedChunk {
+        csid: u32,
+        reason: &'static str,
+        offset: u64,
+        excerpt: HexExcerpt,
+    },
 
     /// A message body was malformed (control payload, aggregate, command).
     #[error("message type {type_id} on chunk stream {csid}: {reason} at body offset {offset} [{excerpt}]")]
-    MalformedMessage { csid: u32, type_id: u8, reason: String, offset: usize, excerpt: HexExcerpt },
+    MalformedMessage {
+        csid: u32,
+        type_id: u8,
+        reason: String,
+        offset: usize,
+        excerpt: HexExcerpt,
+    },
 
     /// AMF0 data was malformed (offset is relative to the decoded buffer).
     #[error("AMF0: {reason} at offset {offset} [{excerpt}]")]
-    Amf0 { reason: &'static str, offset: usize, excerpt: HexExcerpt },
+    Amf0 {
+        reason: &'static str,
+        offset: usize,
+        excerpt: HexExcerpt,
+    },
 
     /// Set Chunk Size carried 0 or a value with the top bit set.
     #[error("Set Chunk Size {size} is invalid (0 or top bit set)")]
@@ -122,7 +140,13 @@ pub enum IngestError {
     // ---- limits ----
     /// A configured size or count limit was exceeded (checked before allocating).
     #[error("{limit} exceeded: {value} > {max} (chunk stream {csid:?}, message type {type_id:?})")]
-    LimitExceeded { limit: &'static str, value: u64, max: u64, csid: Option<u32>, type_id: Option<u8> },
+    LimitExceeded {
+        limit: &'static str,
+        value: u64,
+        max: u64,
+        csid: Option<u32>,
+        type_id: Option<u8>,
+    },
 
     /// A deadline passed (`handshake_to_publish_timeout`, `idle_timeout`).
     #[error("{deadline} passed after {elapsed_ms} ms")]
@@ -166,7 +190,13 @@ impl IngestError {
     }
 
     pub(crate) fn limit(limit: &'static str, value: u64, max: u64) -> Self {
-        Self::LimitExceeded { limit, value, max, csid: None, type_id: None }
+        Self::LimitExceeded {
+            limit,
+            value,
+            max,
+            csid: None,
+            type_id: None,
+        }
     }
 }
 
@@ -190,7 +220,10 @@ mod tests {
 
     #[test]
     fn faults() {
-        assert_eq!(IngestError::BadVersion { version: 6 }.fault(), Fault::PeerProtocol);
+        assert_eq!(
+            IngestError::BadVersion { version: 6 }.fault(),
+            Fault::PeerProtocol
+        );
         assert_eq!(IngestError::limit("x", 2, 1).fault(), Fault::Limit);
     }
 }

@@ -174,7 +174,10 @@ pub fn inspect_video(body: &[u8]) -> Option<TagInfo> {
     let codec = MediaCodec::from_fourcc(fourcc);
     let mut info = TagInfo {
         codec,
-        is_sequence_header: matches!(packet_type, video_packet::SEQUENCE_START | video_packet::MPEG2TS_SEQUENCE_START),
+        is_sequence_header: matches!(
+            packet_type,
+            video_packet::SEQUENCE_START | video_packet::MPEG2TS_SEQUENCE_START
+        ),
         is_keyframe: frame_type == FRAME_TYPE_KEY || frame_type == FRAME_TYPE_GENERATED_KEY,
         track_id,
         enhanced: true,
@@ -202,7 +205,11 @@ fn ex_track(c: &mut Cursor<'_>, packet_type: u8, multitrack: u8) -> Option<(u8, 
     let b = c.u8()?;
     let multitrack_type = b >> 4;
     let real_packet_type = b & 0x0f;
-    let fourcc = if multitrack_type == MULTITRACK_MANY_TRACKS_MANY_CODECS { None } else { Some(c.fourcc()?) };
+    let fourcc = if multitrack_type == MULTITRACK_MANY_TRACKS_MANY_CODECS {
+        None
+    } else {
+        Some(c.fourcc()?)
+    };
     let fourcc = match fourcc {
         Some(f) => f,
         None => c.fourcc()?,
@@ -258,38 +265,172 @@ mod tests {
     #[test]
     fn video_table() {
         let rows: &[Row] = &[
-            (&[0x17, 0x00, 0, 0, 0, 1], MediaCodec::Avc, true, true, 0, false, None),
-            (&[0x17, 0x01, 0, 0, 0x28], MediaCodec::Avc, false, true, 0, false, Some(40)),
-            (&[0x27, 0x01, 0xff, 0xff, 0xd8], MediaCodec::Avc, false, false, 0, false, Some(-40)),
+            (
+                &[0x17, 0x00, 0, 0, 0, 1],
+                MediaCodec::Avc,
+                true,
+                true,
+                0,
+                false,
+                None,
+            ),
+            (
+                &[0x17, 0x01, 0, 0, 0x28],
+                MediaCodec::Avc,
+                false,
+                true,
+                0,
+                false,
+                Some(40),
+            ),
+            (
+                &[0x27, 0x01, 0xff, 0xff, 0xd8],
+                MediaCodec::Avc,
+                false,
+                false,
+                0,
+                false,
+                Some(-40),
+            ),
             (&[0x1c, 0x00], MediaCodec::Hevc, true, true, 0, false, None),
-            (&[0x22, 0x00], MediaCodec::Other(2), false, false, 0, false, None),
+            (
+                &[0x22, 0x00],
+                MediaCodec::Other(2),
+                false,
+                false,
+                0,
+                false,
+                None,
+            ),
             // Enhanced: key + SequenceStart hvc1.
-            (&[0x90, b'h', b'v', b'c', b'1', 1], MediaCodec::Hevc, true, true, 0, true, None),
+            (
+                &[0x90, b'h', b'v', b'c', b'1', 1],
+                MediaCodec::Hevc,
+                true,
+                true,
+                0,
+                true,
+                None,
+            ),
             // inter + CodedFrames av01 (no CTS for AV1).
-            (&[0xA1, b'a', b'v', b'0', b'1', 0x12], MediaCodec::Av1, false, false, 0, true, None),
-            (&[0x93, b'v', b'p', b'0', b'9'], MediaCodec::Vp9, false, true, 0, true, None),
-            (&[0xA3, b'v', b'p', b'0', b'8'], MediaCodec::Vp8, false, false, 0, true, None),
-            (&[0x91, b'a', b'v', b'c', b'1', 0, 0, 0x50], MediaCodec::Avc, false, true, 0, true, Some(80)),
-            (&[0x93, b'h', b'v', b'c', b'1'], MediaCodec::Hevc, false, true, 0, true, Some(0)),
-            (&[0x95, b'a', b'v', b'0', b'1'], MediaCodec::Av1, true, true, 0, true, None),
+            (
+                &[0xA1, b'a', b'v', b'0', b'1', 0x12],
+                MediaCodec::Av1,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x93, b'v', b'p', b'0', b'9'],
+                MediaCodec::Vp9,
+                false,
+                true,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0xA3, b'v', b'p', b'0', b'8'],
+                MediaCodec::Vp8,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x91, b'a', b'v', b'c', b'1', 0, 0, 0x50],
+                MediaCodec::Avc,
+                false,
+                true,
+                0,
+                true,
+                Some(80),
+            ),
+            (
+                &[0x93, b'h', b'v', b'c', b'1'],
+                MediaCodec::Hevc,
+                false,
+                true,
+                0,
+                true,
+                Some(0),
+            ),
+            (
+                &[0x95, b'a', b'v', b'0', b'1'],
+                MediaCodec::Av1,
+                true,
+                true,
+                0,
+                true,
+                None,
+            ),
             // Multitrack OneTrack (OBS extra encoder): key, type 6, then (0 << 4 | CodedFramesX), avc1, trackId 2.
-            (&[0x96, 0x03, b'a', b'v', b'c', b'1', 2], MediaCodec::Avc, false, true, 2, true, Some(0)),
+            (
+                &[0x96, 0x03, b'a', b'v', b'c', b'1', 2],
+                MediaCodec::Avc,
+                false,
+                true,
+                2,
+                true,
+                Some(0),
+            ),
             // ManyTracksManyCodecs: (2 << 4 | SequenceStart), then per-track FourCC + id.
-            (&[0x96, 0x20, b'h', b'v', b'c', b'1', 1, 0, 0, 1], MediaCodec::Hevc, true, true, 1, true, None),
+            (
+                &[0x96, 0x20, b'h', b'v', b'c', b'1', 1, 0, 0, 1],
+                MediaCodec::Hevc,
+                true,
+                true,
+                1,
+                true,
+                None,
+            ),
             // ModEx (TimestampOffsetNano: size 3, then type 0 | next packet type CodedFramesX).
-            (&[0x97, 2, 0x00, 0x01, 0x02, 0x03, b'a', b'v', b'c', b'1'], MediaCodec::Avc, false, true, 0, true, Some(0)),
+            (
+                &[0x97, 2, 0x00, 0x01, 0x02, 0x03, b'a', b'v', b'c', b'1'],
+                MediaCodec::Avc,
+                false,
+                true,
+                0,
+                true,
+                Some(0),
+            ),
             // Unknown FourCC.
-            (&[0x90, b'x', b'y', b'z', b'w'], MediaCodec::Other(u32::from_be_bytes(*b"xyzw")), true, true, 0, true, None),
+            (
+                &[0x90, b'x', b'y', b'z', b'w'],
+                MediaCodec::Other(u32::from_be_bytes(*b"xyzw")),
+                true,
+                true,
+                0,
+                true,
+                None,
+            ),
         ];
         for (body, codec, sh, key, track, enhanced, cts) in rows {
             let info = inspect_video(body).unwrap_or_else(|| panic!("{body:02x?}"));
             assert_eq!(
-                (info.codec, info.is_sequence_header, info.is_keyframe, info.track_id, info.enhanced, info.composition_time_ms),
+                (
+                    info.codec,
+                    info.is_sequence_header,
+                    info.is_keyframe,
+                    info.track_id,
+                    info.enhanced,
+                    info.composition_time_ms
+                ),
                 (*codec, *sh, *key, *track, *enhanced, *cts),
                 "{body:02x?}"
             );
         }
-        for short in [&[][..], &[0x17], &[0x90, b'h', b'v'], &[0x97, 5, 0], &[0x96, 0x03, b'a'], &[0xD0, 1]] {
+        for short in [
+            &[][..],
+            &[0x17],
+            &[0x90, b'h', b'v'],
+            &[0x97, 5, 0],
+            &[0x96, 0x03, b'a'],
+            &[0xD0, 1],
+        ] {
             assert_eq!(inspect_video(short), None, "{short:02x?}");
         }
     }
@@ -297,24 +438,110 @@ mod tests {
     #[test]
     fn audio_table() {
         let rows: &[Row] = &[
-            (&[0xAF, 0x00, 0x12, 0x10], MediaCodec::Aac, true, false, 0, false, None),
-            (&[0xAF, 0x01, 0x21], MediaCodec::Aac, false, false, 0, false, None),
+            (
+                &[0xAF, 0x00, 0x12, 0x10],
+                MediaCodec::Aac,
+                true,
+                false,
+                0,
+                false,
+                None,
+            ),
+            (
+                &[0xAF, 0x01, 0x21],
+                MediaCodec::Aac,
+                false,
+                false,
+                0,
+                false,
+                None,
+            ),
             (&[0x2F, 0xff], MediaCodec::Mp3, false, false, 0, false, None),
             (&[0xE2], MediaCodec::Mp3, false, false, 0, false, None),
             (&[0x72], MediaCodec::Other(7), false, false, 0, false, None),
-            (&[0x90, b'm', b'p', b'4', b'a', 0x12], MediaCodec::Aac, true, false, 0, true, None),
-            (&[0x91, b'O', b'p', b'u', b's'], MediaCodec::Opus, false, false, 0, true, None),
-            (&[0x91, b'.', b'm', b'p', b'3'], MediaCodec::Mp3, false, false, 0, true, None),
-            (&[0x90, b'f', b'L', b'a', b'C'], MediaCodec::Flac, true, false, 0, true, None),
-            (&[0x91, b'a', b'c', b'-', b'3'], MediaCodec::Ac3, false, false, 0, true, None),
-            (&[0x91, b'e', b'c', b'-', b'3'], MediaCodec::Eac3, false, false, 0, true, None),
-            (&[0x95, 0x01, b'm', b'p', b'4', b'a', 3], MediaCodec::Aac, false, false, 3, true, None),
-            (&[0x97, 0, 0xAA, 0x01, b'O', b'p', b'u', b's'], MediaCodec::Opus, false, false, 0, true, None),
+            (
+                &[0x90, b'm', b'p', b'4', b'a', 0x12],
+                MediaCodec::Aac,
+                true,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x91, b'O', b'p', b'u', b's'],
+                MediaCodec::Opus,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x91, b'.', b'm', b'p', b'3'],
+                MediaCodec::Mp3,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x90, b'f', b'L', b'a', b'C'],
+                MediaCodec::Flac,
+                true,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x91, b'a', b'c', b'-', b'3'],
+                MediaCodec::Ac3,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x91, b'e', b'c', b'-', b'3'],
+                MediaCodec::Eac3,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
+            (
+                &[0x95, 0x01, b'm', b'p', b'4', b'a', 3],
+                MediaCodec::Aac,
+                false,
+                false,
+                3,
+                true,
+                None,
+            ),
+            (
+                &[0x97, 0, 0xAA, 0x01, b'O', b'p', b'u', b's'],
+                MediaCodec::Opus,
+                false,
+                false,
+                0,
+                true,
+                None,
+            ),
         ];
         for (body, codec, sh, key, track, enhanced, _) in rows {
             let info = inspect_audio(body).unwrap_or_else(|| panic!("{body:02x?}"));
             assert_eq!(
-                (info.codec, info.is_sequence_header, info.is_keyframe, info.track_id, info.enhanced),
+                (
+                    info.codec,
+                    info.is_sequence_header,
+                    info.is_keyframe,
+                    info.track_id,
+                    info.enhanced
+                ),
                 (*codec, *sh, *key, *track, *enhanced),
                 "{body:02x?}"
             );

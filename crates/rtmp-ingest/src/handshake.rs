@@ -23,8 +23,8 @@ pub const PACKET_BYTES: usize = 1536;
 const DIGEST_BYTES: usize = 32;
 
 const KEY_TAIL: [u8; 32] = [
-    0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57, 0x6E, 0xEC,
-    0x5D, 0x2D, 0x29, 0x80, 0x6F, 0xAB, 0x93, 0xB8, 0xE6, 0x36, 0xCF, 0xEB, 0x31, 0xAE,
+    0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57,
+    0x6E, 0xEC, 0x5D, 0x2D, 0x29, 0x80, 0x6F, 0xAB, 0x93, 0xB8, 0xE6, 0x36, 0xCF, 0xEB, 0x31, 0xAE,
 ];
 const FP_PARTIAL: &[u8; 30] = b"Genuine Adobe Flash Player 001";
 const FMS_PARTIAL: &[u8; 36] = b"Genuine Adobe Flash Media Server 001";
@@ -58,7 +58,8 @@ pub fn fms_key_partial() -> &'static [u8] {
 /// HMAC-SHA256 over the concatenation of `parts`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     for p in parts {
         mac.update(p);
     }
@@ -101,15 +102,21 @@ pub fn sign_packet(key: &[u8], packet: &mut [u8; PACKET_BYTES], scheme: DigestSc
 
 /// Finds a valid digest in `packet` signed with `key`: scheme 1 first, then scheme 0 (nginx order).
 pub fn find_digest(key: &[u8], packet: &[u8; PACKET_BYTES]) -> Option<(DigestScheme, [u8; 32])> {
-    [DigestScheme::Scheme1, DigestScheme::Scheme0].into_iter().find_map(|scheme| {
-        let offset = scheme.digest_offset(packet);
-        let want = packet_digest(key, packet, offset);
-        (packet[offset..offset + DIGEST_BYTES] == want).then_some((scheme, want))
-    })
+    [DigestScheme::Scheme1, DigestScheme::Scheme0]
+        .into_iter()
+        .find_map(|scheme| {
+            let offset = scheme.digest_offset(packet);
+            let want = packet_digest(key, packet, offset);
+            (packet[offset..offset + DIGEST_BYTES] == want).then_some((scheme, want))
+        })
 }
 
 /// The signature at the end of a digest-mode S2/C2: `HMAC(HMAC(full_key, peer_digest), packet[..1504])`.
-pub fn response_signature(full_key: &[u8], peer_digest: &[u8; 32], packet: &[u8; PACKET_BYTES]) -> [u8; 32] {
+pub fn response_signature(
+    full_key: &[u8],
+    peer_digest: &[u8; 32],
+    packet: &[u8; PACKET_BYTES],
+) -> [u8; 32] {
     let key = hmac_sha256(full_key, &[peer_digest]);
     hmac_sha256(&key, &[&packet[..PACKET_BYTES - DIGEST_BYTES]])
 }
@@ -126,7 +133,10 @@ enum State {
     /// Waiting for C0+C1 (1537 bytes).
     AwaitC0C1,
     /// S0+S1+S2 queued; waiting for C2.
-    AwaitC2 { s1: Box<[u8; PACKET_BYTES]>, s1_digest: Option<[u8; 32]> },
+    AwaitC2 {
+        s1: Box<[u8; PACKET_BYTES]>,
+        s1_digest: Option<[u8; 32]>,
+    },
     Done,
 }
 
@@ -151,7 +161,7 @@ impl Handshake {
             kind: None,
             random,
             c2_matched: None,
-            }
+        }
     }
 
     /// Consumes bytes; returns `true` once C2 has been read (then call [`Self::take_remaining`]).
@@ -160,7 +170,9 @@ impl Handshake {
         loop {
             match &self.state {
                 State::AwaitC0C1 => {
-                    let Some(&version) = self.buf.first() else { return Ok(false) };
+                    let Some(&version) = self.buf.first() else {
+                        return Ok(false);
+                    };
                     if version != RTMP_VERSION {
                         return Err(IngestError::BadVersion { version });
                     }
@@ -180,7 +192,10 @@ impl Handshake {
                     let mut c2 = [0u8; PACKET_BYTES];
                     c2.copy_from_slice(&c2_bytes);
                     let matched = match s1_digest {
-                        Some(d) => c2[PACKET_BYTES - DIGEST_BYTES..] == response_signature(&fp_key_full(), d, &c2),
+                        Some(d) => {
+                            c2[PACKET_BYTES - DIGEST_BYTES..]
+                                == response_signature(&fp_key_full(), d, &c2)
+                        }
                         None => c2[8..] == s1[8..],
                     };
                     if !matched {
@@ -200,7 +215,11 @@ impl Handshake {
         out.extend_from_slice(&[RTMP_VERSION]);
         let mut s1 = Box::new([0u8; PACKET_BYTES]);
         s1[8..].copy_from_slice(&self.random[8..PACKET_BYTES]);
-        let client_digest = if c1[4..8] == [0, 0, 0, 0] { None } else { find_digest(FP_PARTIAL, c1) };
+        let client_digest = if c1[4..8] == [0, 0, 0, 0] {
+            None
+        } else {
+            find_digest(FP_PARTIAL, c1)
+        };
         match client_digest {
             Some((scheme, c1_digest)) => {
                 self.kind = Some(HandshakeKind::Digest(scheme));
@@ -212,7 +231,10 @@ impl Handshake {
                 s2[PACKET_BYTES - DIGEST_BYTES..].copy_from_slice(&sig);
                 out.extend_from_slice(&s1[..]);
                 out.extend_from_slice(&s2);
-                self.state = State::AwaitC2 { s1, s1_digest: Some(s1_digest) };
+                self.state = State::AwaitC2 {
+                    s1,
+                    s1_digest: Some(s1_digest),
+                };
             }
             None => {
                 self.kind = Some(HandshakeKind::Simple);
@@ -220,7 +242,10 @@ impl Handshake {
                 out.extend_from_slice(&s1[..]);
                 // S2 echoes C1 exactly (nginx).
                 out.extend_from_slice(c1);
-                self.state = State::AwaitC2 { s1, s1_digest: None };
+                self.state = State::AwaitC2 {
+                    s1,
+                    s1_digest: None,
+                };
             }
         }
         self.transmit = Some(out.freeze());
@@ -286,7 +311,10 @@ mod tests {
         let mut p = [0u8; PACKET_BYTES];
         // Scheme 0: bytes 8..12 summed, % 728, + 12.
         p[8..12].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(DigestScheme::Scheme0.digest_offset(&p), (4 * 255) % 728 + 12);
+        assert_eq!(
+            DigestScheme::Scheme0.digest_offset(&p),
+            (4 * 255) % 728 + 12
+        );
         p[772..776].copy_from_slice(&[1, 2, 3, 4]);
         assert_eq!(DigestScheme::Scheme1.digest_offset(&p), 10 + 776);
     }
@@ -306,7 +334,11 @@ mod tests {
         let out = hs.poll_transmit().expect("S0+S1+S2 before C2");
         assert_eq!(out.len(), 1 + 2 * PACKET_BYTES);
         assert_eq!(out[0], 3);
-        assert_eq!(&out[1 + 4..1 + 8], &[0, 0, 0, 0], "S1 version must be zero in simple mode");
+        assert_eq!(
+            &out[1 + 4..1 + 8],
+            &[0, 0, 0, 0],
+            "S1 version must be zero in simple mode"
+        );
         assert_eq!(&out[1 + PACKET_BYTES..], &c1[..], "S2 echoes C1");
         assert_eq!(hs.kind(), Some(HandshakeKind::Simple));
         // C2 that does not echo S1 + trailing chunk bytes.
@@ -321,7 +353,9 @@ mod tests {
     fn bad_version_is_an_error() {
         for v in [0u8, 6, 8, b'G'] {
             let mut hs = Handshake::new(random(0));
-            assert!(matches!(hs.handle_input(&[v]), Err(IngestError::BadVersion { version }) if version == v));
+            assert!(
+                matches!(hs.handle_input(&[v]), Err(IngestError::BadVersion { version }) if version == v)
+            );
         }
     }
 
@@ -337,7 +371,8 @@ mod tests {
     }
 
     fn run_digest(c1: [u8; PACKET_BYTES]) {
-        let (scheme, c1_digest) = find_digest(fp_key_partial(), &c1).expect("vector carries a digest");
+        let (scheme, c1_digest) =
+            find_digest(fp_key_partial(), &c1).expect("vector carries a digest");
         let mut hs = Handshake::new(random(7));
         let mut input = vec![3u8];
         input.extend_from_slice(&c1);
@@ -350,8 +385,12 @@ mod tests {
         s2.copy_from_slice(&out[1 + PACKET_BYTES..]);
         // Client-side checks as the ffmpeg player does them.
         assert_ne!(s1[4], 0);
-        let (_, s1_digest) = find_digest(fms_key_partial(), &s1).expect("S1 digest verifies with the FMS key");
-        assert_eq!(s2[PACKET_BYTES - 32..], response_signature(&fms_key_full(), &c1_digest, &s2));
+        let (_, s1_digest) =
+            find_digest(fms_key_partial(), &s1).expect("S1 digest verifies with the FMS key");
+        assert_eq!(
+            s2[PACKET_BYTES - 32..],
+            response_signature(&fms_key_full(), &c1_digest, &s2)
+        );
         // A correct digest C2.
         let mut c2 = [0x5Au8; PACKET_BYTES];
         let sig = response_signature(&fp_key_full(), &s1_digest, &c2);

@@ -89,7 +89,10 @@ pub enum PublishRefusal {
 pub trait IngestHandler: Send + Sync + 'static {
     type Sink: MediaSink;
     /// Decide on a publish before NetStream.Publish.Start is sent. May await (webhooks).
-    fn authorize(&self, request: PublishRequest) -> impl std::future::Future<Output = Result<Self::Sink, PublishRefusal>> + Send;
+    fn authorize(
+        &self,
+        request: PublishRequest,
+    ) -> impl std::future::Future<Output = Result<Self::Sink, PublishRefusal>> + Send;
 }
 
 /// Receives the tags of one accepted publish.

@@ -35,7 +35,11 @@ pub fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -55,24 +59,42 @@ mod tests {
 
     #[test]
     fn apps() {
-        for (input, want) in [("live", "live"), ("live?key=1", "live"), ("/live/", "live"), ("a/b?x", "a/b"), ("", "")] {
+        for (input, want) in [
+            ("live", "live"),
+            ("live?key=1", "live"),
+            ("/live/", "live"),
+            ("a/b?x", "a/b"),
+            ("", ""),
+        ] {
             assert_eq!(strip_app(input), want);
         }
     }
 
     #[test]
     fn stream_names() {
-        let kv = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let kv = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
         let cases = [
             ("test", "test", kv(&[])),
             ("test?key=secret", "test", kv(&[("key", "secret")])),
-            ("s?key=a%2Fb&x=1&&flag", "s", kv(&[("key", "a/b"), ("x", "1"), ("flag", "")])),
+            (
+                "s?key=a%2Fb&x=1&&flag",
+                "s",
+                kv(&[("key", "a/b"), ("x", "1"), ("flag", "")]),
+            ),
             ("s?k=a+b%zz%4", "s", kv(&[("k", "a+b%zz%4")])),
             ("s?k=%C3%A9", "s", kv(&[("k", "é")])),
             ("?k=v", "", kv(&[("k", "v")])),
         ];
         for (input, name, params) in cases {
-            assert_eq!(split_stream_name(input), (name.to_string(), params), "{input}");
+            assert_eq!(
+                split_stream_name(input),
+                (name.to_string(), params),
+                "{input}"
+            );
         }
         let many = format!("s?{}", "a=b&".repeat(1000));
         assert_eq!(split_stream_name(&many).1.len(), MAX_PARAMS);

@@ -52,7 +52,14 @@ pub async fn serve<H: IngestHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    serve_with_counters(listener, config, handler, shutdown, Arc::new(IngestCounters::default())).await
+    serve_with_counters(
+        listener,
+        config,
+        handler,
+        shutdown,
+        Arc::new(IngestCounters::default()),
+    )
+    .await
 }
 
 /// [`serve`] with caller-owned counters.
@@ -64,7 +71,10 @@ pub async fn serve_with_counters<H: IngestHandler>(
     counters: Arc<IngestCounters>,
 ) -> io::Result<()> {
     let config = Arc::new(config);
-    let limiter = Arc::new(ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip));
+    let limiter = Arc::new(ConnectionLimiter::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+    ));
     let mut tasks = JoinSet::new();
     let mut next_connection_id: u64 = 0;
     let mut last_refusal_log: Option<Instant> = None;
@@ -139,7 +149,11 @@ struct Permit {
 
 impl ConnectionLimiter {
     fn new(max_total: usize, max_per_ip: usize) -> Self {
-        Self { max_total, max_per_ip, state: Mutex::new((0, HashMap::new())) }
+        Self {
+            max_total,
+            max_per_ip,
+            state: Mutex::new((0, HashMap::new())),
+        }
     }
 
     fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, &'static str> {
@@ -158,7 +172,10 @@ impl ConnectionLimiter {
         *n += 1;
         *total += 1;
         metrics::gauge!("sluice_rtmp_connections_active").set(*total as f64);
-        Ok(Permit { limiter: self.clone(), ip })
+        Ok(Permit {
+            limiter: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -209,11 +226,15 @@ async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
 
 impl Connection {
     async fn run<H: IngestHandler>(self, mut socket: TcpStream, handler: Arc<H>) {
-        self.counters.connections_active.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .connections_active
+            .fetch_add(1, Ordering::Relaxed);
         let _ = socket.set_nodelay(true);
         let mut session = Session::new(self.id, self.config.clone(), std_now());
         let mut sink: Option<H::Sink> = None;
-        let end = self.drive(&mut socket, &mut session, &mut sink, &*handler).await;
+        let end = self
+            .drive(&mut socket, &mut session, &mut sink, &*handler)
+            .await;
         // Tags decoded before an error still reach the sink, in order.
         while let Some(ev) = session.poll_event() {
             if let (SessionEvent::Tag(tag), Some(s)) = (ev, sink.as_mut()) {
@@ -222,7 +243,10 @@ impl Connection {
         }
         let reason = match &end {
             End::Disconnected | End::Io(_) | End::Requested(_) => CloseReason::Disconnected,
-            End::Error(IngestError::Timeout { deadline: Deadline::Idle, .. }) => CloseReason::IdleTimeout,
+            End::Error(IngestError::Timeout {
+                deadline: Deadline::Idle,
+                ..
+            }) => CloseReason::IdleTimeout,
             End::Error(e) => CloseReason::ProtocolError(e.to_string()),
             End::Shutdown => CloseReason::Shutdown,
             End::Kicked => CloseReason::Kicked,
@@ -231,10 +255,15 @@ impl Connection {
             End::Disconnected => tracing::debug!("RTMP peer disconnected"),
             End::Io(e) => tracing::info!(error = %e, "RTMP connection I/O error"),
             End::Error(e) => {
-                self.counters.connection_errors.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("sluice_rtmp_connection_errors_total", "reason" => e.label()).increment(1);
+                self.counters
+                    .connection_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("sluice_rtmp_connection_errors_total", "reason" => e.label())
+                    .increment(1);
                 match e.fault() {
-                    Fault::Limit | Fault::Io => tracing::info!(error = %e, "closing RTMP connection"),
+                    Fault::Limit | Fault::Io => {
+                        tracing::info!(error = %e, "closing RTMP connection")
+                    }
                     _ => tracing::warn!(error = %e, fault = ?e.fault(), "closing RTMP connection"),
                 }
             }
@@ -246,7 +275,9 @@ impl Connection {
             s.on_close(session.publish_summary(std_now(), reason));
         }
         let _ = socket.shutdown().await;
-        self.counters.connections_active.fetch_sub(1, Ordering::Relaxed);
+        self.counters
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     async fn flush(&self, socket: &mut TcpStream, session: &mut Session) -> io::Result<()> {
@@ -279,7 +310,9 @@ impl Connection {
                     }
                     SessionEvent::Unpublished => {
                         if let Some(s) = sink.take() {
-                            s.on_close(session.publish_summary(std_now(), CloseReason::Unpublished));
+                            s.on_close(
+                                session.publish_summary(std_now(), CloseReason::Unpublished),
+                            );
                         }
                     }
                     SessionEvent::CloseRequested { reason } => {
@@ -312,12 +345,16 @@ impl Connection {
                         let result = match decision {
                             Ok(s) => {
                                 *sink = Some(s);
-                                self.counters.publishes_accepted.fetch_add(1, Ordering::Relaxed);
+                                self.counters
+                                    .publishes_accepted
+                                    .fetch_add(1, Ordering::Relaxed);
                                 tracing::info!(%app, %stream, "publish accepted");
                                 session.accept_publish(std_now())
                             }
                             Err(refusal) => {
-                                self.counters.publishes_refused.fetch_add(1, Ordering::Relaxed);
+                                self.counters
+                                    .publishes_refused
+                                    .fetch_add(1, Ordering::Relaxed);
                                 tracing::info!(%app, %stream, ?refusal, "publish refused");
                                 session.reject_publish(refusal)
                             }

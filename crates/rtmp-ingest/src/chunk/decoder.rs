@@ -15,7 +15,9 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::BytesMut;
 
-use super::{message_type, ChunkStreamId, RawMessage, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER};
+use super::{
+    message_type, ChunkStreamId, RawMessage, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER,
+};
 use crate::error::{HexExcerpt, IngestError};
 
 /// Longest possible chunk header: 3 (basic) + 11 (fmt 0) + 4 (extended timestamp).
@@ -121,7 +123,9 @@ impl ChunkDecoder {
                     excerpt: HexExcerpt::of(&[]),
                 };
                 let state = self.streams.get_mut(&csid).ok_or_else(lost)?;
-                let Some(body) = state.partial.as_mut() else { return Err(lost()) };
+                let Some(body) = state.partial.as_mut() else {
+                    return Err(lost());
+                };
                 body.extend_from_slice(&data[..n]);
                 let complete = body.len() as u64 >= u64::from(state.length);
                 data = &data[n..];
@@ -193,7 +197,9 @@ impl ChunkDecoder {
     /// Parses a header from `header_buf[..avail]`; `None` = need more bytes.
     fn parse_header(&self, avail: usize) -> Result<Option<(Header, usize)>, IngestError> {
         let b = &self.header_buf[..avail];
-        let Some(&b0) = b.first() else { return Ok(None) };
+        let Some(&b0) = b.first() else {
+            return Ok(None);
+        };
         let fmt = b0 >> 6;
         let (csid, mut pos) = match b0 & 0x3f {
             0 => match b.get(1) {
@@ -207,10 +213,20 @@ impl ChunkDecoder {
             n => (u32::from(n), 1),
         };
         let message_header_len = [11usize, 7, 3, 0][usize::from(fmt)];
-        let Some(mh) = b.get(pos..pos + message_header_len) else { return Ok(None) };
+        let Some(mh) = b.get(pos..pos + message_header_len) else {
+            return Ok(None);
+        };
         pos += message_header_len;
         let u24 = |s: &[u8]| (u32::from(s[0]) << 16) | (u32::from(s[1]) << 8) | u32::from(s[2]);
-        let mut header = Header { fmt, csid, timestamp_field: 0, length: None, type_id: None, stream_id: None, extended: None };
+        let mut header = Header {
+            fmt,
+            csid,
+            timestamp_field: 0,
+            length: None,
+            type_id: None,
+            stream_id: None,
+            extended: None,
+        };
         if fmt <= 2 {
             header.timestamp_field = u24(&mh[0..3]);
         }
@@ -223,16 +239,24 @@ impl ChunkDecoder {
         }
         let state = self.streams.get(&csid);
         if fmt >= 2 && state.is_none() {
-            return Err(self.malformed(csid, "fmt 2/3 chunk on a chunk stream without a previous header", avail));
+            return Err(self.malformed(
+                csid,
+                "fmt 2/3 chunk on a chunk stream without a previous header",
+                avail,
+            ));
         }
         if fmt <= 2 && header.timestamp_field == EXTENDED_TIMESTAMP_MARKER {
-            let Some(e) = b.get(pos..pos + 4) else { return Ok(None) };
+            let Some(e) = b.get(pos..pos + 4) else {
+                return Ok(None);
+            };
             header.extended = Some(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
             pos += 4;
         } else if fmt == 3 {
             if let Some(want) = state.and_then(|s| s.extended) {
                 // SRS compare-and-rewind: consume only if the 4 bytes repeat the last extended value.
-                let Some(e) = b.get(pos..pos + 4) else { return Ok(None) };
+                let Some(e) = b.get(pos..pos + 4) else {
+                    return Ok(None);
+                };
                 if u32::from_be_bytes([e[0], e[1], e[2], e[3]]) == want {
                     pos += 4;
                 }
@@ -320,7 +344,9 @@ impl ChunkDecoder {
                     type_id: Some(state.type_id),
                 });
             }
-            state.partial = Some(BytesMut::with_capacity((state.length as usize).min(INITIAL_BODY_CAPACITY)));
+            state.partial = Some(BytesMut::with_capacity(
+                (state.length as usize).min(INITIAL_BODY_CAPACITY),
+            ));
             self.partial_count += 1;
         }
         let have = state.partial.as_ref().map_or(0, |p| p.len() as u32);
@@ -333,8 +359,12 @@ impl ChunkDecoder {
     }
 
     fn complete(&mut self, csid: ChunkStreamId) -> Result<(), IngestError> {
-        let Some(state) = self.streams.get_mut(&csid) else { return Err(self.internal(csid)) };
-        let Some(body) = state.partial.take() else { return Err(self.internal(csid)) };
+        let Some(state) = self.streams.get_mut(&csid) else {
+            return Err(self.internal(csid));
+        };
+        let Some(body) = state.partial.take() else {
+            return Err(self.internal(csid));
+        };
         self.partial_count = self.partial_count.saturating_sub(1);
         let msg = RawMessage {
             csid,

@@ -38,7 +38,12 @@ impl Default for ChunkEncoder {
 
 impl ChunkEncoder {
     pub fn new() -> Self {
-        Self { chunk_size: DEFAULT_CHUNK_SIZE, compress: false, repeat_extended_on_type3: true, last: HashMap::new() }
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            compress: false,
+            repeat_extended_on_type3: true,
+            last: HashMap::new(),
+        }
     }
 
     /// Use fmt 1/2/3 headers when fields repeat (what OBS and ffmpeg do).
@@ -98,7 +103,9 @@ impl ChunkEncoder {
         let prev = self.last.get(&csid).copied();
         let delta = prev.map(|p| timestamp_ms.wrapping_sub(p.timestamp_ms));
         let fmt = match (self.compress, prev, delta) {
-            (true, Some(p), Some(d)) if p.stream_id == stream_id && timestamp_ms >= p.timestamp_ms => {
+            (true, Some(p), Some(d))
+                if p.stream_id == stream_id && timestamp_ms >= p.timestamp_ms =>
+            {
                 if p.length == length && p.type_id == type_id {
                     if d == p.delta_ms {
                         3
@@ -111,15 +118,45 @@ impl ChunkEncoder {
             }
             _ => 0,
         };
-        let field = if fmt == 0 { timestamp_ms } else { delta.unwrap_or(0) };
-        let extended = if fmt == 3 { prev.is_some_and(|p| p.extended) } else { field >= EXTENDED_TIMESTAMP_MARKER };
-        let ext_value = if fmt == 3 { prev.map_or(0, |p| p.delta_ms) } else { field };
+        let field = if fmt == 0 {
+            timestamp_ms
+        } else {
+            delta.unwrap_or(0)
+        };
+        let extended = if fmt == 3 {
+            prev.is_some_and(|p| p.extended)
+        } else {
+            field >= EXTENDED_TIMESTAMP_MARKER
+        };
+        let ext_value = if fmt == 3 {
+            prev.map_or(0, |p| p.delta_ms)
+        } else {
+            field
+        };
         // After fmt 0 the stored delta is the absolute timestamp ([RTMP] §5.3.1.2.4).
-        let new_delta = if fmt == 3 { prev.map_or(0, |p| p.delta_ms) } else { field };
-        self.last.insert(csid, LastHeader { timestamp_ms, delta_ms: new_delta, length, type_id, stream_id, extended });
+        let new_delta = if fmt == 3 {
+            prev.map_or(0, |p| p.delta_ms)
+        } else {
+            field
+        };
+        self.last.insert(
+            csid,
+            LastHeader {
+                timestamp_ms,
+                delta_ms: new_delta,
+                length,
+                type_id,
+                stream_id,
+                extended,
+            },
+        );
 
         Self::basic_header(out, fmt, csid);
-        let ts_field = if extended { EXTENDED_TIMESTAMP_MARKER } else { field };
+        let ts_field = if extended {
+            EXTENDED_TIMESTAMP_MARKER
+        } else {
+            field
+        };
         if fmt <= 2 {
             Self::put_u24(out, ts_field);
         }

@@ -8,7 +8,11 @@ use super::*;
 use crate::error::IngestError;
 
 fn limits() -> DecoderLimits {
-    DecoderLimits { max_message_bytes: 1 << 20, max_chunk_size: 1 << 24, max_chunk_streams: 8 }
+    DecoderLimits {
+        max_message_bytes: 1 << 20,
+        max_chunk_size: 1 << 24,
+        max_chunk_streams: 8,
+    }
 }
 
 fn decode_all(bytes: &[u8]) -> Result<Vec<RawMessage>, IngestError> {
@@ -28,7 +32,14 @@ fn decode_bytewise(bytes: &[u8]) -> Result<Vec<RawMessage>, IngestError> {
 
 fn set_chunk_size_msg(size: u32) -> BytesMut {
     let mut out = BytesMut::new();
-    ChunkEncoder::new().write_message(&mut out, 2, 0, message_type::SET_CHUNK_SIZE, 0, &size.to_be_bytes());
+    ChunkEncoder::new().write_message(
+        &mut out,
+        2,
+        0,
+        message_type::SET_CHUNK_SIZE,
+        0,
+        &size.to_be_bytes(),
+    );
     out
 }
 
@@ -42,7 +53,10 @@ fn basic_header_forms() {
         (&[0x00, 0xff, 0, 0, 1, 0, 0, 0, 8, 1, 0, 0, 0], 319),
         (&[0x01, 0x00, 0x00, 0, 0, 1, 0, 0, 0, 8, 1, 0, 0, 0], 64),
         (&[0x01, 0xff, 0xff, 0, 0, 1, 0, 0, 0, 8, 1, 0, 0, 0], 65599),
-        (&[0x01, 0x02, 0x01, 0, 0, 1, 0, 0, 0, 8, 1, 0, 0, 0], 64 + 2 + 256),
+        (
+            &[0x01, 0x02, 0x01, 0, 0, 1, 0, 0, 0, 8, 1, 0, 0, 0],
+            64 + 2 + 256,
+        ),
     ];
     for (bytes, csid) in cases {
         let msgs = decode_all(bytes).unwrap();
@@ -75,8 +89,14 @@ fn header_fmts_accumulate_timestamps() {
 
 #[test]
 fn type3_after_type0_uses_the_type0_timestamp_as_delta() {
-    let bytes: &[u8] = &[0x04, 0x00, 0x00, 0x0a, 0, 0, 1, 8, 1, 0, 0, 0, 0xAA, 0xC4, 0xBB];
-    let ts: Vec<u32> = decode_all(bytes).unwrap().iter().map(|m| m.timestamp_ms).collect();
+    let bytes: &[u8] = &[
+        0x04, 0x00, 0x00, 0x0a, 0, 0, 1, 8, 1, 0, 0, 0, 0xAA, 0xC4, 0xBB,
+    ];
+    let ts: Vec<u32> = decode_all(bytes)
+        .unwrap()
+        .iter()
+        .map(|m| m.timestamp_ms)
+        .collect();
     assert_eq!(ts, vec![10, 20]);
 }
 
@@ -94,12 +114,22 @@ fn malformed_headers_are_errors() {
     let mut v = cases[2].0.to_vec();
     v.extend_from_slice(&[0u8; 128]);
     v.extend_from_slice(&[0x44, 0, 0, 0, 0, 0, 1, 8, 0]);
-    assert!(matches!(decode_all(&v), Err(IngestError::MalformedChunk { csid: 4, .. })));
+    assert!(matches!(
+        decode_all(&v),
+        Err(IngestError::MalformedChunk { csid: 4, .. })
+    ));
 }
 
 #[test]
 fn set_chunk_size_validation() {
-    let cases: &[(u32, bool)] = &[(0, false), (0x8000_0001, false), (1, true), (4096, true), (1 << 24, true), ((1 << 24) + 1, false)];
+    let cases: &[(u32, bool)] = &[
+        (0, false),
+        (0x8000_0001, false),
+        (1, true),
+        (4096, true),
+        (1 << 24, true),
+        ((1 << 24) + 1, false),
+    ];
     for &(size, ok) in cases {
         let r = decode_all(&set_chunk_size_msg(size));
         assert_eq!(r.is_ok(), ok, "size {size}: {r:?}");
@@ -108,14 +138,34 @@ fn set_chunk_size_validation() {
 
 #[test]
 fn message_length_limit_is_checked_before_allocating() {
-    let mut d = ChunkDecoder::new(DecoderLimits { max_message_bytes: 100, max_chunk_size: 1 << 24, max_chunk_streams: 8 });
-    let err = d.handle_input(&[0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0]).unwrap_err();
-    assert!(matches!(err, IngestError::LimitExceeded { csid: Some(4), type_id: Some(9), .. }), "{err}");
+    let mut d = ChunkDecoder::new(DecoderLimits {
+        max_message_bytes: 100,
+        max_chunk_size: 1 << 24,
+        max_chunk_streams: 8,
+    });
+    let err = d
+        .handle_input(&[0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::LimitExceeded {
+                csid: Some(4),
+                type_id: Some(9),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn partial_message_streams_are_limited() {
-    let mut d = ChunkDecoder::new(DecoderLimits { max_message_bytes: 1000, max_chunk_size: 1 << 24, max_chunk_streams: 3 });
+    let mut d = ChunkDecoder::new(DecoderLimits {
+        max_message_bytes: 1000,
+        max_chunk_size: 1 << 24,
+        max_chunk_streams: 3,
+    });
     let mut bytes = Vec::new();
     for csid in 3u8..7 {
         // 200-byte messages, only the first 128-byte chunk sent.
@@ -123,7 +173,10 @@ fn partial_message_streams_are_limited() {
         bytes.extend_from_slice(&[0u8; 128]);
     }
     let err = d.handle_input(&bytes).unwrap_err();
-    assert!(matches!(err, IngestError::LimitExceeded { csid: Some(6), .. }), "{err}");
+    assert!(
+        matches!(err, IngestError::LimitExceeded { csid: Some(6), .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -131,7 +184,14 @@ fn abort_discards_the_partial_message() {
     let mut bytes = vec![0x04, 0, 0, 0, 0, 0, 200, 9, 1, 0, 0, 0];
     bytes.extend_from_slice(&[0u8; 128]);
     let mut abort = BytesMut::new();
-    ChunkEncoder::new().write_message(&mut abort, 2, 0, message_type::ABORT, 0, &4u32.to_be_bytes());
+    ChunkEncoder::new().write_message(
+        &mut abort,
+        2,
+        0,
+        message_type::ABORT,
+        0,
+        &4u32.to_be_bytes(),
+    );
     bytes.extend_from_slice(&abort);
     // New message on csid 4 with fmt 0 is fine after the abort.
     bytes.extend_from_slice(&[0x04, 0, 0, 5, 0, 0, 1, 9, 1, 0, 0, 0, 0x17]);
@@ -152,16 +212,30 @@ fn encode_messages(enc: &mut ChunkEncoder, msgs: &[(u32, u32, u8, Vec<u8>)]) -> 
 #[test]
 fn extended_timestamps_with_and_without_repeated_field_on_type3() {
     // Timestamps crossing 0xFFFFFF, 300-byte messages (3 chunks each at 128).
-    let stamps = [0xFF_FFF0u32, 0xFF_FFFE, 0xFF_FFFF, 0x100_0000, 0x100_0028, 0x100_0050, 0x100_0078];
+    let stamps = [
+        0xFF_FFF0u32,
+        0xFF_FFFE,
+        0xFF_FFFF,
+        0x100_0000,
+        0x100_0028,
+        0x100_0050,
+        0x100_0078,
+    ];
     for repeat in [true, false] {
         for compress in [true, false] {
             let mut enc = ChunkEncoder::new().repeat_extended_on_type3(repeat);
             if compress {
                 enc = enc.with_header_compression();
             }
-            let msgs: Vec<_> = stamps.iter().map(|&ts| (6, ts, 9, vec![(ts & 0xff) as u8; 300])).collect();
+            let msgs: Vec<_> = stamps
+                .iter()
+                .map(|&ts| (6, ts, 9, vec![(ts & 0xff) as u8; 300]))
+                .collect();
             let bytes = encode_messages(&mut enc, &msgs);
-            for decoded in [decode_all(&bytes).unwrap(), decode_bytewise(&bytes).unwrap()] {
+            for decoded in [
+                decode_all(&bytes).unwrap(),
+                decode_bytewise(&bytes).unwrap(),
+            ] {
                 let got: Vec<u32> = decoded.iter().map(|m| m.timestamp_ms).collect();
                 assert_eq!(got, stamps, "repeat={repeat} compress={compress}");
                 assert!(decoded.iter().all(|m| m.payload.len() == 300));
@@ -173,8 +247,15 @@ fn extended_timestamps_with_and_without_repeated_field_on_type3() {
 #[test]
 fn large_fmt1_delta_uses_extended_delta() {
     let mut enc = ChunkEncoder::new().with_header_compression();
-    let bytes = encode_messages(&mut enc, &[(6, 5, 9, vec![1; 10]), (6, 5 + 0x0100_0000, 9, vec![2; 20])]);
-    let got: Vec<u32> = decode_all(&bytes).unwrap().iter().map(|m| m.timestamp_ms).collect();
+    let bytes = encode_messages(
+        &mut enc,
+        &[(6, 5, 9, vec![1; 10]), (6, 5 + 0x0100_0000, 9, vec![2; 20])],
+    );
+    let got: Vec<u32> = decode_all(&bytes)
+        .unwrap()
+        .iter()
+        .map(|m| m.timestamp_ms)
+        .collect();
     assert_eq!(got, vec![5, 5 + 0x0100_0000]);
 }
 
@@ -198,8 +279,14 @@ fn interleaved_chunk_streams() {
     }
     let msgs = decode_all(&bytes).unwrap();
     assert_eq!(msgs.len(), 2);
-    assert_eq!((msgs[0].csid, msgs[0].timestamp_ms, &msgs[0].payload[..]), (6, 100, &a[..]));
-    assert_eq!((msgs[1].csid, msgs[1].timestamp_ms, &msgs[1].payload[..]), (7, 90, &b[..]));
+    assert_eq!(
+        (msgs[0].csid, msgs[0].timestamp_ms, &msgs[0].payload[..]),
+        (6, 100, &a[..])
+    );
+    assert_eq!(
+        (msgs[1].csid, msgs[1].timestamp_ms, &msgs[1].payload[..]),
+        (7, 90, &b[..])
+    );
 }
 
 proptest! {
@@ -263,5 +350,8 @@ fn csid_encoding_forms_round_trip() {
     }
     let mut out = BytesMut::new();
     out.put_u8(0);
-    assert!(decode_all(&out).unwrap().is_empty(), "incomplete header is not an error");
+    assert!(
+        decode_all(&out).unwrap().is_empty(),
+        "incomplete header is not an error"
+    );
 }

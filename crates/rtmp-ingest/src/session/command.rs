@@ -43,7 +43,12 @@ impl Session {
         while let Some(v) = next()? {
             args.push(v);
         }
-        Ok(Command { name, txn, object, args })
+        Ok(Command {
+            name,
+            txn,
+            object,
+            args,
+        })
     }
 
     pub(super) fn command(&mut self, now: Instant, msg: &RawMessage) -> Result<(), IngestError> {
@@ -53,7 +58,10 @@ impl Session {
             return self.connect(&cmd);
         }
         if self.phase != Phase::Connected {
-            return Err(IngestError::UnexpectedMessage { what: format!("command {:?}", cmd.name), state: "awaiting connect" });
+            return Err(IngestError::UnexpectedMessage {
+                what: format!("command {:?}", cmd.name),
+                state: "awaiting connect",
+            });
         }
         match cmd.name.as_str() {
             "releaseStream" | "_checkbw" => self.result(cmd.txn, Amf0Value::Undefined),
@@ -65,7 +73,16 @@ impl Session {
                     ("code", Amf0Value::string("NetStream.Publish.Start")),
                     ("description", Amf0Value::string(stream)),
                 ]);
-                self.send_command(COMMAND_CSID, 0, &[Amf0Value::string("onFCPublish"), Amf0Value::Number(0.0), Amf0Value::Null, info]);
+                self.send_command(
+                    COMMAND_CSID,
+                    0,
+                    &[
+                        Amf0Value::string("onFCPublish"),
+                        Amf0Value::Number(0.0),
+                        Amf0Value::Null,
+                        info,
+                    ],
+                );
             }
             "createStream" => self.create_stream(cmd.txn)?,
             "publish" => self.publish(msg.stream_id, &cmd),
@@ -83,7 +100,12 @@ impl Session {
             }
             "closeStream" => self.unpublish(now, Some(msg.stream_id)),
             "getStreamLength" => self.result(cmd.txn, Amf0Value::Number(0.0)),
-            "play" => self.send_status(msg.stream_id, "error", "NetStream.Play.Failed", "playback is not supported"),
+            "play" => self.send_status(
+                msg.stream_id,
+                "error",
+                "NetStream.Play.Failed",
+                "playback is not supported",
+            ),
             _ => {
                 if cmd.txn != 0.0 {
                     let info = Amf0Value::object([
@@ -91,7 +113,16 @@ impl Session {
                         ("code", Amf0Value::string("NetConnection.Call.Failed")),
                         ("description", Amf0Value::string("unknown command")),
                     ]);
-                    self.send_command(COMMAND_CSID, msg.stream_id, &[Amf0Value::string("_error"), Amf0Value::Number(cmd.txn), Amf0Value::Null, info]);
+                    self.send_command(
+                        COMMAND_CSID,
+                        msg.stream_id,
+                        &[
+                            Amf0Value::string("_error"),
+                            Amf0Value::Number(cmd.txn),
+                            Amf0Value::Null,
+                            info,
+                        ],
+                    );
                 }
             }
         }
@@ -101,18 +132,38 @@ impl Session {
     /// `_result, txn, null, value` (only when the client asked with a transaction id).
     fn result(&mut self, txn: f64, value: Amf0Value) {
         if txn != 0.0 {
-            self.send_command(COMMAND_CSID, 0, &[Amf0Value::string("_result"), Amf0Value::Number(txn), Amf0Value::Null, value]);
+            self.send_command(
+                COMMAND_CSID,
+                0,
+                &[
+                    Amf0Value::string("_result"),
+                    Amf0Value::Number(txn),
+                    Amf0Value::Null,
+                    value,
+                ],
+            );
         }
     }
 
     fn connect(&mut self, cmd: &Command) -> Result<(), IngestError> {
         if self.phase != Phase::AwaitConnect {
-            return Err(IngestError::UnexpectedMessage { what: "second connect".into(), state: "connected" });
+            return Err(IngestError::UnexpectedMessage {
+                what: "second connect".into(),
+                state: "connected",
+            });
         }
         let app_raw = cmd.object.get("app").and_then(|v| v.as_str()).unwrap_or("");
         self.app = query::strip_app(app_raw);
-        self.tc_url = cmd.object.get("tcUrl").and_then(|v| v.as_str()).map(str::to_owned);
-        self.object_encoding = cmd.object.get("objectEncoding").and_then(|v| v.as_number()).unwrap_or(0.0);
+        self.tc_url = cmd
+            .object
+            .get("tcUrl")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        self.object_encoding = cmd
+            .object
+            .get("objectEncoding")
+            .and_then(|v| v.as_number())
+            .unwrap_or(0.0);
         let allowed = match &self.config.allowed_apps {
             None => true,
             Some(list) => list.contains(&self.app),
@@ -121,25 +172,57 @@ impl Session {
             let info = Amf0Value::object([
                 ("level", Amf0Value::string("error")),
                 ("code", Amf0Value::string("NetConnection.Connect.Rejected")),
-                ("description", Amf0Value::string("NetConnection.Connect.InvalidApp: application not allowed")),
+                (
+                    "description",
+                    Amf0Value::string("NetConnection.Connect.InvalidApp: application not allowed"),
+                ),
             ]);
-            self.send_command(COMMAND_CSID, 0, &[Amf0Value::string("_error"), Amf0Value::Number(cmd.txn), Amf0Value::Null, info]);
+            self.send_command(
+                COMMAND_CSID,
+                0,
+                &[
+                    Amf0Value::string("_error"),
+                    Amf0Value::Number(cmd.txn),
+                    Amf0Value::Null,
+                    info,
+                ],
+            );
             self.phase = Phase::Closed;
-            self.events.push_back(SessionEvent::CloseRequested { reason: format!("app {:?} not allowed", self.app) });
+            self.events.push_back(SessionEvent::CloseRequested {
+                reason: format!("app {:?} not allowed", self.app),
+            });
             return Ok(());
         }
         let window = self.config.ack_window_bytes;
         let out_chunk_size = self.config.effective_out_chunk_size();
-        self.send_control(&ControlMessage::WindowAckSize { window_bytes: window });
-        self.send_control(&ControlMessage::SetPeerBandwidth { window_bytes: window, limit_type: BandwidthLimit::Dynamic as u8 });
-        self.send_control(&ControlMessage::SetChunkSize { chunk_size: out_chunk_size });
+        self.send_control(&ControlMessage::WindowAckSize {
+            window_bytes: window,
+        });
+        self.send_control(&ControlMessage::SetPeerBandwidth {
+            window_bytes: window,
+            limit_type: BandwidthLimit::Dynamic as u8,
+        });
+        self.send_control(&ControlMessage::SetChunkSize {
+            chunk_size: out_chunk_size,
+        });
         self.encoder.set_chunk_size(out_chunk_size);
-        self.send_control(&ControlMessage::UserControl(UserControlEvent::StreamBegin { stream_id: 0 }));
+        self.send_control(&ControlMessage::UserControl(
+            UserControlEvent::StreamBegin { stream_id: 0 },
+        ));
         let info_map = |list: &[&str]| {
-            Amf0Value::Object(list.iter().map(|f| ((*f).to_owned(), Amf0Value::Number(FOURCC_CAN_FORWARD))).collect())
+            Amf0Value::Object(
+                list.iter()
+                    .map(|f| ((*f).to_owned(), Amf0Value::Number(FOURCC_CAN_FORWARD)))
+                    .collect(),
+            )
         };
-        let fourcc_list =
-            Amf0Value::StrictArray(VIDEO_FOURCCS.iter().chain(AUDIO_FOURCCS.iter()).map(|f| Amf0Value::string(*f)).collect());
+        let fourcc_list = Amf0Value::StrictArray(
+            VIDEO_FOURCCS
+                .iter()
+                .chain(AUDIO_FOURCCS.iter())
+                .map(|f| Amf0Value::string(*f))
+                .collect(),
+        );
         let properties = Amf0Value::object([
             ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
             ("capabilities", Amf0Value::Number(31.0)),
@@ -155,7 +238,16 @@ impl Session {
             ("description", Amf0Value::string("Connection succeeded.")),
             ("objectEncoding", Amf0Value::Number(self.object_encoding)),
         ]);
-        self.send_command(COMMAND_CSID, 0, &[Amf0Value::string("_result"), Amf0Value::Number(cmd.txn), properties, info]);
+        self.send_command(
+            COMMAND_CSID,
+            0,
+            &[
+                Amf0Value::string("_result"),
+                Amf0Value::Number(cmd.txn),
+                properties,
+                info,
+            ],
+        );
         self.phase = Phase::Connected;
         Ok(())
     }
@@ -173,7 +265,16 @@ impl Session {
         // Stream ids count from 1 (nginx always answers 1; ffmpeg-listen counts from 1).
         let id = self.streams_created;
         self.created_streams.push(id);
-        self.send_command(COMMAND_CSID, 0, &[Amf0Value::string("_result"), Amf0Value::Number(txn), Amf0Value::Null, Amf0Value::Number(f64::from(id))]);
+        self.send_command(
+            COMMAND_CSID,
+            0,
+            &[
+                Amf0Value::string("_result"),
+                Amf0Value::Number(txn),
+                Amf0Value::Null,
+                Amf0Value::Number(f64::from(id)),
+            ],
+        );
         Ok(())
     }
 
@@ -183,34 +284,66 @@ impl Session {
 
     fn publish(&mut self, stream_id: MessageStreamId, cmd: &Command) {
         if self.publish.is_some() {
-            self.send_status(stream_id, "error", "NetStream.Publish.BadName", "only one publish per connection");
+            self.send_status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "only one publish per connection",
+            );
             return;
         }
         if !self.created_streams.contains(&stream_id) {
-            self.send_status(stream_id, "error", "NetStream.Publish.BadName", "publish on a stream that was not created");
+            self.send_status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "publish on a stream that was not created",
+            );
             return;
         }
         let name = cmd.args.first().and_then(|v| v.as_str()).unwrap_or("");
         let (stream, params) = query::split_stream_name(name);
         if stream.is_empty() {
-            self.send_status(stream_id, "error", "NetStream.Publish.BadName", "empty stream name");
+            self.send_status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "empty stream name",
+            );
             return;
         }
-        self.publish = Some(Publish { stream_id, state: PublishState::Pending, started: None });
+        self.publish = Some(Publish {
+            stream_id,
+            state: PublishState::Pending,
+            started: None,
+        });
         self.publish_stream_name = stream.clone();
-        let info = PublishInfo { app: self.app.clone(), stream, params, tc_url: self.tc_url.clone(), stream_id };
+        let info = PublishInfo {
+            app: self.app.clone(),
+            stream,
+            params,
+            tc_url: self.tc_url.clone(),
+            stream_id,
+        };
         self.events.push_back(SessionEvent::PublishRequested(info));
     }
 
     /// Ends an active publish (on `stream_id`, or any when `None`).
     fn unpublish(&mut self, now: Instant, stream_id: Option<MessageStreamId>) {
-        let Some(p) = self.publish.as_mut() else { return };
+        let Some(p) = self.publish.as_mut() else {
+            return;
+        };
         if p.state != PublishState::Active || stream_id.is_some_and(|s| s != p.stream_id) {
             return;
         }
         p.state = PublishState::Ended;
         let id = p.stream_id;
-        self.send_status(id, "status", "NetStream.Unpublish.Success", "stream unpublished");
+        self.send_status(
+            id,
+            "status",
+            "NetStream.Unpublish.Success",
+            "stream unpublished",
+        );
         self.idle_after_unpublish(now);
         self.events.push_back(SessionEvent::Unpublished);
     }

@@ -130,7 +130,12 @@ impl Session {
     }
 
     /// Like [`Session::new`] with caller-chosen handshake random bytes (deterministic tests).
-    pub fn with_random(connection_id: u64, config: Arc<IngestConfig>, now: Instant, random: Box<[u8; 2 * PACKET_BYTES]>) -> Self {
+    pub fn with_random(
+        connection_id: u64,
+        config: Arc<IngestConfig>,
+        now: Instant,
+        random: Box<[u8; 2 * PACKET_BYTES]>,
+    ) -> Self {
         let limits = DecoderLimits {
             max_message_bytes: config.max_message_bytes,
             max_chunk_size: config.max_chunk_size.max(1),
@@ -181,7 +186,9 @@ impl Session {
 
     /// Whether a publish is currently accepted and running.
     pub fn is_publishing(&self) -> bool {
-        self.publish.as_ref().is_some_and(|p| p.state == PublishState::Active)
+        self.publish
+            .as_ref()
+            .is_some_and(|p| p.state == PublishState::Active)
     }
 
     /// Bytes from the peer. An error is fatal: log it once and close the connection.
@@ -226,7 +233,9 @@ impl Session {
 
     /// Sends an Acknowledgement each time the peer's window has been crossed.
     fn maybe_ack(&mut self) {
-        let Some(window) = self.peer_ack_window.filter(|w| *w > 0) else { return };
+        let Some(window) = self.peer_ack_window.filter(|w| *w > 0) else {
+            return;
+        };
         if self.stats.bytes_received.saturating_sub(self.last_ack_at) >= u64::from(window) {
             self.last_ack_at = self.stats.bytes_received;
             self.stats.acks_sent += 1;
@@ -249,18 +258,28 @@ impl Session {
 
     /// Call at (or after) [`Session::poll_timeout`]. An error means: close the connection.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), IngestError> {
-        let Some(deadline) = self.poll_timeout() else { return Ok(()) };
+        let Some(deadline) = self.poll_timeout() else {
+            return Ok(());
+        };
         if now < deadline {
             return Ok(());
         }
         self.phase = Phase::Closed;
-        let which = if self.idle_deadline == Some(deadline) && self.publish.as_ref().is_some_and(|p| p.state != PublishState::Pending) {
+        let which = if self.idle_deadline == Some(deadline)
+            && self
+                .publish
+                .as_ref()
+                .is_some_and(|p| p.state != PublishState::Pending)
+        {
             Deadline::Idle
         } else {
             Deadline::HandshakeToPublish
         };
         let elapsed = now.saturating_duration_since(self.accepted_at);
-        Err(IngestError::Timeout { deadline: which, elapsed_ms: elapsed.as_millis().min(u128::from(u64::MAX)) as u64 })
+        Err(IngestError::Timeout {
+            deadline: which,
+            elapsed_ms: elapsed.as_millis().min(u128::from(u64::MAX)) as u64,
+        })
     }
 
     /// Bytes to write to the peer, in order.
@@ -274,15 +293,24 @@ impl Session {
 
     /// Accepts the pending publish: StreamBegin(stream id) + `onStatus NetStream.Publish.Start`.
     pub fn accept_publish(&mut self, now: Instant) -> Result<(), IngestError> {
-        let Some(p) = self.publish.as_mut().filter(|p| p.state == PublishState::Pending) else {
-            return Err(IngestError::UnexpectedMessage { what: "accept_publish".into(), state: "no publish pending" });
+        let Some(p) = self
+            .publish
+            .as_mut()
+            .filter(|p| p.state == PublishState::Pending)
+        else {
+            return Err(IngestError::UnexpectedMessage {
+                what: "accept_publish".into(),
+                state: "no publish pending",
+            });
         };
         p.state = PublishState::Active;
         p.started = Some(now);
         let stream_id = p.stream_id;
         self.stats.bytes_received_at_publish = self.stats.bytes_received;
         self.idle_deadline = Some(now + self.config.idle_timeout);
-        self.send_control(&ControlMessage::UserControl(UserControlEvent::StreamBegin { stream_id }));
+        self.send_control(&ControlMessage::UserControl(
+            UserControlEvent::StreamBegin { stream_id },
+        ));
         let description = format!("{} is now published.", self.publish_stream_name);
         self.send_status(stream_id, "status", "NetStream.Publish.Start", &description);
         Ok(())
@@ -290,8 +318,15 @@ impl Session {
 
     /// Refuses the pending publish with an error `onStatus` (the client is expected to close).
     pub fn reject_publish(&mut self, refusal: PublishRefusal) -> Result<(), IngestError> {
-        let Some(p) = self.publish.as_mut().filter(|p| p.state == PublishState::Pending) else {
-            return Err(IngestError::UnexpectedMessage { what: "reject_publish".into(), state: "no publish pending" });
+        let Some(p) = self
+            .publish
+            .as_mut()
+            .filter(|p| p.state == PublishState::Pending)
+        else {
+            return Err(IngestError::UnexpectedMessage {
+                what: "reject_publish".into(),
+                state: "no publish pending",
+            });
         };
         p.state = PublishState::Refused;
         let stream_id = p.stream_id;
@@ -309,7 +344,10 @@ impl Session {
         PublishSummary {
             reason,
             duration: now.saturating_duration_since(started),
-            bytes_received: self.stats.bytes_received.saturating_sub(self.stats.bytes_received_at_publish),
+            bytes_received: self
+                .stats
+                .bytes_received
+                .saturating_sub(self.stats.bytes_received_at_publish),
             audio_tags: self.stats.audio_tags,
             video_tags: self.stats.video_tags,
             keyframes: self.stats.keyframes,
@@ -318,7 +356,11 @@ impl Session {
 
     fn amf_error(msg: &RawMessage, e: IngestError) -> IngestError {
         match e {
-            IngestError::Amf0 { reason, offset, excerpt } => IngestError::MalformedMessage {
+            IngestError::Amf0 {
+                reason,
+                offset,
+                excerpt,
+            } => IngestError::MalformedMessage {
                 csid: msg.csid,
                 type_id: msg.type_id,
                 reason: format!("AMF0: {reason}"),
@@ -337,25 +379,48 @@ impl Session {
             message_type::AMF0_COMMAND | message_type::AMF3_COMMAND => self.command(now, &msg)?,
             message_type::AGGREGATE => {
                 for part in message::split_aggregate(msg.csid, msg.timestamp_ms, &msg.payload)? {
-                    let sub = RawMessage { csid: msg.csid, timestamp_ms: part.timestamp_ms, type_id: part.type_id, stream_id: msg.stream_id, payload: part.payload };
+                    let sub = RawMessage {
+                        csid: msg.csid,
+                        timestamp_ms: part.timestamp_ms,
+                        type_id: part.type_id,
+                        stream_id: msg.stream_id,
+                        payload: part.payload,
+                    };
                     match part.type_id {
-                        message_type::AUDIO | message_type::VIDEO | message_type::AMF0_DATA => self.handle_message(now, sub)?,
-                        other => tracing::debug!(connection = self.connection_id, type_id = other, "aggregate sub-message ignored"),
+                        message_type::AUDIO | message_type::VIDEO | message_type::AMF0_DATA => {
+                            self.handle_message(now, sub)?
+                        }
+                        other => tracing::debug!(
+                            connection = self.connection_id,
+                            type_id = other,
+                            "aggregate sub-message ignored"
+                        ),
                     }
                 }
             }
             message_type::AMF0_SHARED_OBJECT | message_type::AMF3_SHARED_OBJECT => {
-                tracing::debug!(connection = self.connection_id, "shared object message ignored");
+                tracing::debug!(
+                    connection = self.connection_id,
+                    "shared object message ignored"
+                );
             }
             t @ (1..=6) => match message::parse_control(msg.csid, t, &msg.payload)? {
-                Some(ControlMessage::WindowAckSize { window_bytes }) => self.peer_ack_window = Some(window_bytes),
+                Some(ControlMessage::WindowAckSize { window_bytes }) => {
+                    self.peer_ack_window = Some(window_bytes)
+                }
                 Some(ControlMessage::UserControl(UserControlEvent::PingRequest { timestamp })) => {
-                    self.send_control(&ControlMessage::UserControl(UserControlEvent::PingResponse { timestamp }));
+                    self.send_control(&ControlMessage::UserControl(
+                        UserControlEvent::PingResponse { timestamp },
+                    ));
                 }
                 // Set Chunk Size and Abort were applied by the decoder; the rest needs no action.
                 _ => {}
             },
-            other => tracing::debug!(connection = self.connection_id, type_id = other, "unknown message type ignored"),
+            other => tracing::debug!(
+                connection = self.connection_id,
+                type_id = other,
+                "unknown message type ignored"
+            ),
         }
         Ok(())
     }
@@ -364,7 +429,11 @@ impl Session {
         if !self.is_publishing() {
             self.stats.dropped_before_publish += 1;
             if self.stats.dropped_before_publish == 1 {
-                tracing::warn!(connection = self.connection_id, ?kind, "media before an accepted publish: dropped (counted)");
+                tracing::warn!(
+                    connection = self.connection_id,
+                    ?kind,
+                    "media before an accepted publish: dropped (counted)"
+                );
             }
             return;
         }
@@ -387,7 +456,12 @@ impl Session {
             }
         };
         self.idle_deadline = Some(now + self.config.idle_timeout);
-        self.events.push_back(SessionEvent::Tag(IngestTag { kind, timestamp_ms, payload, info }));
+        self.events.push_back(SessionEvent::Tag(IngestTag {
+            kind,
+            timestamp_ms,
+            payload,
+            info,
+        }));
     }
 
     /// Data messages: strip `@setDataFrame` (zero-copy slice) and deliver the rest as a Script tag.
@@ -399,9 +473,12 @@ impl Session {
         if body.is_empty() {
             return Ok(());
         }
-        let (first, used) = amf0::decode_one(&body, self.config.amf_limits()).map_err(|e| Self::amf_error(msg, e))?;
+        let (first, used) = amf0::decode_one(&body, self.config.amf_limits())
+            .map_err(|e| Self::amf_error(msg, e))?;
         match first.as_str() {
-            Some("@setDataFrame") => self.media(now, TagKind::Script, msg.timestamp_ms, body.slice(used..)),
+            Some("@setDataFrame") => {
+                self.media(now, TagKind::Script, msg.timestamp_ms, body.slice(used..))
+            }
             Some("@clearDataFrame") => {}
             _ => self.media(now, TagKind::Script, msg.timestamp_ms, body),
         }
@@ -415,16 +492,38 @@ impl Session {
     fn send_command(&mut self, csid: u32, stream_id: MessageStreamId, values: &[Amf0Value]) {
         let mut body = BytesMut::new();
         amf0::encode_all(values, &mut body);
-        self.encoder.write_message(&mut self.transmit, csid, 0, message_type::AMF0_COMMAND, stream_id, &body);
+        self.encoder.write_message(
+            &mut self.transmit,
+            csid,
+            0,
+            message_type::AMF0_COMMAND,
+            stream_id,
+            &body,
+        );
     }
 
-    fn send_status(&mut self, stream_id: MessageStreamId, level: &str, code: &str, description: &str) {
+    fn send_status(
+        &mut self,
+        stream_id: MessageStreamId,
+        level: &str,
+        code: &str,
+        description: &str,
+    ) {
         let info = Amf0Value::object([
             ("level", Amf0Value::string(level)),
             ("code", Amf0Value::string(code)),
             ("description", Amf0Value::string(description)),
         ]);
-        self.send_command(STATUS_CSID, stream_id, &[Amf0Value::string("onStatus"), Amf0Value::Number(0.0), Amf0Value::Null, info]);
+        self.send_command(
+            STATUS_CSID,
+            stream_id,
+            &[
+                Amf0Value::string("onStatus"),
+                Amf0Value::Number(0.0),
+                Amf0Value::Null,
+                info,
+            ],
+        );
     }
 
     fn malformed(msg: &RawMessage, reason: &str) -> IngestError {
