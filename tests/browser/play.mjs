@@ -2,13 +2,15 @@
 //
 // usage: node play.mjs <playlist-url> <seconds> [page-url]
 //
-// The page is served by request interception at a fixed origin (so the playlist fetch is
-// cross-origin and CORS is exercised), hls.js comes from node_modules. If page-url is given
+// The page and hls.js (from node_modules) are served by a small HTTP server on 127.0.0.1 (a real
+// loopback origin, so Chromium's local-network-access rules allow the fetch; it is still
+// cross-origin, so CORS is exercised). If page-url is given
 // (e.g. Sluice's own preview page) that page is loaded instead and its hls.js requests are
 // answered from node_modules.
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:http';
 
 const require = createRequire(import.meta.url);
 const hlsPath = require.resolve('hls.js/dist/hls.min.js');
@@ -30,7 +32,7 @@ const PAGE = `<!doctype html><html><body>
   window.report.mse = MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f,mp4a.40.2"');
   const hls = new Hls({ debug: false, enableWorker: true, lowLatencyMode: false });
   hls.on(Hls.Events.ERROR, (_e, d) => {
-    const rec = { type: d.type, details: d.details, fatal: d.fatal, t: performance.now() };
+    const rec = { type: d.type, details: d.details, fatal: d.fatal, t: performance.now(), code: d.response && d.response.code, reason: String(d.reason || d.error || "").slice(0, 200) };
     window.report.errors.push(rec);
     if (d.fatal) window.report.fatal.push(rec);
     if (d.details === 'bufferStalledError') window.report.stalls++;
@@ -60,14 +62,24 @@ try {
   const page = await context.newPage();
   const consoleLines = [];
   page.on('console', (m) => consoleLines.push(m.text().slice(0, 300)));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${String(e).slice(0, 300)}`));
   await page.route(/\/hls(\.min)?\.js(\?.*)?$/, (route) =>
     route.fulfill({ status: 200, contentType: 'application/javascript', body: hlsJs }));
   if (pageUrl) {
     await page.goto(pageUrl);
   } else {
-    await page.route('http://player.test/**', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: PAGE }));
-    await page.goto('http://player.test/index.html');
+    const server = createServer((req, res) => {
+      if (req.url.startsWith('/hls.min.js')) {
+        res.writeHead(200, { 'content-type': 'application/javascript' });
+        res.end(hlsJs);
+      } else {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(PAGE);
+      }
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    server.unref();
+    await page.goto(`http://127.0.0.1:${server.address().port}/player.html`);
   }
   await page.waitForTimeout(seconds * 1000);
   // On our own test page `window.report` holds the hls.js events; on any other page (the preview

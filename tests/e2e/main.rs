@@ -167,7 +167,7 @@ fn metrics_api_preview_page_and_kick() {
     assert_eq!(s.get("/readyz").status, 200);
 
     if require("chromium") && node_modules().is_some() {
-        let report = play_in_browser("", 12, Some(&s.http("/")));
+        let report = play_in_browser("-", 12, Some(&s.http("/")));
         let streams = report["report"]["preview"].as_array().unwrap();
         assert_eq!(streams.len(), 1, "{report}");
         assert_eq!(streams[0]["id"], "live/e2e");
