@@ -59,7 +59,12 @@ impl CanaryWatch {
                 std::thread::sleep(Duration::from_millis(400));
             }
         });
-        CanaryWatch { seen, discontinuities: disc, stop, thread: Some(thread) }
+        CanaryWatch {
+            seen,
+            discontinuities: disc,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn finish(mut self) -> (BTreeSet<u64>, u32) {
@@ -93,12 +98,18 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
         return;
     }
     let s = Sluice::start(&[
-        "--set", &format!("rtmp.handshake_timeout_ms={HANDSHAKE_DEADLINE_MS}"),
-        "--set", &format!("rtmp.idle_timeout_ms={IDLE_MS}"),
-        "--set", "rtmp.max_connections_per_ip=24",
-        "--set", "rtmp.max_message_bytes=4194304",
-        "--set", "rtmp.max_chunk_streams=16",
-        "--set", "http.header_read_timeout_ms=2000",
+        "--set",
+        &format!("rtmp.handshake_timeout_ms={HANDSHAKE_DEADLINE_MS}"),
+        "--set",
+        &format!("rtmp.idle_timeout_ms={IDLE_MS}"),
+        "--set",
+        "rtmp.max_connections_per_ip=24",
+        "--set",
+        "rtmp.max_message_bytes=4194304",
+        "--set",
+        "rtmp.max_chunk_streams=16",
+        "--set",
+        "http.header_read_timeout_ms=2000",
     ]);
     let pid = s.child.id();
     let port = s.rtmp_port;
@@ -119,7 +130,9 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     expect_closed("HTTP on the RTMP port", &c, quick);
     let mut c = Raw::connect(port);
-    c.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+    c.send(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ]);
     expect_closed("TLS ClientHello", &c, quick);
     let mut c = Raw::connect(port);
     c.send(&[3u8; 100]);
@@ -145,11 +158,13 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
     c.handshake().message(2, 1, 0, 0, &0u32.to_be_bytes(), 128);
     expect_closed("Set Chunk Size 0", &c, quick);
     let mut c = Raw::connect(port);
-    c.handshake().message(2, 1, 0, 0, &0x8000_0000u32.to_be_bytes(), 128);
+    c.handshake()
+        .message(2, 1, 0, 0, &0x8000_0000u32.to_be_bytes(), 128);
     expect_closed("Set Chunk Size with the top bit", &c, quick);
     let mut c = Raw::connect(port);
     // fmt 0 header declaring a 16 MiB - 1 message, above the 4 MiB limit.
-    c.handshake().send(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0, 1, 2, 3]);
+    c.handshake()
+        .send(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0, 1, 2, 3]);
     expect_closed("message above max_message_bytes", &c, quick);
     let mut c = Raw::connect(port);
     c.handshake().send(&[0xC0 | 9, 1, 2, 3, 4]);
@@ -164,7 +179,11 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
     expect_closed("too many chunk streams with partial messages", &c, quick);
     let mut c = Raw::connect(port);
     c.handshake().message(2, 2, 0, 0, &77u32.to_be_bytes(), 128); // Abort for a chunk stream never used
-    expect_closed("Abort for an unknown chunk stream (then the deadline)", &c, deadline);
+    expect_closed(
+        "Abort for an unknown chunk stream (then the deadline)",
+        &c,
+        deadline,
+    );
 
     // ---- AMF ----
     let mut c = Raw::connect(port);
@@ -174,34 +193,77 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
     for _ in 0..200_000 {
         nested.extend_from_slice(&[3, 0, 1, b'a']);
     }
-    c.handshake().message(3, 20, 0, 0, &nested[..4_000_000.min(nested.len())], 4096);
+    c.handshake()
+        .message(3, 20, 0, 0, &nested[..4_000_000.min(nested.len())], 4096);
     expect_closed("AMF nested 200 000 deep", &c, deadline);
     let mut c = Raw::connect(port);
     let mut huge = vec![2, 0, 7];
     huge.extend_from_slice(b"connect");
-    huge.extend_from_slice(&[0, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 5]);
+    huge.extend_from_slice(&[
+        0, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 5,
+    ]);
     c.handshake().message(3, 20, 0, 0, &huge, 128);
     expect_closed("AMF strict array counting 2^32-1", &c, deadline);
     let mut c = Raw::connect(port);
-    c.handshake().message(3, 20, 0, 0, &[2, 0xFF, 0xFF, b'c'], 128);
+    c.handshake()
+        .message(3, 20, 0, 0, &[2, 0xFF, 0xFF, b'c'], 128);
     expect_closed("AMF string longer than its message", &c, deadline);
 
     // ---- session state ----
     let mut c = Raw::connect(port);
-    c.handshake().command(1, &[Amf::Str("publish".into()), Amf::Num(5.0), Amf::Null, Amf::Str("x".into())]);
+    c.handshake().command(
+        1,
+        &[
+            Amf::Str("publish".into()),
+            Amf::Num(5.0),
+            Amf::Null,
+            Amf::Str("x".into()),
+        ],
+    );
     expect_closed("publish before connect", &c, deadline);
     let mut c = Raw::connect(port);
-    c.handshake().command(0, &[Amf::Str("connect".into()), Amf::Num(1.0), Amf::Obj(vec![("app".into(), Amf::Str("live".into()))])]);
-    c.command(7, &[Amf::Str("publish".into()), Amf::Num(2.0), Amf::Null, Amf::Str("never".into()), Amf::Str("live".into())]);
+    c.handshake().command(
+        0,
+        &[
+            Amf::Str("connect".into()),
+            Amf::Num(1.0),
+            Amf::Obj(vec![("app".into(), Amf::Str("live".into()))]),
+        ],
+    );
+    c.command(
+        7,
+        &[
+            Amf::Str("publish".into()),
+            Amf::Num(2.0),
+            Amf::Null,
+            Amf::Str("never".into()),
+            Amf::Str("live".into()),
+        ],
+    );
     expect_closed("publish on a stream id never created", &c, deadline);
     let mut c = Raw::connect(port);
-    c.handshake().command(0, &[Amf::Str("connect".into()), Amf::Num(1.0), Amf::Obj(vec![("app".into(), Amf::Str("live".into()))])]);
+    c.handshake().command(
+        0,
+        &[
+            Amf::Str("connect".into()),
+            Amf::Num(1.0),
+            Amf::Obj(vec![("app".into(), Amf::Str("live".into()))]),
+        ],
+    );
     for i in 0..200 {
-        c.command(0, &[Amf::Str("createStream".into()), Amf::Num(f64::from(i) + 2.0), Amf::Null]);
+        c.command(
+            0,
+            &[
+                Amf::Str("createStream".into()),
+                Amf::Num(f64::from(i) + 2.0),
+                Amf::Null,
+            ],
+        );
     }
     expect_closed("200 createStream calls", &c, deadline);
     let mut c = Raw::connect(port);
-    c.handshake().message(4, 9, 1, 0, &flv_video(true, 1, 0, &[0, 0, 0, 1, 0x65]), 128);
+    c.handshake()
+        .message(4, 9, 1, 0, &flv_video(true, 1, 0, &[0, 0, 0, 1, 0x65]), 128);
     c.message(4, 8, 1, 0, &[0xAF, 1, 1, 2, 3], 128);
     c.message(5, 0x55, 0, 0, &[1, 2, 3], 128); // unknown message type
     expect_closed("media before publish", &c, deadline);
@@ -214,7 +276,12 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
     let mut c = Raw::connect(port);
     c.handshake().publish("live", "hostile");
     let avcc_bad_counts = flv_video(true, 0, 0, &[1, 0x64, 0, 0x1f, 0xff, 0xff, 0xff, 0xff]);
-    let avcc_overrun = flv_video(true, 0, 0, &[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0xff, 0xf0, 0x67]);
+    let avcc_overrun = flv_video(
+        true,
+        0,
+        0,
+        &[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0xff, 0xf0, 0x67],
+    );
     let nal_overrun = flv_video(true, 1, 0, &[0x7f, 0xff, 0xff, 0xff, 0x65, 0x88]);
     let nal_zero = flv_video(false, 1, 0, &[0, 0, 0, 0, 0, 0, 0, 0]);
     let cts_absurd = flv_video(false, 1, -8_000_000, &[0, 0, 0, 2, 0x41, 0x9a]);
@@ -229,21 +296,40 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
         (8, 80, vec![0xAF, 0, 0x16, 0x88]), // AAC config with reserved sampling index 13
         (8, 90, vec![0xAF, 1, 1, 2, 3]),    // AAC frame
         (9, 10, cts_absurd),                // backwards step plus absurd CTS
-        (9, 0x8000_0000, flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a])), // 2^31 jump
-        (9, 0xFFFF_FFF0, flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a])), // near the wrap
-        (9, 5, flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a])),           // wrapped
-        (9, 0, vec![0x9F, b'h', b'v', b'c', b'1']),                          // enhanced header, truncated
-        (9, 0, vec![0x90 | 7, 0xFF]),                                        // ModEx with no body
-        (22, 0, vec![9, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 2]),      // aggregate lying about sizes
+        (
+            9,
+            0x8000_0000,
+            flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a]),
+        ), // 2^31 jump
+        (
+            9,
+            0xFFFF_FFF0,
+            flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a]),
+        ), // near the wrap
+        (9, 5, flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a])), // wrapped
+        (9, 0, vec![0x9F, b'h', b'v', b'c', b'1']), // enhanced header, truncated
+        (9, 0, vec![0x90 | 7, 0xFF]),       // ModEx with no body
+        (22, 0, vec![9, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 2]), // aggregate lying about sizes
     ];
     for (type_id, ts, body) in &cases {
         c.message(4, *type_id, 1, *ts, body, 4096);
     }
     for _ in 0..50 {
-        c.message(4, 9, 1, 0, &flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a]), 4096); // all-zero timestamps
+        c.message(
+            4,
+            9,
+            1,
+            0,
+            &flv_video(false, 1, 0, &[0, 0, 0, 2, 0x41, 0x9a]),
+            4096,
+        ); // all-zero timestamps
     }
     // Then silence: the idle deadline closes it.
-    expect_closed("codec garbage then silence (idle deadline)", &c, idle + Duration::from_millis(500));
+    expect_closed(
+        "codec garbage then silence (idle deadline)",
+        &c,
+        idle + Duration::from_millis(500),
+    );
 
     // ---- connection flood: the per-IP cap holds; every extra connection is closed ----
     let flood: Vec<Raw> = (0..60).map(|_| Raw::connect(port)).collect();
@@ -266,28 +352,58 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
         "/live/canary/index.m3u8/",
     ] {
         let r = http_get(&base, path).unwrap();
-        assert!((400..500).contains(&r.status), "{path} answered {}", r.status);
+        assert!(
+            (400..500).contains(&r.status),
+            "{path} answered {}",
+            r.status
+        );
         assert!(!r.text().contains("passwd"), "{path}: request reflected");
     }
     let long_query = format!("/live/canary/index.m3u8?{}", "a=b&".repeat(30_000));
     let r = http_get(&base, &long_query).unwrap();
-    assert!((400..500).contains(&r.status), "huge query answered {}", r.status);
-    let r = http_request(&base, "GET", "http://evil.example/live/canary/index.m3u8", &[]).unwrap();
+    assert!(
+        (400..500).contains(&r.status),
+        "huge query answered {}",
+        r.status
+    );
+    let r = http_request(
+        &base,
+        "GET",
+        "http://evil.example/live/canary/index.m3u8",
+        &[],
+    )
+    .unwrap();
     assert!(r.status < 500, "absolute-form target answered {}", r.status);
-    let r = http_request(&base, "POST", "/live/canary/index.m3u8", &[("Content-Length", "0")]).unwrap();
+    let r = http_request(
+        &base,
+        "POST",
+        "/live/canary/index.m3u8",
+        &[("Content-Length", "0")],
+    )
+    .unwrap();
     assert_eq!(r.status, 405);
-    let r = http_request(&base, "GET", "/live/canary/index.m3u8", &[("Range", "bytes=99999999-")]).unwrap();
+    let r = http_request(
+        &base,
+        "GET",
+        "/live/canary/index.m3u8",
+        &[("Range", "bytes=99999999-")],
+    )
+    .unwrap();
     assert!(r.status < 500);
     assert_eq!(
-        http_get(&base, "/live/canary/index.m3u8").unwrap().header("x-content-type-options"),
+        http_get(&base, "/live/canary/index.m3u8")
+            .unwrap()
+            .header("x-content-type-options"),
         Some("nosniff")
     );
     // Slowloris: request headers dripped one line every 500 ms are cut off by the header timeout.
     {
         use std::io::{Read, Write};
         let mut t = std::net::TcpStream::connect(("127.0.0.1", s.http_port)).unwrap();
-        t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
-        t.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        t.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let start = Instant::now();
         let mut closed = false;
         while start.elapsed() < Duration::from_secs(8) {
@@ -302,7 +418,9 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
                     break;
                 }
                 Ok(_) => {} // a 408 may come first; the close follows
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(_) => {
                     closed = true;
                     break;
@@ -320,12 +438,22 @@ fn hostile_inputs_do_not_disturb_a_canary_stream() {
     let (seen, discontinuities) = watch.finish();
     let (first, last) = (*seen.first().unwrap(), *seen.last().unwrap());
     let missing: Vec<u64> = (first..=last).filter(|n| !seen.contains(n)).collect();
-    assert!(missing.is_empty(), "canary segments missing from its playlist: {missing:?}");
-    assert!(last - first >= 10, "canary produced too few segments: {first}..{last}");
-    assert_eq!(discontinuities, 0, "the canary playlist got a discontinuity");
+    assert!(
+        missing.is_empty(),
+        "canary segments missing from its playlist: {missing:?}"
+    );
+    assert!(
+        last - first >= 10,
+        "canary produced too few segments: {first}..{last}"
+    );
+    assert_eq!(
+        discontinuities, 0,
+        "the canary playlist got a discontinuity"
+    );
     let log = s.log_text();
     assert!(
-        !log.lines().any(|l| l.contains("publish ended") && l.contains("canary")),
+        !log.lines()
+            .any(|l| l.contains("publish ended") && l.contains("canary")),
         "canary publish ended during the attack"
     );
     assert!(!log.contains("panicked"), "a task panicked:\n{log}");

@@ -31,17 +31,29 @@ fn ffmpeg_publish_then_ffmpeg_and_ffprobe_play() {
     let pl = s.wait_for_segments(PLAYLIST, 4, Duration::from_secs(25));
 
     assert!(pl.starts_with("#EXTM3U\n"), "{pl}");
-    let target: u32 = tag_value(&pl, "#EXT-X-TARGETDURATION").unwrap().parse().unwrap();
-    assert!((2..=3).contains(&target), "target duration {target} for a 2 s GOP:\n{pl}");
+    let target: u32 = tag_value(&pl, "#EXT-X-TARGETDURATION")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (2..=3).contains(&target),
+        "target duration {target} for a 2 s GOP:\n{pl}"
+    );
     for l in pl.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
         let d: f64 = l.trim_end_matches(',').parse().unwrap();
-        assert!(d.round() as u32 <= target && d > 0.5, "EXTINF {d} vs target {target}\n{pl}");
+        assert!(
+            d.round() as u32 <= target && d > 0.5,
+            "EXTINF {d} vs target {target}\n{pl}"
+        );
     }
     assert!(pl.contains("#EXT-X-PROGRAM-DATE-TIME:"), "{pl}");
     assert!(tag_value(&pl, "#EXT-X-MEDIA-SEQUENCE").is_some());
 
     let r = s.get(PLAYLIST);
-    assert_eq!(r.header("content-type"), Some("application/vnd.apple.mpegurl"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
     assert!(r.header("cache-control").unwrap().contains("max-age="));
     let seg = segment_uris(&pl)[0].clone();
     let r = s.get(&format!("/live/e2e/{seg}"));
@@ -53,13 +65,25 @@ fn ffmpeg_publish_then_ffmpeg_and_ffprobe_play() {
 
     // ffprobe: exactly one H.264 and one AAC stream.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "json",
+        ])
         .arg(s.http(PLAYLIST))
         .output()
         .unwrap();
     let mut codecs = ffprobe_codecs(&out.stdout);
     codecs.sort();
-    assert_eq!(codecs, vec!["aac", "h264"], "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        codecs,
+        vec!["aac", "h264"],
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // ffmpeg decodes 6 s of the live playlist over HTTP with zero errors.
     let out = Command::new("ffmpeg")
@@ -69,7 +93,10 @@ fn ffmpeg_publish_then_ffmpeg_and_ffprobe_play() {
         .output()
         .unwrap();
     let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && errors.trim().is_empty(), "ffmpeg decode errors:\n{errors}");
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg decode errors:\n{errors}"
+    );
 }
 
 /// hls.js in headless Chromium plays for 40 s without a fatal error or a stall, while the
@@ -90,8 +117,15 @@ fn hlsjs_plays_through_a_publisher_reconnect() {
     let _second = ffmpeg_publish(&s.rtmp("live/e2e"), 40, &[]);
     let report = player.join().unwrap();
     let r = &report["report"];
-    assert!(r["mse"].as_bool().unwrap(), "Chromium lacks H.264 MSE: {report}");
-    assert_eq!(r["fatal"].as_array().unwrap().len(), 0, "fatal hls.js errors: {report}");
+    assert!(
+        r["mse"].as_bool().unwrap(),
+        "Chromium lacks H.264 MSE: {report}"
+    );
+    assert_eq!(
+        r["fatal"].as_array().unwrap().len(),
+        0,
+        "fatal hls.js errors: {report}"
+    );
     let samples = r["samples"].as_array().unwrap();
     let last = samples.last().unwrap();
     let played = last["currentTime"].as_f64().unwrap();
@@ -107,7 +141,10 @@ fn hlsjs_plays_through_a_publisher_reconnect() {
         assert!(b > a, "playback stalled between {a} and {b}: {report}");
     }
     let pl = s.get(PLAYLIST).text();
-    assert!(pl.contains("#EXT-X-DISCONTINUITY"), "reconnect must add a discontinuity:\n{pl}");
+    assert!(
+        pl.contains("#EXT-X-DISCONTINUITY"),
+        "reconnect must add a discontinuity:\n{pl}"
+    );
     assert_eq!(r["levelDetails"]["live"], true);
 }
 
@@ -129,10 +166,21 @@ fn publish_keys_lock_ingest_down() {
     let api = s.get("/api/streams").text();
     let metrics = s.get("/metrics").text();
     assert!(api.contains("\"open\""), "{api}");
-    for (what, text) in [("playlist", pl.as_str()), ("api", &api), ("metrics", &metrics), ("log", &s.log_text())] {
-        assert!(!text.contains("s3cret-key"), "stream key leaked into the {what}");
+    for (what, text) in [
+        ("playlist", pl.as_str()),
+        ("api", &api),
+        ("metrics", &metrics),
+        ("log", &s.log_text()),
+    ] {
+        assert!(
+            !text.contains("s3cret-key"),
+            "stream key leaked into the {what}"
+        );
     }
-    assert!(metric(&metrics, "sluice_publish_refused_total", &["missing_key"]) >= 1.0, "{metrics}");
+    assert!(
+        metric(&metrics, "sluice_publish_refused_total", &["missing_key"]) >= 1.0,
+        "{metrics}"
+    );
 }
 
 /// The operator surface: metrics per stream, the JSON API, the preview page in Chromium, kick.
@@ -156,7 +204,8 @@ fn metrics_api_preview_page_and_kick() {
     }
     assert!(metric(&m, "sluice_stream_segments_total", &["stream=\"e2e\""]) >= 2.0);
 
-    let api: serde_json::Value = serde_json::from_slice(&s.get("/api/streams/live/e2e").body).unwrap();
+    let api: serde_json::Value =
+        serde_json::from_slice(&s.get("/api/streams/live/e2e").body).unwrap();
     assert_eq!(api["publishing"], true, "{api}");
     assert_eq!(api["playlist_url"], "/live/e2e/index.m3u8");
     let codec = &api["publisher"]["codec"];
@@ -171,7 +220,10 @@ fn metrics_api_preview_page_and_kick() {
         let streams = report["report"]["preview"].as_array().unwrap();
         assert_eq!(streams.len(), 1, "{report}");
         assert_eq!(streams[0]["id"], "live/e2e");
-        assert!(streams[0]["currentTime"].as_f64().unwrap() > 2.0, "preview did not play: {report}");
+        assert!(
+            streams[0]["currentTime"].as_f64().unwrap() > 2.0,
+            "preview did not play: {report}"
+        );
         assert_eq!(streams[0]["width"], 640);
     }
 
@@ -179,11 +231,15 @@ fn metrics_api_preview_page_and_kick() {
     assert_eq!(r.status, 204);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let api: serde_json::Value = serde_json::from_slice(&s.get("/api/streams/live/e2e").body).unwrap();
+        let api: serde_json::Value =
+            serde_json::from_slice(&s.get("/api/streams/live/e2e").body).unwrap();
         if api["publishing"] == false {
             break;
         }
-        assert!(Instant::now() < deadline, "kick did not end the publish: {api}");
+        assert!(
+            Instant::now() < deadline,
+            "kick did not end the publish: {api}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -198,8 +254,14 @@ fn sigterm_shuts_down_cleanly() {
     let _pub = ffmpeg_publish(&s.rtmp("live/e2e"), 30, &[]);
     s.wait_for_segments(PLAYLIST, 1, Duration::from_secs(20));
     let t = Instant::now();
-    let status = s.terminate(Duration::from_secs(10)).expect("sluice did not exit within 10 s");
-    assert!(status.success(), "exit status {status}; log:\n{}", s.log_text());
+    let status = s
+        .terminate(Duration::from_secs(10))
+        .expect("sluice did not exit within 10 s");
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        s.log_text()
+    );
     assert!(t.elapsed() < Duration::from_secs(8));
     assert!(s.log_text().contains("publish ended"), "{}", s.log_text());
 }
@@ -229,7 +291,11 @@ fn varnish_shield_coalesces_and_plays() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let seg_metric = |s: &Sluice| {
-        metric(&s.get("/metrics").text(), "sluice_http_requests_total", &["route=\"segment\""])
+        metric(
+            &s.get("/metrics").text(),
+            "sluice_http_requests_total",
+            &["route=\"segment\""],
+        )
     };
     let origin_before = seg_metric(&s);
     let path = format!("/live/e2e/{fresh}");
@@ -240,21 +306,36 @@ fn varnish_shield_coalesces_and_plays() {
             std::thread::spawn(move || http_get(&b, &p).map(|r| (r.status, r.body.len())))
         })
         .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
-    assert!(results.iter().all(|(st, len)| *st == 200 && *len > 0), "{results:?}");
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert!(
+        results.iter().all(|(st, len)| *st == 200 && *len > 0),
+        "{results:?}"
+    );
     assert!(results.windows(2).all(|w| w[0].1 == w[1].1));
     let origin_after = seg_metric(&s);
-    assert_eq!(origin_after - origin_before, 1.0, "50 concurrent viewers must cause one origin fetch");
+    assert_eq!(
+        origin_after - origin_before,
+        1.0,
+        "50 concurrent viewers must cause one origin fetch"
+    );
 
     // A cached segment is served by Varnish with its immutable caching intact.
     let r = http_get(&base, &path).unwrap();
-    assert!(r.header("cache-control").unwrap_or("").contains("immutable"));
+    assert!(r
+        .header("cache-control")
+        .unwrap_or("")
+        .contains("immutable"));
 
     if require("chromium") && node_modules().is_some() {
         let report = play_in_browser(&format!("{base}{PLAYLIST}"), 20, None);
         let r = &report["report"];
         assert_eq!(r["fatal"].as_array().unwrap().len(), 0, "{report}");
-        let played = r["samples"].as_array().unwrap().last().unwrap()["currentTime"].as_f64().unwrap();
+        let played = r["samples"].as_array().unwrap().last().unwrap()["currentTime"]
+            .as_f64()
+            .unwrap();
         assert!(played > 8.0, "played {played} s through Varnish: {report}");
     }
 }
@@ -276,11 +357,15 @@ mod support_varnish {
             let port = free_port();
             let dir = std::env::temp_dir().join(format!("sluice-varnish-{port}"));
             std::fs::create_dir_all(&dir).unwrap();
-            let vcl = std::fs::read_to_string(repo_root().join("docker/varnish/default.vcl")).unwrap();
+            let vcl =
+                std::fs::read_to_string(repo_root().join("docker/varnish/default.vcl")).unwrap();
             let vcl = vcl
                 .replace(".host = \"sluice\";", ".host = \"127.0.0.1\";")
                 .replace(".port = \"8080\";", &format!(".port = \"{origin_port}\";"));
-            assert!(vcl.contains("127.0.0.1"), "VCL backend not found to rewrite");
+            assert!(
+                vcl.contains("127.0.0.1"),
+                "VCL backend not found to rewrite"
+            );
             let vcl_path = dir.join("test.vcl");
             std::fs::write(&vcl_path, vcl).unwrap();
             let child = Command::new("varnishd")

@@ -68,7 +68,9 @@ impl Raw {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if self.is_closed() {
-                return Some(Duration::from_millis(self.closed_after_ms.load(Ordering::SeqCst)));
+                return Some(Duration::from_millis(
+                    self.closed_after_ms.load(Ordering::SeqCst),
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -92,7 +94,15 @@ impl Raw {
 
     /// One message as a single fmt-0 chunk on `csid` (caller keeps it under the chunk size) or
     /// split at `chunk_size` with fmt-3 continuations.
-    pub fn message(&mut self, csid: u8, type_id: u8, stream_id: u32, timestamp_ms: u32, body: &[u8], chunk_size: usize) -> &mut Self {
+    pub fn message(
+        &mut self,
+        csid: u8,
+        type_id: u8,
+        stream_id: u32,
+        timestamp_ms: u32,
+        body: &[u8],
+        chunk_size: usize,
+    ) -> &mut Self {
         let bytes = encode_message(csid, type_id, stream_id, timestamp_ms, body, chunk_size);
         self.send(&bytes)
     }
@@ -107,14 +117,33 @@ impl Raw {
 
     /// connect + createStream + publish(name): a well-behaved publisher up to Publish.Start.
     pub fn publish(&mut self, app: &str, name: &str) -> &mut Self {
-        self.command(0, &[Amf::Str("connect".into()), Amf::Num(1.0), Amf::Obj(vec![
-            ("app".into(), Amf::Str(app.into())),
-            ("type".into(), Amf::Str("nonprivate".into())),
-            ("tcUrl".into(), Amf::Str(format!("rtmp://127.0.0.1/{app}"))),
-        ])]);
-        self.command(0, &[Amf::Str("createStream".into()), Amf::Num(2.0), Amf::Null]);
+        self.command(
+            0,
+            &[
+                Amf::Str("connect".into()),
+                Amf::Num(1.0),
+                Amf::Obj(vec![
+                    ("app".into(), Amf::Str(app.into())),
+                    ("type".into(), Amf::Str("nonprivate".into())),
+                    ("tcUrl".into(), Amf::Str(format!("rtmp://127.0.0.1/{app}"))),
+                ]),
+            ],
+        );
+        self.command(
+            0,
+            &[Amf::Str("createStream".into()), Amf::Num(2.0), Amf::Null],
+        );
         std::thread::sleep(Duration::from_millis(100));
-        self.command(1, &[Amf::Str("publish".into()), Amf::Num(3.0), Amf::Null, Amf::Str(name.into()), Amf::Str("live".into())]);
+        self.command(
+            1,
+            &[
+                Amf::Str("publish".into()),
+                Amf::Num(3.0),
+                Amf::Null,
+                Amf::Str(name.into()),
+                Amf::Str("live".into()),
+            ],
+        );
         std::thread::sleep(Duration::from_millis(200));
         self
     }
@@ -124,7 +153,14 @@ impl Raw {
     }
 }
 
-pub fn encode_message(csid: u8, type_id: u8, stream_id: u32, timestamp_ms: u32, body: &[u8], chunk_size: usize) -> Vec<u8> {
+pub fn encode_message(
+    csid: u8,
+    type_id: u8,
+    stream_id: u32,
+    timestamp_ms: u32,
+    body: &[u8],
+    chunk_size: usize,
+) -> Vec<u8> {
     assert!((2..64).contains(&csid));
     let mut out = Vec::with_capacity(body.len() + 32);
     out.push(csid);

@@ -31,7 +31,10 @@ pub fn require(tool: &str) -> bool {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn node_modules() -> Option<PathBuf> {
@@ -47,7 +50,11 @@ pub fn node_modules() -> Option<PathBuf> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `sluice` process; killed on drop.
@@ -174,7 +181,18 @@ pub fn ffmpeg_publish(url: &str, seconds: u32, extra_out: &[&str]) -> Proc {
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "60", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-c:a", "aac", "-b:a", "128k"])
         .args(extra_out)
         .args(["-f", "flv", url])
@@ -257,11 +275,9 @@ pub fn http_request(
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 || b.len() < eol + 2 + size {
             break;
         }
@@ -272,7 +288,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// Runs hls.js in headless Chromium for `seconds` against `playlist_url`; returns the JSON report.
-pub fn play_in_browser(playlist_url: &str, seconds: u32, page_url: Option<&str>) -> serde_json::Value {
+pub fn play_in_browser(
+    playlist_url: &str,
+    seconds: u32,
+    page_url: Option<&str>,
+) -> serde_json::Value {
     let nm = node_modules().expect("node_modules");
     let script = nm.parent().unwrap().join("play.mjs");
     let mut c = Command::new("node");

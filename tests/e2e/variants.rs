@@ -21,40 +21,151 @@ struct Variant {
 const VARIANTS: &[Variant] = &[
     Variant {
         name: "bframes",
-        args: &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=44100",
-            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"],
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:sample_rate=44100",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "3",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+        ],
         expect: &["aac", "h264"],
     },
     Variant {
         name: "irregular",
-        args: &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=48000",
-            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "250", "-pix_fmt", "yuv420p",
-            "-force_key_frames", "expr:gte(t,n_forced*1.7)+eq(n,37)+eq(n,130)", "-c:a", "aac"],
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=500:sample_rate=48000",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "250",
+            "-pix_fmt",
+            "yuv420p",
+            "-force_key_frames",
+            "expr:gte(t,n_forced*1.7)+eq(n,37)+eq(n,130)",
+            "-c:a",
+            "aac",
+        ],
         expect: &["aac", "h264"],
     },
     Variant {
         name: "videoonly",
-        args: &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2",
-            "-g", "60", "-pix_fmt", "yuv420p", "-an"],
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+        ],
         expect: &["h264"],
     },
     Variant {
         name: "audioonly",
-        args: &["-f", "lavfi", "-i", "sine=frequency=700:sample_rate=48000", "-c:a", "aac", "-b:a", "128k", "-vn"],
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=700:sample_rate=48000",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-vn",
+        ],
         expect: &["aac"],
     },
     Variant {
         name: "mp3",
-        args: &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame", "-b:a", "128k"],
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+        ],
         expect: &["h264", "mp3"],
     },
     Variant {
         name: "ts2pow24",
         // Starts 5 s before 2^24 ms (16777.216 s): crosses the extended-timestamp boundary.
-        args: &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac",
-            "-output_ts_offset", "16772.2"],
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            "16772.2",
+        ],
         expect: &["aac", "h264"],
     },
 ];
@@ -64,7 +175,13 @@ fn publish_and_collect(s: &Sluice, v: &Variant, seconds: u32) -> Vec<Vec<u8>> {
     let mut ff = Command::new("ffmpeg");
     ff.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(v.args)
-        .args(["-t", &seconds.to_string(), "-f", "flv", &s.rtmp(&format!("live/{}", v.name))])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-f",
+            "flv",
+            &s.rtmp(&format!("live/{}", v.name)),
+        ])
         .stdin(Stdio::null());
     let mut child = Proc(ff.spawn().expect("ffmpeg"));
     let path = format!("/live/{}/index.m3u8", v.name);
@@ -100,7 +217,12 @@ fn publish_and_collect(s: &Sluice, v: &Variant, seconds: u32) -> Vec<Vec<u8>> {
     }
     got.sort_by_key(|(n, _)| *n);
     for w in got.windows(2) {
-        assert_eq!(w[0].0 + 1, w[1].0, "{}: segment gap in what the playlist listed", v.name);
+        assert_eq!(
+            w[0].0 + 1,
+            w[1].0,
+            "{}: segment gap in what the playlist listed",
+            v.name
+        );
     }
     got.into_iter().map(|(_, b)| b).collect()
 }
@@ -110,15 +232,27 @@ fn publish_and_collect(s: &Sluice, v: &Variant, seconds: u32) -> Vec<Vec<u8>> {
 fn check_with_mpeg2ts(name: &str, segments: &[Vec<u8>], tracks: usize) {
     let mut last_cc: HashMap<u16, u8> = HashMap::new();
     for (i, seg) in segments.iter().enumerate() {
-        assert_eq!(seg.len() % 188, 0, "{name}: segment {i} is not whole TS packets");
+        assert_eq!(
+            seg.len() % 188,
+            0,
+            "{name}: segment {i} is not whole TS packets"
+        );
         let mut r = TsPacketReader::new(&seg[..]);
         let mut n = 0;
-        while let Some(p) = r.read_ts_packet().unwrap_or_else(|e| panic!("{name}: segment {i}: {e}")) {
+        while let Some(p) = r
+            .read_ts_packet()
+            .unwrap_or_else(|e| panic!("{name}: segment {i}: {e}"))
+        {
             match (n, &p.payload) {
                 (0, Some(TsPayload::Pat(_))) => {}
                 (0, other) => panic!("{name}: segment {i} does not start with a PAT: {other:?}"),
                 (1, Some(TsPayload::Pmt(pmt))) => {
-                    assert_eq!(pmt.es_info.len(), tracks, "{name}: PMT declares {:?}", pmt.es_info);
+                    assert_eq!(
+                        pmt.es_info.len(),
+                        tracks,
+                        "{name}: PMT declares {:?}",
+                        pmt.es_info
+                    );
                 }
                 (1, other) => panic!("{name}: segment {i}: second packet is not a PMT: {other:?}"),
                 _ => {}
@@ -154,7 +288,14 @@ fn check_with_ffmpeg(name: &str, segments: &[Vec<u8>], expect: &[&str]) {
 
     // Exactly the tracks that were sent, in the first segment on its own.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "json",
+        ])
         .arg(&first)
         .output()
         .unwrap();
@@ -170,11 +311,21 @@ fn check_with_ffmpeg(name: &str, segments: &[Vec<u8>], expect: &[&str]) {
         .output()
         .unwrap();
     let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && errors.trim().is_empty(), "{name}: ffmpeg decode errors:\n{errors}");
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "{name}: ffmpeg decode errors:\n{errors}"
+    );
 
     // DTS strictly increasing per track across all segments.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "packet=stream_index,dts", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,dts",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&all)
         .output()
         .unwrap();
@@ -182,10 +333,17 @@ fn check_with_ffmpeg(name: &str, segments: &[Vec<u8>], expect: &[&str]) {
     let mut count = 0;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let mut f = line.split(',');
-        let (Some(idx), Some(dts)) = (f.next(), f.next()) else { continue };
-        let Ok(dts) = dts.trim().parse::<i64>() else { continue };
+        let (Some(idx), Some(dts)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let Ok(dts) = dts.trim().parse::<i64>() else {
+            continue;
+        };
         if let Some(prev) = last.get(idx) {
-            assert!(dts > *prev, "{name}: DTS not strictly increasing on stream {idx}: {prev} -> {dts}");
+            assert!(
+                dts > *prev,
+                "{name}: DTS not strictly increasing on stream {idx}: {prev} -> {dts}"
+            );
         }
         last.insert(idx.to_string(), dts);
         count += 1;
@@ -213,7 +371,12 @@ fn remux_variants_through_the_ingest_decode_cleanly() {
     });
     for (i, segments) in results {
         let v = &VARIANTS[i];
-        assert!(segments.len() >= 4, "{}: only {} segments", v.name, segments.len());
+        assert!(
+            segments.len() >= 4,
+            "{}: only {} segments",
+            v.name,
+            segments.len()
+        );
         check_with_mpeg2ts(v.name, &segments, v.expect.len());
         check_with_ffmpeg(v.name, &segments, v.expect);
         eprintln!("variant {}: {} segments OK", v.name, segments.len());

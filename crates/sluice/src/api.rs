@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use axum::error_handling::HandleErrorLayer;
 use tower::ServiceBuilder;
 
 use crate::pipeline::App;
@@ -38,7 +38,10 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/streams", get(list_streams))
-        .route("/api/streams/{app}/{stream}", get(get_stream).delete(kick_stream))
+        .route(
+            "/api/streams/{app}/{stream}",
+            get(get_stream).delete(kick_stream),
+        )
         .with_state(state);
     own.merge(hls_edge::router(app.store.clone())).layer(
         ServiceBuilder::new()
@@ -55,7 +58,10 @@ async fn index(State(s): State<ApiState>) -> Response {
     (
         [
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
         ],
         Html(s.page.to_string()),
     )
@@ -78,8 +84,10 @@ fn no_store(r: impl IntoResponse) -> Response {
     let mut r = r.into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -109,18 +117,30 @@ fn stream_json(s: &ApiState, summary: &hls_edge::StreamSummary) -> serde_json::V
         );
         m.insert("publishing".into(), live.is_some().into());
         if let Some(l) = live {
-            m.insert("publisher".into(), serde_json::to_value(l).unwrap_or_default());
+            m.insert(
+                "publisher".into(),
+                serde_json::to_value(l).unwrap_or_default(),
+            );
         }
     }
     v
 }
 
 async fn list_streams(State(s): State<ApiState>) -> Response {
-    let streams: Vec<_> = s.app.store.streams().iter().map(|x| stream_json(&s, x)).collect();
+    let streams: Vec<_> = s
+        .app
+        .store
+        .streams()
+        .iter()
+        .map(|x| stream_json(&s, x))
+        .collect();
     no_store(Json(serde_json::json!({ "streams": streams })))
 }
 
-async fn get_stream(State(s): State<ApiState>, Path((app, stream)): Path<(String, String)>) -> Response {
+async fn get_stream(
+    State(s): State<ApiState>,
+    Path((app, stream)): Path<(String, String)>,
+) -> Response {
     match s.app.store.stream(&app, &stream) {
         Some(sum) => no_store(Json(stream_json(&s, &sum))),
         None => no_store((StatusCode::NOT_FOUND, "no such stream\n")),
@@ -141,7 +161,13 @@ async fn kick_stream(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t.len() == token.len() && t.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0)
+            .is_some_and(|t| {
+                t.len() == token.len()
+                    && t.bytes()
+                        .zip(token.bytes())
+                        .fold(0u8, |a, (x, y)| a | (x ^ y))
+                        == 0
+            })
     };
     if !allowed {
         return no_store((StatusCode::UNAUTHORIZED, "admin token required\n"));

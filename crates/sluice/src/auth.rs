@@ -96,7 +96,11 @@ impl Authorizer {
             let Some((_, key)) = params.iter().find(|(k, _)| k == "key") else {
                 return Err(Refusal::MissingKey);
             };
-            if !self.keys.iter().any(|k| constant_time_eq(k.as_bytes(), key.as_bytes())) {
+            if !self
+                .keys
+                .iter()
+                .any(|k| constant_time_eq(k.as_bytes(), key.as_bytes()))
+            {
                 return Err(Refusal::WrongKey);
             }
         }
@@ -196,7 +200,10 @@ mod tests {
     }
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[tokio::test]
@@ -205,12 +212,22 @@ mod tests {
         let open = Authorizer::new(&cfg(&[])).unwrap();
         assert_eq!(open.authorize("live", "s", &[], peer).await, Ok(()));
         let locked = Authorizer::new(&cfg(&["k1", "k2"])).unwrap();
-        assert_eq!(locked.authorize("live", "s", &[], peer).await, Err(Refusal::MissingKey));
         assert_eq!(
-            locked.authorize("live", "s", &p(&[("key", "nope")]), peer).await,
+            locked.authorize("live", "s", &[], peer).await,
+            Err(Refusal::MissingKey)
+        );
+        assert_eq!(
+            locked
+                .authorize("live", "s", &p(&[("key", "nope")]), peer)
+                .await,
             Err(Refusal::WrongKey)
         );
-        assert_eq!(locked.authorize("live", "s", &p(&[("key", "k2")]), peer).await, Ok(()));
+        assert_eq!(
+            locked
+                .authorize("live", "s", &p(&[("key", "k2")]), peer)
+                .await,
+            Ok(())
+        );
     }
 
     #[tokio::test]
@@ -223,6 +240,9 @@ mod tests {
             ..AuthConfig::default()
         };
         let a = Authorizer::new(&c).unwrap();
-        assert_eq!(a.authorize("live", "s", &[], peer).await, Err(Refusal::WebhookUnavailable));
+        assert_eq!(
+            a.authorize("live", "s", &[], peer).await,
+            Err(Refusal::WebhookUnavailable)
+        );
     }
 }

@@ -43,7 +43,7 @@ pub struct Cli {
     pub healthcheck: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub rtmp: RtmpConfig,
@@ -207,18 +207,6 @@ impl Default for LogConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            rtmp: RtmpConfig::default(),
-            http: HttpConfig::default(),
-            hls: HlsConfig::default(),
-            auth: AuthConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 pub fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -306,15 +294,47 @@ impl Config {
             "rtmp.out_chunk_size",
             "must be between 128 and 65536",
         )?;
-        check(r.max_chunk_streams >= 4, "rtmp.max_chunk_streams", "must be at least 4")?;
-        check(r.max_streams_per_connection >= 1, "rtmp.max_streams_per_connection", "must be at least 1")?;
-        check(r.handshake_timeout_ms >= 100, "rtmp.handshake_timeout_ms", "must be at least 100")?;
-        check(r.idle_timeout_ms >= 100, "rtmp.idle_timeout_ms", "must be at least 100")?;
-        check(r.max_connections >= 1, "rtmp.max_connections", "must be at least 1")?;
-        check(r.max_connections_per_ip >= 1, "rtmp.max_connections_per_ip", "must be at least 1")?;
-        check(r.max_publishers >= 1, "rtmp.max_publishers", "must be at least 1")?;
+        check(
+            r.max_chunk_streams >= 4,
+            "rtmp.max_chunk_streams",
+            "must be at least 4",
+        )?;
+        check(
+            r.max_streams_per_connection >= 1,
+            "rtmp.max_streams_per_connection",
+            "must be at least 1",
+        )?;
+        check(
+            r.handshake_timeout_ms >= 100,
+            "rtmp.handshake_timeout_ms",
+            "must be at least 100",
+        )?;
+        check(
+            r.idle_timeout_ms >= 100,
+            "rtmp.idle_timeout_ms",
+            "must be at least 100",
+        )?;
+        check(
+            r.max_connections >= 1,
+            "rtmp.max_connections",
+            "must be at least 1",
+        )?;
+        check(
+            r.max_connections_per_ip >= 1,
+            "rtmp.max_connections_per_ip",
+            "must be at least 1",
+        )?;
+        check(
+            r.max_publishers >= 1,
+            "rtmp.max_publishers",
+            "must be at least 1",
+        )?;
         for a in &r.allowed_apps {
-            check(valid_name(a), "rtmp.allowed_apps", "names use [A-Za-z0-9._~-], 1 to 128 characters")?;
+            check(
+                valid_name(a),
+                "rtmp.allowed_apps",
+                "names use [A-Za-z0-9._~-], 1 to 128 characters",
+            )?;
         }
         let h = &self.hls;
         check(
@@ -327,9 +347,21 @@ impl Config {
             "hls.part_duration_ms",
             "must be between 100 and hls.target_duration_ms",
         )?;
-        check((3..=100).contains(&h.window_segments), "hls.window_segments", "must be between 3 and 100")?;
-        check(h.max_timestamp_jump_ms >= 1000, "hls.max_timestamp_jump_ms", "must be at least 1000")?;
-        check(h.max_bytes_per_stream >= 1024 * 1024, "hls.max_bytes_per_stream", "must be at least 1 MiB")?;
+        check(
+            (3..=100).contains(&h.window_segments),
+            "hls.window_segments",
+            "must be between 3 and 100",
+        )?;
+        check(
+            h.max_timestamp_jump_ms >= 1000,
+            "hls.max_timestamp_jump_ms",
+            "must be at least 1000",
+        )?;
+        check(
+            h.max_bytes_per_stream >= 1024 * 1024,
+            "hls.max_bytes_per_stream",
+            "must be at least 1 MiB",
+        )?;
         check(
             h.max_bytes_total >= h.max_bytes_per_stream,
             "hls.max_bytes_total",
@@ -337,28 +369,63 @@ impl Config {
         )?;
         check(h.max_streams >= 1, "hls.max_streams", "must be at least 1")?;
         let h = &self.http;
-        check(h.request_timeout_ms >= 100, "http.request_timeout_ms", "must be at least 100")?;
-        check(h.max_concurrent_requests >= 1, "http.max_concurrent_requests", "must be at least 1")?;
-        check(h.header_read_timeout_ms >= 100, "http.header_read_timeout_ms", "must be at least 100")?;
-        check(h.write_stall_timeout_ms >= 100, "http.write_stall_timeout_ms", "must be at least 100")?;
-        check(h.max_connections >= 1, "http.max_connections", "must be at least 1")?;
+        check(
+            h.request_timeout_ms >= 100,
+            "http.request_timeout_ms",
+            "must be at least 100",
+        )?;
+        check(
+            h.max_concurrent_requests >= 1,
+            "http.max_concurrent_requests",
+            "must be at least 1",
+        )?;
+        check(
+            h.header_read_timeout_ms >= 100,
+            "http.header_read_timeout_ms",
+            "must be at least 100",
+        )?;
+        check(
+            h.write_stall_timeout_ms >= 100,
+            "http.write_stall_timeout_ms",
+            "must be at least 100",
+        )?;
+        check(
+            h.max_connections >= 1,
+            "http.max_connections",
+            "must be at least 1",
+        )?;
         check(
             (8192..=1024 * 1024).contains(&h.max_header_bytes),
             "http.max_header_bytes",
             "must be between 8192 and 1048576",
         )?;
         let a = &self.auth;
-        for (url, name) in [(&a.on_publish_url, "auth.on_publish_url"), (&a.on_unpublish_url, "auth.on_unpublish_url")] {
+        for (url, name) in [
+            (&a.on_publish_url, "auth.on_publish_url"),
+            (&a.on_unpublish_url, "auth.on_unpublish_url"),
+        ] {
             check(
                 url.is_empty() || url.starts_with("http://") || url.starts_with("https://"),
                 name,
                 "must be empty or an http:// or https:// URL",
             )?;
         }
-        check(a.webhook_timeout_ms >= 10, "auth.webhook_timeout_ms", "must be at least 10")?;
-        check(a.webhook_max_concurrency >= 1, "auth.webhook_max_concurrency", "must be at least 1")?;
+        check(
+            a.webhook_timeout_ms >= 10,
+            "auth.webhook_timeout_ms",
+            "must be at least 10",
+        )?;
+        check(
+            a.webhook_max_concurrency >= 1,
+            "auth.webhook_max_concurrency",
+            "must be at least 1",
+        )?;
         for k in &a.publish_keys {
-            check(!k.is_empty() && k.len() <= 256, "auth.publish_keys", "keys are 1 to 256 characters")?;
+            check(
+                !k.is_empty() && k.len() <= 256,
+                "auth.publish_keys",
+                "keys are 1 to 256 characters",
+            )?;
         }
         check(
             matches!(self.log.format.as_str(), "text" | "json"),
@@ -371,7 +438,12 @@ impl Config {
     /// The configuration as TOML, with secrets masked.
     pub fn to_toml_masked(&self) -> String {
         let mut c = self.clone();
-        c.auth.publish_keys = c.auth.publish_keys.iter().map(|_| "<redacted>".into()).collect();
+        c.auth.publish_keys = c
+            .auth
+            .publish_keys
+            .iter()
+            .map(|_| "<redacted>".into())
+            .collect();
         if !c.http.admin_token.is_empty() {
             c.http.admin_token = "<redacted>".into();
         }
@@ -385,8 +457,7 @@ pub fn valid_name(s: &str) -> bool {
         && s.len() <= 128
         && s != "."
         && s != ".."
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
 }
 
@@ -408,11 +479,17 @@ fn merge(base: &mut toml::Value, over: toml::Value, prefix: &str) -> Result<()> 
     match (base, over) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 match b.get_mut(&k) {
                     Some(slot) if slot.is_table() => merge(slot, v, &path)?,
                     Some(slot) => *slot = v,
-                    None => bail!("unknown setting {path} in config file (see docs/configuration.md)"),
+                    None => {
+                        bail!("unknown setting {path} in config file (see docs/configuration.md)")
+                    }
                 }
             }
             Ok(())
@@ -462,7 +539,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -489,7 +569,11 @@ mod tests {
         };
         let c = Config::load(
             &cli,
-            env(&[("SLUICE_HLS_WINDOW_SEGMENTS", "10"), ("SLUICE_PUBLISH_KEYS", "a,b"), ("PATH", "/bin")]),
+            env(&[
+                ("SLUICE_HLS_WINDOW_SEGMENTS", "10"),
+                ("SLUICE_PUBLISH_KEYS", "a,b"),
+                ("PATH", "/bin"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.hls.target_duration_ms, 4000); // file
@@ -506,25 +590,41 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
         std::fs::write(&file, "[hls]\ntarget_durration_ms = 4000\n").unwrap();
-        let cli = Cli { config: Some(file.clone()), ..Default::default() };
+        let cli = Cli {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
         let e = format!("{:#}", Config::load(&cli, env(&[])).unwrap_err());
         assert!(e.contains("hls.target_durration_ms"), "{e}");
 
-        let e = format!("{:#}", Config::load(&Cli::default(), env(&[("SLUICE_HLS_BOGUS", "1")])).unwrap_err());
+        let e = format!(
+            "{:#}",
+            Config::load(&Cli::default(), env(&[("SLUICE_HLS_BOGUS", "1")])).unwrap_err()
+        );
         assert!(e.contains("SLUICE_HLS_BOGUS"), "{e}");
 
         let e = format!(
             "{:#}",
-            Config::load(&Cli::default(), env(&[("SLUICE_HLS_WINDOW_SEGMENTS", "many")])).unwrap_err()
+            Config::load(
+                &Cli::default(),
+                env(&[("SLUICE_HLS_WINDOW_SEGMENTS", "many")])
+            )
+            .unwrap_err()
         );
         assert!(e.contains("hls.window_segments"), "{e}");
 
-        let cli = Cli { set: vec!["hls.window_segments=1".into()], ..Default::default() };
+        let cli = Cli {
+            set: vec!["hls.window_segments=1".into()],
+            ..Default::default()
+        };
         let e = format!("{:#}", Config::load(&cli, env(&[])).unwrap_err());
         assert!(e.contains("hls.window_segments"), "{e}");
 
         std::fs::write(&file, "[hls]\ntarget_duration_ms = \"long\"\n").unwrap();
-        let cli = Cli { config: Some(file), ..Default::default() };
+        let cli = Cli {
+            config: Some(file),
+            ..Default::default()
+        };
         let e = format!("{:#}", Config::load(&cli, env(&[])).unwrap_err());
         assert!(e.contains("target_duration_ms"), "{e}");
     }

@@ -64,16 +64,15 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let mut io = TimeoutStream::new(tcp);
         io.set_write_timeout(Some(limits.write_stall_timeout));
-        let svc = router
-            .clone()
-            .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
-        let conn = builder.serve_connection(
-            TokioIo::new(Box::pin(io)),
-            TowerToHyperService::new(svc),
-        );
+        let svc =
+            router
+                .clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+        let conn =
+            builder.serve_connection(TokioIo::new(Box::pin(io)), TowerToHyperService::new(svc));
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = fut.await {
@@ -83,7 +82,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("HTTP connections still open after the shutdown timeout; closing them");
     }
 }

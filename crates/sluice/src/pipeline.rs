@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtmp_ingest::{IngestHandler, IngestTag, MediaSink, PublishRefusal, PublishRequest, PublishSummary};
+use rtmp_ingest::{
+    IngestHandler, IngestTag, MediaSink, PublishRefusal, PublishRequest, PublishSummary,
+};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -47,11 +49,11 @@ pub fn edge_config(cfg: &Config) -> hls_edge::EdgeConfig {
         ended_retention: ms(h.ended_retention_ms),
         max_bytes_total: h.max_bytes_total,
         max_bytes_per_stream: h.max_bytes_per_stream,
-        cors_allow_origin: (!cfg.http.cors_allow_origin.is_empty()).then(|| cfg.http.cors_allow_origin.clone()),
+        cors_allow_origin: (!cfg.http.cors_allow_origin.is_empty())
+            .then(|| cfg.http.cors_allow_origin.clone()),
         segment_cache_max_age_s: h.segment_max_age_s,
         not_found_max_age_s: h.not_found_max_age_s,
         max_streams: h.max_streams,
-        ..hls_edge::EdgeConfig::default()
     }
 }
 
@@ -172,7 +174,9 @@ impl IngestHandler for App {
         }
         if let Err(r) = self.auth.authorize(app, stream, &req.params, peer).await {
             self.refuse(r.label(), app, stream, peer);
-            return Err(PublishRefusal::Unauthorized("publish not authorized".into()));
+            return Err(PublishRefusal::Unauthorized(
+                "publish not authorized".into(),
+            ));
         }
         let key = (app.to_string(), stream.to_string());
         let stats = Arc::new(Mutex::new(LiveStats {
@@ -187,7 +191,9 @@ impl IngestHandler for App {
             if live.contains_key(&key) {
                 drop(live);
                 self.refuse("already_publishing", app, stream, peer);
-                return Err(PublishRefusal::BadName("stream is already being published".into()));
+                return Err(PublishRefusal::BadName(
+                    "stream is already being published".into(),
+                ));
             }
             if live.len() >= self.cfg.rtmp.max_publishers {
                 drop(live);
@@ -206,7 +212,10 @@ impl IngestHandler for App {
         let handle = match self.store.begin_publish(app, stream, info) {
             Ok(h) => h,
             Err(e) => {
-                self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                self.live
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
                 self.refuse("store_full", app, stream, peer);
                 tracing::warn!(app, stream, error = %e, "HLS store refused a new stream");
                 return Err(PublishRefusal::BadName("no room for another stream".into()));
@@ -266,7 +275,8 @@ impl PublishSink {
         let s = self.remuxer.stats();
         let bytes_in = s.bytes_in;
         let bitrate = if duration.as_millis() > 0 {
-            (bytes_in.saturating_sub(self.last_segment_bytes_in)).saturating_mul(8_000) / duration.as_millis() as u64
+            (bytes_in.saturating_sub(self.last_segment_bytes_in)).saturating_mul(8_000)
+                / duration.as_millis() as u64
         } else {
             0
         };
@@ -291,11 +301,23 @@ impl PublishSink {
             st.codec = serde_json::to_value(&*seg.codec).ok();
         }
         if let Some(h) = &self.handle {
-            if !self.last_codec.as_ref().is_some_and(|c| Arc::ptr_eq(c, &seg.codec)) {
+            if !self
+                .last_codec
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &seg.codec))
+            {
                 h.update_info(hls_edge::StreamInfo {
                     codecs: Some(seg.codec.codecs.clone()),
-                    video: seg.codec.video.as_ref().and_then(|v| serde_json::to_value(v).ok()),
-                    audio: seg.codec.audio.as_ref().and_then(|a| serde_json::to_value(a).ok()),
+                    video: seg
+                        .codec
+                        .video
+                        .as_ref()
+                        .and_then(|v| serde_json::to_value(v).ok()),
+                    audio: seg
+                        .codec
+                        .audio
+                        .as_ref()
+                        .and_then(|a| serde_json::to_value(a).ok()),
                     extra: serde_json::Value::Null,
                 });
                 self.last_codec = Some(seg.codec.clone());
@@ -349,7 +371,8 @@ impl MediaSink for PublishSink {
                         }
                         if info.is_keyframe && !info.is_sequence_header {
                             st.keyframes += 1;
-                            metrics::counter!("sluice_stream_keyframes_total", &self.labels).increment(1);
+                            metrics::counter!("sluice_stream_keyframes_total", &self.labels)
+                                .increment(1);
                         }
                         st.video_codec = codec;
                     }
@@ -363,7 +386,8 @@ impl MediaSink for PublishSink {
                 }
             }
         }
-        metrics::counter!("sluice_stream_bytes_received_total", &self.labels).increment(tag.payload.len() as u64);
+        metrics::counter!("sluice_stream_bytes_received_total", &self.labels)
+            .increment(tag.payload.len() as u64);
         let track = match kind {
             remux::TagKind::Audio => "audio",
             remux::TagKind::Video => "video",
@@ -407,7 +431,10 @@ impl MediaSink for PublishSink {
             discontinuities = st.discontinuities,
             "publish ended"
         );
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
         self.auth.notify_unpublish(
             &self.key.0,
             &self.key.1,

@@ -10,7 +10,9 @@ pub fn init_logging(cfg: &LogConfig) -> Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .with_context(|| format!("invalid value for log.level: {:?}", cfg.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if cfg.format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -29,16 +31,47 @@ pub fn install_metrics() -> Result<PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, Unit};
-    describe_counter!("sluice_stream_bytes_received_total", Unit::Bytes, "FLV payload bytes received per stream");
-    describe_counter!("sluice_stream_frames_total", "Frames received per stream and track");
-    describe_counter!("sluice_stream_keyframes_total", "Video keyframes received per stream");
-    describe_counter!("sluice_stream_segments_total", "Segments produced per stream");
-    describe_counter!("sluice_stream_discontinuities_total", "Discontinuities (timestamp jumps, codec changes) per stream");
-    describe_counter!("sluice_stream_timestamp_jumps_total", "Timestamp jumps detected per stream");
-    describe_counter!("sluice_stream_dropped_frames_total", "Frames dropped per stream (before a keyframe, malformed, unsupported)");
-    describe_gauge!("sluice_stream_bitrate_bps", "Ingest bitrate per stream over the last segment, bits per second");
-    describe_gauge!("sluice_stream_gop_seconds", "Measured keyframe interval per stream");
+    describe_counter!(
+        "sluice_stream_bytes_received_total",
+        Unit::Bytes,
+        "FLV payload bytes received per stream"
+    );
+    describe_counter!(
+        "sluice_stream_frames_total",
+        "Frames received per stream and track"
+    );
+    describe_counter!(
+        "sluice_stream_keyframes_total",
+        "Video keyframes received per stream"
+    );
+    describe_counter!(
+        "sluice_stream_segments_total",
+        "Segments produced per stream"
+    );
+    describe_counter!(
+        "sluice_stream_discontinuities_total",
+        "Discontinuities (timestamp jumps, codec changes) per stream"
+    );
+    describe_counter!(
+        "sluice_stream_timestamp_jumps_total",
+        "Timestamp jumps detected per stream"
+    );
+    describe_counter!(
+        "sluice_stream_dropped_frames_total",
+        "Frames dropped per stream (before a keyframe, malformed, unsupported)"
+    );
+    describe_gauge!(
+        "sluice_stream_bitrate_bps",
+        "Ingest bitrate per stream over the last segment, bits per second"
+    );
+    describe_gauge!(
+        "sluice_stream_gop_seconds",
+        "Measured keyframe interval per stream"
+    );
     describe_gauge!("sluice_streams_live", "Streams with a publisher");
-    describe_counter!("sluice_publish_refused_total", "Publishes refused, by reason");
+    describe_counter!(
+        "sluice_publish_refused_total",
+        "Publishes refused, by reason"
+    );
     describe_counter!("sluice_publish_total", "Publishes accepted");
 }
