@@ -80,19 +80,20 @@ pub fn ensure(root: &Path) -> Result<()> {
             if in_ci() {
                 return Err(e);
             }
-            eprintln!("xtask: warning: could not install packages ({e}); tests needing them will skip");
+            eprintln!(
+                "xtask: warning: could not install packages ({e}); tests needing them will skip"
+            );
         }
     }
     ensure_npm(root)?;
     ensure_cargo_fuzz()?;
-    let missing: Vec<&str> = TOOLS
-        .iter()
-        .map(|(c, _)| *c)
-        .filter(|c| !have(c))
-        .collect();
+    let missing: Vec<&str> = TOOLS.iter().map(|(c, _)| *c).filter(|c| !have(c)).collect();
     if !missing.is_empty() {
         if in_ci() {
-            bail!("required tools missing after install: {}", missing.join(", "));
+            bail!(
+                "required tools missing after install: {}",
+                missing.join(", ")
+            );
         }
         eprintln!("xtask: warning: missing tools: {}", missing.join(", "));
     }

@@ -65,7 +65,8 @@ pub fn chunk_payload(payload: &[u8], csid: u8) -> Bytes {
 }
 
 pub fn load(path: &Path) -> Result<Media> {
-    let data = Bytes::from(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+    let data =
+        Bytes::from(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
     parse(data)
 }
 
@@ -103,17 +104,29 @@ pub fn parse(data: Bytes) -> Result<Media> {
             _ => {}
         }
     }
-    let video_ts: Vec<u32> = tags.iter().filter(|t| t.kind == 9).map(|t| t.timestamp_ms).collect();
+    let video_ts: Vec<u32> = tags
+        .iter()
+        .filter(|t| t.kind == 9)
+        .map(|t| t.timestamp_ms)
+        .collect();
     if video_ts.len() < 2 {
         bail!("FLV has fewer than two video tags");
     }
-    let mut deltas: Vec<u32> = video_ts.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+    let mut deltas: Vec<u32> = video_ts
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .collect();
     deltas.sort_unstable();
     let frame = deltas[deltas.len() / 2].max(1);
     let last_any = tags.iter().map(|t| t.timestamp_ms).max().unwrap_or(0);
     let loop_duration_ms = (video_ts[video_ts.len() - 1] + frame).max(last_any + 1);
     let media_bytes_per_loop = tags.iter().map(|t| t.payload.len() as u64).sum();
-    Ok(Media { metadata, tags, loop_duration_ms, media_bytes_per_loop })
+    Ok(Media {
+        metadata,
+        tags,
+        loop_duration_ms,
+        media_bytes_per_loop,
+    })
 }
 
 /// Generates the benchmark source once (3 Mbit/s H.264 with a fixed 2 s GOP + 128 kbit/s AAC).
@@ -129,11 +142,36 @@ pub fn ensure_source(root: &Path) -> Result<std::path::PathBuf> {
         std::process::Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
             // Noise keeps testsrc2 from undershooting the 3 Mbit/s target.
-            .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "30"])
-            .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M"])
-            .args(["-bufsize", "6M", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
-            .args(["-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "30",
+            ])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M",
+            ])
+            .args([
+                "-bufsize",
+                "6M",
+                "-g",
+                "60",
+                "-keyint_min",
+                "60",
+                "-sc_threshold",
+                "0",
+            ])
+            .args([
+                "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+            ])
             .args(["-f", "flv"])
             .arg(&tmp),
     )?;

@@ -19,7 +19,11 @@ pub struct Response {
 
 impl HttpConn {
     pub fn new(addr: SocketAddr) -> Self {
-        HttpConn { addr, conn: None, timeout: Duration::from_secs(5) }
+        HttpConn {
+            addr,
+            conn: None,
+            timeout: Duration::from_secs(5),
+        }
     }
 
     /// GET `path`, retrying once on a fresh connection if a kept-alive one was closed.
@@ -37,21 +41,29 @@ impl HttpConn {
 
     fn get_once(&mut self, path: &str) -> Result<Response> {
         if self.conn.is_none() {
-            let s = TcpStream::connect_timeout(&self.addr, self.timeout).with_context(|| format!("connect {}", self.addr))?;
+            let s = TcpStream::connect_timeout(&self.addr, self.timeout)
+                .with_context(|| format!("connect {}", self.addr))?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(self.timeout))?;
             s.set_write_timeout(Some(self.timeout))?;
             self.conn = Some(BufReader::with_capacity(65536, s));
         }
         let r = self.conn.as_mut().unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sluice-xtask\r\n\r\n", self.addr);
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sluice-xtask\r\n\r\n",
+            self.addr
+        );
         let res = (|| -> Result<(Response, bool)> {
             r.get_mut().write_all(req.as_bytes())?;
             let mut line = String::new();
             if r.read_line(&mut line)? == 0 {
                 bail!("connection closed");
             }
-            let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("bad status line")?;
+            let status: u16 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .context("bad status line")?;
             let (mut len, mut chunked, mut close) = (None, false, false);
             loop {
                 line.clear();
@@ -77,7 +89,8 @@ impl HttpConn {
                 loop {
                     line.clear();
                     r.read_line(&mut line)?;
-                    let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).context("bad chunk size")?;
+                    let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                        .context("bad chunk size")?;
                     if n == 0 {
                         line.clear();
                         r.read_line(&mut line)?;

@@ -67,7 +67,11 @@ impl Publisher {
                 st2.finished.store(true, Relaxed);
             })
             .expect("spawn publisher");
-        Publisher { stop, stats, join: Some(join) }
+        Publisher {
+            stop,
+            stats,
+            join: Some(join),
+        }
     }
 
     pub fn is_finished(&self) -> bool {
@@ -97,17 +101,27 @@ impl Drop for Publisher {
 }
 
 fn publish_loop(media: &Media, cfg: &PubConfig, stop: &AtomicBool, stats: &PubStats) -> Result<()> {
-    let session = rtmp_client::publish(cfg.addr, &cfg.app, &cfg.stream, media.metadata.as_deref(), Duration::from_secs(10))?;
+    let session = rtmp_client::publish(
+        cfg.addr,
+        &cfg.app,
+        &cfg.stream,
+        media.metadata.as_deref(),
+        Duration::from_secs(10),
+    )?;
     stats.connected.store(true, Relaxed);
     let msid = session.stream_id;
     // Read and discard whatever the server sends (acks, pings, status) so it never blocks on us.
     let mut rd = session.sock.try_clone()?;
     rd.set_read_timeout(None)?;
-    let reader = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-        let mut buf = [0u8; 4096];
-        while matches!(rd.read(&mut buf), Ok(n) if n > 0) {}
-    })?;
-    session.sock.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let reader = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(rd.read(&mut buf), Ok(n) if n > 0) {}
+        })?;
+    session
+        .sock
+        .set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut w = BufWriter::with_capacity(256 * 1024, session.sock.try_clone()?);
     let start = Instant::now();
     let mut sent: u64 = 0;
@@ -135,11 +149,25 @@ fn publish_loop(media: &Media, cfg: &PubConfig, stop: &AtomicBool, stats: &PubSt
                 }
                 let ts = ts64 as u32;
                 if ts < 0xFF_FFFF {
-                    w.write_all(&media_header(tag.csid(), tag.kind, msid, ts, tag.payload.len()))?;
+                    w.write_all(&media_header(
+                        tag.csid(),
+                        tag.kind,
+                        msid,
+                        ts,
+                        tag.payload.len(),
+                    ))?;
                     w.write_all(&tag.chunked)?;
                 } else {
                     scratch.clear();
-                    rtmp_client::write_message(&mut scratch, tag.csid(), tag.kind, msid, ts, &tag.payload, crate::flv::OUT_CHUNK_SIZE);
+                    rtmp_client::write_message(
+                        &mut scratch,
+                        tag.csid(),
+                        tag.kind,
+                        msid,
+                        ts,
+                        &tag.payload,
+                        crate::flv::OUT_CHUNK_SIZE,
+                    );
                     w.write_all(&scratch)?;
                 }
                 if tag.keyframe && cfg.record_keyframes {
@@ -183,11 +211,19 @@ pub fn parse_playlist(text: &str) -> Playlist {
         if let Some(v) = l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
             p.media_sequence = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = l.strip_prefix("#EXTINF:") {
-            dur = v.split(',').next().and_then(|d| d.trim().parse().ok()).unwrap_or(0.0);
+            dur = v
+                .split(',')
+                .next()
+                .and_then(|d| d.trim().parse().ok())
+                .unwrap_or(0.0);
         } else if l == "#EXT-X-ENDLIST" {
             p.ended = true;
         } else if !l.is_empty() && !l.starts_with('#') {
-            p.segments.push(Segment { seq: p.media_sequence + n, uri: l.to_string(), duration_s: dur });
+            p.segments.push(Segment {
+                seq: p.media_sequence + n,
+                uri: l.to_string(),
+                duration_s: dur,
+            });
             n += 1;
         }
     }
@@ -196,8 +232,14 @@ pub fn parse_playlist(text: &str) -> Playlist {
 
 /// Resolves a segment URI against the playlist's path (relative, absolute-path or absolute URL).
 pub fn resolve(playlist_path: &str, uri: &str) -> String {
-    if let Some(rest) = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) {
-        return rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into());
+    if let Some(rest) = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+    {
+        return rest
+            .find('/')
+            .map(|i| rest[i..].to_string())
+            .unwrap_or_else(|| "/".into());
     }
     if uri.starts_with('/') {
         return uri.to_string();
@@ -226,7 +268,12 @@ pub struct PlayerStats {
 
 /// A player: fetches the playlist every `interval` (≈ target duration / 2) and each new
 /// segment once, starting three segments from the live edge.
-pub fn spawn_player(addr: SocketAddr, path: String, interval: Duration, stop: Arc<AtomicBool>) -> JoinHandle<PlayerStats> {
+pub fn spawn_player(
+    addr: SocketAddr,
+    path: String,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<PlayerStats> {
     std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(move || {
@@ -263,7 +310,8 @@ pub fn spawn_player(addr: SocketAddr, path: String, interval: Duration, stop: Ar
                                 Ok(r) => {
                                     st.segment_errors += 1;
                                     st.segments_missing += 1;
-                                    st.last_error = Some(format!("segment {} -> {}", s.uri, r.status));
+                                    st.last_error =
+                                        Some(format!("segment {} -> {}", s.uri, r.status));
                                 }
                                 Err(e) => {
                                     st.segment_errors += 1;
@@ -316,7 +364,11 @@ pub struct Appearance {
 
 /// Polls the playlist every ~1 ms and records when each new segment is first listed (segments
 /// listed in the first answer are skipped: their arrival time is unknown), then fetches it once.
-pub fn spawn_latency_poller(addr: SocketAddr, path: String, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Appearance>> {
+pub fn spawn_latency_poller(
+    addr: SocketAddr,
+    path: String,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Vec<Appearance>> {
     std::thread::spawn(move || {
         let mut out: Vec<Appearance> = Vec::new();
         let mut http = HttpConn::new(addr);
@@ -327,7 +379,14 @@ pub fn spawn_latency_poller(addr: SocketAddr, path: String, stop: Arc<AtomicBool
                 if r.status == 200 {
                     let p = parse_playlist(&String::from_utf8_lossy(&r.body));
                     match last {
-                        None => last = p.segments.last().map(|s| s.seq).or(Some(0)).filter(|_| !p.segments.is_empty()),
+                        None => {
+                            last = p
+                                .segments
+                                .last()
+                                .map(|s| s.seq)
+                                .or(Some(0))
+                                .filter(|_| !p.segments.is_empty())
+                        }
                         Some(l) => {
                             for s in p.segments.iter().filter(|s| s.seq > l) {
                                 let bytes = http
@@ -335,7 +394,12 @@ pub fn spawn_latency_poller(addr: SocketAddr, path: String, stop: Arc<AtomicBool
                                     .ok()
                                     .filter(|r| r.status == 200)
                                     .map(|r| r.body.len() as u64);
-                                out.push(Appearance { seq: s.seq, at, duration_s: s.duration_s, bytes });
+                                out.push(Appearance {
+                                    seq: s.seq,
+                                    at,
+                                    duration_s: s.duration_s,
+                                    bytes,
+                                });
                                 last = Some(s.seq);
                             }
                         }
@@ -359,6 +423,9 @@ mod tests {
         assert_eq!((p.segments[1].seq, p.segments[1].duration_s), (8, 2.0));
         assert_eq!(resolve("/live/a/index.m3u8", "7.ts"), "/live/a/7.ts");
         assert_eq!(resolve("/live/a/index.m3u8", "/x/7.ts"), "/x/7.ts");
-        assert_eq!(resolve("/live/a/index.m3u8", "http://h:1/y/7.ts"), "/y/7.ts");
+        assert_eq!(
+            resolve("/live/a/index.m3u8", "http://h:1/y/7.ts"),
+            "/y/7.ts"
+        );
     }
 }

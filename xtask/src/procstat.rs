@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 const TICKS_PER_SECOND: f64 = 100.0;
 
 fn stat_fields(pid: u32) -> Result<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("/proc/{pid}/stat"))?;
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("/proc/{pid}/stat"))?;
     // The command name may contain spaces; everything after the last ')' is space separated,
     // starting at field 3 (state).
     let rest = &s[s.rfind(')').context("bad stat")? + 1..];
@@ -23,7 +24,10 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
     let kb: u64 = line.split_whitespace().nth(1).context("VmRSS")?.parse()?;
     Ok(kb * 1024)
 }
@@ -33,7 +37,9 @@ pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             if let Ok(f) = stat_fields(child) {
                 if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
                     out.push(child);

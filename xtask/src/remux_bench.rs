@@ -20,17 +20,43 @@ pub fn measure(media: &Media, min_time: Duration) -> Result<RemuxResult> {
     let mut r = Remuxer::new(RemuxConfig::default());
     let (mut flv_bytes, mut ts_bytes, mut segments) = (0u64, 0u64, 0u64);
     let mut lap = 0u64;
-    let push_lap = |r: &mut Remuxer, lap: u64, count: bool, flv: &mut u64, ts: &mut u64, segs: &mut u64| -> Result<()> {
+    let push_lap = |r: &mut Remuxer,
+                    lap: u64,
+                    count: bool,
+                    flv: &mut u64,
+                    ts: &mut u64,
+                    segs: &mut u64|
+     -> Result<()> {
         let base = lap * media.loop_duration_ms as u64;
         if lap == 0 {
             if let Some(m) = &media.metadata {
-                r.push(FlvTag { kind: TagKind::Script, timestamp_ms: 0, payload: m.clone() }, 0).context("remux push")?;
+                r.push(
+                    FlvTag {
+                        kind: TagKind::Script,
+                        timestamp_ms: 0,
+                        payload: m.clone(),
+                    },
+                    0,
+                )
+                .context("remux push")?;
             }
         }
         for t in &media.tags {
             let ts_ms = (base + t.timestamp_ms as u64) as u32;
-            let kind = if t.kind == 8 { TagKind::Audio } else { TagKind::Video };
-            r.push(FlvTag { kind, timestamp_ms: ts_ms, payload: t.payload.clone() }, ts_ms as u64).context("remux push")?;
+            let kind = if t.kind == 8 {
+                TagKind::Audio
+            } else {
+                TagKind::Video
+            };
+            r.push(
+                FlvTag {
+                    kind,
+                    timestamp_ms: ts_ms,
+                    payload: t.payload.clone(),
+                },
+                ts_ms as u64,
+            )
+            .context("remux push")?;
             while let Some(o) = r.poll_output() {
                 if let (RemuxOutput::Segment(s), true) = (&o, count) {
                     *ts += s.len as u64;
@@ -49,13 +75,25 @@ pub fn measure(media: &Media, min_time: Duration) -> Result<RemuxResult> {
     lap += 1;
     let start = Instant::now();
     while start.elapsed() < min_time {
-        push_lap(&mut r, lap, true, &mut flv_bytes, &mut ts_bytes, &mut segments)?;
+        push_lap(
+            &mut r,
+            lap,
+            true,
+            &mut flv_bytes,
+            &mut ts_bytes,
+            &mut segments,
+        )?;
         lap += 1;
     }
     let seconds = start.elapsed().as_secs_f64();
     r.finish();
     while r.poll_output().is_some() {}
-    Ok(RemuxResult { flv_bytes, ts_bytes, segments, seconds })
+    Ok(RemuxResult {
+        flv_bytes,
+        ts_bytes,
+        segments,
+        seconds,
+    })
 }
 
 /// Entry point of the release re-execution: prints one machine-readable line.

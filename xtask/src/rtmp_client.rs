@@ -130,7 +130,15 @@ pub fn amf_decode(b: &mut &[u8]) -> Option<Amf> {
 }
 
 /// Writes one message as chunks of `chunk_size` with a fmt-0 header (extended timestamp when needed).
-pub fn write_message(out: &mut BytesMut, csid: u8, type_id: u8, msid: u32, ts: u32, payload: &[u8], chunk_size: usize) {
+pub fn write_message(
+    out: &mut BytesMut,
+    csid: u8,
+    type_id: u8,
+    msid: u32,
+    ts: u32,
+    payload: &[u8],
+    chunk_size: usize,
+) {
     let ext = ts >= 0xFF_FFFF;
     out.put_u8(csid);
     out.put_uint(if ext { 0xFF_FFFF } else { ts as u64 }, 3);
@@ -196,7 +204,11 @@ pub struct ChunkReader {
 
 impl ChunkReader {
     pub fn new() -> Self {
-        ChunkReader { buf: Vec::new(), chunk_size: 128, streams: HashMap::new() }
+        ChunkReader {
+            buf: Vec::new(),
+            chunk_size: 128,
+            streams: HashMap::new(),
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -307,8 +319,15 @@ fn ctrl(type_id: u8, payload: &[u8]) -> BytesMut {
 
 /// Connects and goes through ffmpeg's publish sequence up to `NetStream.Publish.Start`, then
 /// sends `@setDataFrame onMetaData`.
-pub fn publish(addr: SocketAddr, app: &str, stream: &str, metadata: Option<&[u8]>, timeout: Duration) -> Result<Session> {
-    let mut sock = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect {addr}"))?;
+pub fn publish(
+    addr: SocketAddr,
+    app: &str,
+    stream: &str,
+    metadata: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Session> {
+    let mut sock =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect {addr}"))?;
     sock.set_nodelay(true)?;
     sock.set_read_timeout(Some(timeout))?;
     sock.set_write_timeout(Some(timeout))?;
@@ -321,7 +340,10 @@ pub fn publish(addr: SocketAddr, app: &str, stream: &str, metadata: Option<&[u8]
         &[Amf::Obj(vec![
             ("app".into(), Amf::Str(app.into())),
             ("type".into(), Amf::Str("nonprivate".into())),
-            ("flashVer".into(), Amf::Str("FMLE/3.0 (compatible; sluice-xtask)".into())),
+            (
+                "flashVer".into(),
+                Amf::Str("FMLE/3.0 (compatible; sluice-xtask)".into()),
+            ),
             ("tcUrl".into(), Amf::Str(tc_url)),
         ])],
     );
@@ -341,7 +363,11 @@ pub fn publish(addr: SocketAddr, app: &str, stream: &str, metadata: Option<&[u8]
                     sock.write_all(&ctrl(4, &pong))?;
                 }
                 20 | 17 => {
-                    let p = if m.type_id == 17 { &m.payload[1..] } else { &m.payload[..] };
+                    let p = if m.type_id == 17 {
+                        &m.payload[1..]
+                    } else {
+                        &m.payload[..]
+                    };
                     let vals = decode_command(p);
                     let name = vals.first().and_then(Amf::as_str).unwrap_or("");
                     let txn = match vals.get(1) {
@@ -357,7 +383,15 @@ pub fn publish(addr: SocketAddr, app: &str, stream: &str, metadata: Option<&[u8]
                                 ("FCPublish", 3.0, vec![Amf::Null, s.clone()]),
                                 ("createStream", 4.0, vec![Amf::Null]),
                             ] {
-                                write_message(&mut o, CSID_COMMAND, 20, 0, 0, &command(n, t, &args), OUT_CHUNK_SIZE);
+                                write_message(
+                                    &mut o,
+                                    CSID_COMMAND,
+                                    20,
+                                    0,
+                                    0,
+                                    &command(n, t, &args),
+                                    OUT_CHUNK_SIZE,
+                                );
                             }
                             sock.write_all(&o)?;
                             sent_create = true;
@@ -368,27 +402,51 @@ pub fn publish(addr: SocketAddr, app: &str, stream: &str, metadata: Option<&[u8]
                                 _ => bail!("createStream _result without a stream id"),
                             };
                             stream_id = Some(id);
-                            let cmd = command("publish", 5.0, &[Amf::Null, Amf::Str(stream.into()), Amf::Str("live".into())]);
+                            let cmd = command(
+                                "publish",
+                                5.0,
+                                &[Amf::Null, Amf::Str(stream.into()), Amf::Str("live".into())],
+                            );
                             let mut o = BytesMut::new();
                             write_message(&mut o, CSID_COMMAND, 20, id, 0, &cmd, OUT_CHUNK_SIZE);
                             sock.write_all(&o)?;
                         }
-                        "_error" if txn == 1.0 || txn == 4.0 || txn == 5.0 => bail!("server refused: {vals:?}"),
+                        "_error" if txn == 1.0 || txn == 4.0 || txn == 5.0 => {
+                            bail!("server refused: {vals:?}")
+                        }
                         "onStatus" => {
                             let info = vals.get(3);
-                            let code = info.and_then(|i| i.get("code")).and_then(Amf::as_str).unwrap_or("");
-                            let level = info.and_then(|i| i.get("level")).and_then(Amf::as_str).unwrap_or("");
+                            let code = info
+                                .and_then(|i| i.get("code"))
+                                .and_then(Amf::as_str)
+                                .unwrap_or("");
+                            let level = info
+                                .and_then(|i| i.get("level"))
+                                .and_then(Amf::as_str)
+                                .unwrap_or("");
                             if code == "NetStream.Publish.Start" {
-                                let id = stream_id.context("onStatus before createStream result")?;
+                                let id =
+                                    stream_id.context("onStatus before createStream result")?;
                                 if let Some(meta) = metadata {
                                     let mut body = BytesMut::new();
                                     amf_encode(&mut body, &Amf::Str("@setDataFrame".into()));
                                     body.put_slice(meta);
                                     let mut o = BytesMut::new();
-                                    write_message(&mut o, crate::flv::CSID_DATA, 18, id, 0, &body, OUT_CHUNK_SIZE);
+                                    write_message(
+                                        &mut o,
+                                        crate::flv::CSID_DATA,
+                                        18,
+                                        id,
+                                        0,
+                                        &body,
+                                        OUT_CHUNK_SIZE,
+                                    );
                                     sock.write_all(&o)?;
                                 }
-                                return Ok(Session { sock, stream_id: id });
+                                return Ok(Session {
+                                    sock,
+                                    stream_id: id,
+                                });
                             }
                             if level == "error" {
                                 bail!("publish refused: {code}");
@@ -416,8 +474,24 @@ impl Session {
     pub fn close(mut self) {
         let mut o = BytesMut::new();
         let s = self.stream_id;
-        write_message(&mut o, CSID_COMMAND, 20, 0, 0, &command("FCUnpublish", 6.0, &[Amf::Null]), OUT_CHUNK_SIZE);
-        write_message(&mut o, CSID_COMMAND, 20, 0, 0, &command("deleteStream", 7.0, &[Amf::Null, Amf::Num(s as f64)]), OUT_CHUNK_SIZE);
+        write_message(
+            &mut o,
+            CSID_COMMAND,
+            20,
+            0,
+            0,
+            &command("FCUnpublish", 6.0, &[Amf::Null]),
+            OUT_CHUNK_SIZE,
+        );
+        write_message(
+            &mut o,
+            CSID_COMMAND,
+            20,
+            0,
+            0,
+            &command("deleteStream", 7.0, &[Amf::Null, Amf::Num(s as f64)]),
+            OUT_CHUNK_SIZE,
+        );
         let _ = self.sock.write_all(&o);
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
@@ -429,7 +503,10 @@ mod tests {
 
     #[test]
     fn amf_round_trip() {
-        let v = Amf::Obj(vec![("a".into(), Amf::Num(1.5)), ("b".into(), Amf::Str("x".into()))]);
+        let v = Amf::Obj(vec![
+            ("a".into(), Amf::Num(1.5)),
+            ("b".into(), Amf::Str("x".into())),
+        ]);
         let mut b = BytesMut::new();
         amf_encode(&mut b, &v);
         let mut s = &b[..];

@@ -31,7 +31,11 @@ fn wait_listening(addr: SocketAddr, child: &mut Child, what: &str) -> Result<()>
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Which server a measurement is about.
@@ -90,7 +94,8 @@ impl Server {
             Kind::Sluice => {
                 let m = HttpConn::new(self.http).get("/metrics")?;
                 let text = String::from_utf8_lossy(&m.body);
-                metric_sum(&text, "sluice_edge_bytes_held").context("sluice_edge_bytes_held not in /metrics")
+                metric_sum(&text, "sluice_edge_bytes_held")
+                    .context("sluice_edge_bytes_held not in /metrics")
             }
         }
     }
@@ -103,7 +108,10 @@ impl Server {
         let rtmp = free_addr()?;
         let http = free_addr()?;
         let conf_dir = root.join("target/bench").join(format!("nginx-{tag}"));
-        let hls_dir = PathBuf::from(format!("/dev/shm/sluice-bench-{}-{tag}", std::process::id()));
+        let hls_dir = PathBuf::from(format!(
+            "/dev/shm/sluice-bench-{}-{tag}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&hls_dir);
         std::fs::create_dir_all(hls_dir.join("live"))?;
         std::fs::create_dir_all(&conf_dir)?;
@@ -163,21 +171,48 @@ http {{
             .context("starting nginx")?;
         wait_listening(rtmp, &mut child, "nginx")?;
         wait_listening(http, &mut child, "nginx")?;
-        Ok(Server { kind: Kind::Nginx, rtmp, http, child, hls_dir: Some(hls_dir), conf_dir: Some(conf_dir) })
+        Ok(Server {
+            kind: Kind::Nginx,
+            rtmp,
+            http,
+            child,
+            hls_dir: Some(hls_dir),
+            conf_dir: Some(conf_dir),
+        })
     }
 
     pub fn start_sluice(root: &Path, sets: &[&str]) -> Result<Server> {
         let rtmp = free_addr()?;
         let http = free_addr()?;
         let mut cmd = Command::new(root.join("target/release/sluice"));
-        cmd.arg("--rtmp").arg(rtmp.to_string()).arg("--http").arg(http.to_string());
-        for s in ["hls.target_duration_ms=2000", "hls.window_segments=6", "log.level=warn"].iter().chain(sets) {
+        cmd.arg("--rtmp")
+            .arg(rtmp.to_string())
+            .arg("--http")
+            .arg(http.to_string());
+        for s in [
+            "hls.target_duration_ms=2000",
+            "hls.window_segments=6",
+            "log.level=warn",
+        ]
+        .iter()
+        .chain(sets)
+        {
             cmd.arg("--set").arg(s);
         }
-        let mut child = cmd.stdin(Stdio::null()).spawn().context("starting target/release/sluice")?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting target/release/sluice")?;
         wait_listening(rtmp, &mut child, "sluice")?;
         wait_listening(http, &mut child, "sluice")?;
-        Ok(Server { kind: Kind::Sluice, rtmp, http, child, hls_dir: None, conf_dir: None })
+        Ok(Server {
+            kind: Kind::Sluice,
+            rtmp,
+            http,
+            child,
+            hls_dir: None,
+            conf_dir: None,
+        })
     }
 
     pub fn playlist_path(stream: &str) -> String {
@@ -234,7 +269,9 @@ pub fn metric_sum(text: &str, name: &str) -> Option<u64> {
         if l.starts_with('#') {
             continue;
         }
-        let Some(rest) = l.strip_prefix(name) else { continue };
+        let Some(rest) = l.strip_prefix(name) else {
+            continue;
+        };
         if !(rest.starts_with(' ') || rest.starts_with('{')) {
             continue;
         }

@@ -27,7 +27,10 @@ const VIEWERS_PER_STREAM: usize = 3;
 struct Rng(u64);
 impl Rng {
     fn seeded(salt: u64) -> Rng {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
         Rng(t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
     fn next(&mut self) -> u64 {
@@ -83,13 +86,26 @@ fn drained_to_close(s: &mut TcpStream) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return false,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
             Err(_) => return true,
         }
     }
 }
 
-fn spawn_hostile(kind: usize, rtmp: SocketAddr, http: SocketAddr, h: Arc<Hostile>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+fn spawn_hostile(
+    kind: usize,
+    rtmp: SocketAddr,
+    http: SocketAddr,
+    h: Arc<Hostile>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut rng = Rng::seeded(kind as u64 + 17);
         while !stop.load(Relaxed) {
@@ -207,7 +223,13 @@ struct PubLog {
 }
 
 /// A publisher that reconnects every 60–90 s (pausing 0.5–2 s in between).
-fn spawn_reconnecting(media: Arc<Media>, addr: SocketAddr, stream: String, stop: Arc<AtomicBool>, log: Arc<Mutex<PubLog>>) -> JoinHandle<()> {
+fn spawn_reconnecting(
+    media: Arc<Media>,
+    addr: SocketAddr,
+    stream: String,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<PubLog>>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut rng = Rng::seeded(stream.len() as u64 + stream.as_bytes()[stream.len() - 1] as u64);
         while !stop.load(Relaxed) {
@@ -241,26 +263,52 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
     let mut server = if std::env::var_os("XTASK_SOAK_NGINX").is_some() {
         Server::start_nginx(root, "soak")?
     } else {
-        crate::run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(["build", "--release", "-p", "sluice"]))?;
+        crate::run(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+                "build",
+                "--release",
+                "-p",
+                "sluice",
+            ]),
+        )?;
         Server::start_sluice(root, &[])?
     };
     let pid = server.pid();
-    eprintln!("soak: sluice pid {pid}, RTMP {}, HTTP {}, {minutes} min", server.rtmp, server.http);
+    eprintln!(
+        "soak: sluice pid {pid}, RTMP {}, HTTP {}, {minutes} min",
+        server.rtmp, server.http
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut pub_threads = Vec::new();
     let logs: Vec<Arc<Mutex<PubLog>>> = (0..STREAMS).map(|_| Arc::default()).collect();
     for (i, log) in logs.iter().enumerate() {
-        pub_threads.push(spawn_reconnecting(media.clone(), server.rtmp, format!("soak{i}"), stop.clone(), log.clone()));
+        pub_threads.push(spawn_reconnecting(
+            media.clone(),
+            server.rtmp,
+            format!("soak{i}"),
+            stop.clone(),
+            log.clone(),
+        ));
     }
     let mut viewers: Vec<(usize, JoinHandle<PlayerStats>)> = Vec::new();
     for i in 0..STREAMS {
         for _ in 0..VIEWERS_PER_STREAM {
-            viewers.push((i, load::spawn_player(server.http, Server::playlist_path(&format!("soak{i}")), Duration::from_secs(1), stop.clone())));
+            viewers.push((
+                i,
+                load::spawn_player(
+                    server.http,
+                    Server::playlist_path(&format!("soak{i}")),
+                    Duration::from_secs(1),
+                    stop.clone(),
+                ),
+            ));
         }
     }
     let hostile = Arc::new(Hostile::default());
-    let hostile_threads: Vec<JoinHandle<()>> = (0..KINDS.len()).map(|k| spawn_hostile(k, server.rtmp, server.http, hostile.clone(), stop.clone())).collect();
+    let hostile_threads: Vec<JoinHandle<()>> = (0..KINDS.len())
+        .map(|k| spawn_hostile(k, server.rtmp, server.http, hostile.clone(), stop.clone()))
+        .collect();
 
     let mut samples: Vec<(u64, u64, Option<u64>)> = Vec::new();
     let end = started + Duration::from_secs(minutes * 60);
@@ -273,14 +321,25 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
         let rss = server.rss_bytes(); // nginx: master + workers
         let held = server.held_bytes().ok();
         samples.push((started.elapsed().as_secs(), rss, held));
-        eprintln!("soak: t={:>4}s RSS {:.1} MB, segment bytes held {}", started.elapsed().as_secs(), rss as f64 / 1e6, held.map(|h| format!("{:.1} MB", h as f64 / 1e6)).unwrap_or("?".into()));
-        std::thread::sleep(Duration::from_secs(10).min(end.saturating_duration_since(Instant::now())));
+        eprintln!(
+            "soak: t={:>4}s RSS {:.1} MB, segment bytes held {}",
+            started.elapsed().as_secs(),
+            rss as f64 / 1e6,
+            held.map(|h| format!("{:.1} MB", h as f64 / 1e6))
+                .unwrap_or("?".into())
+        );
+        std::thread::sleep(
+            Duration::from_secs(10).min(end.saturating_duration_since(Instant::now())),
+        );
     }
     stop.store(true, Relaxed);
     for t in pub_threads {
         let _ = t.join();
     }
-    let viewer_stats: Vec<(usize, PlayerStats)> = viewers.into_iter().map(|(i, j)| (i, j.join().unwrap_or_default())).collect();
+    let viewer_stats: Vec<(usize, PlayerStats)> = viewers
+        .into_iter()
+        .map(|(i, j)| (i, j.join().unwrap_or_default()))
+        .collect();
     for t in hostile_threads {
         let _ = t.join();
     }
@@ -290,21 +349,45 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
     } else if server.kind == servers::Kind::Nginx {
         Some(200) // nginx has no /healthz; alive is all we can say
     } else {
-        HttpConn::new(server.http).get("/healthz").ok().map(|r| r.status)
+        HttpConn::new(server.http)
+            .get("/healthz")
+            .ok()
+            .map(|r| r.status)
     };
-    let metrics = if died { String::new() } else { HttpConn::new(server.http).get("/metrics").map(|r| String::from_utf8_lossy(&r.body).into_owned()).unwrap_or_default() };
+    let metrics = if died {
+        String::new()
+    } else {
+        HttpConn::new(server.http)
+            .get("/metrics")
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default()
+    };
 
     // A stream is healthy when every publish session of it connected (a publisher refused by the
     // server cannot be blamed on the viewers' side).
     let mut r = String::new();
     let _ = writeln!(r, "# Soak report\n\n- Date: {}\n- Duration: {minutes} min; {STREAMS} publishers reconnecting every 60-90 s, {VIEWERS_PER_STREAM} viewers per stream, 7 kinds of hostile connections from 127.0.0.2", sh("date -u '+%Y-%m-%d %H:%M UTC'"));
-    let _ = writeln!(r, "- Server: {} (Sluice git {})\n", server.kind.name(), sh("git rev-parse --short HEAD"));
-    let _ = writeln!(r, "## Publishers\n\n| Stream | Sessions | Failed sessions | Healthy |\n|---|---|---|---|");
+    let _ = writeln!(
+        r,
+        "- Server: {} (Sluice git {})\n",
+        server.kind.name(),
+        sh("git rev-parse --short HEAD")
+    );
+    let _ = writeln!(
+        r,
+        "## Publishers\n\n| Stream | Sessions | Failed sessions | Healthy |\n|---|---|---|---|"
+    );
     let mut healthy = vec![true; STREAMS];
     for (i, l) in logs.iter().enumerate() {
         let l = l.lock().unwrap();
         healthy[i] = l.failures.is_empty() && l.sessions > 0;
-        let _ = writeln!(r, "| soak{i} | {} | {} | {} |", l.sessions, l.failures.len(), if healthy[i] { "yes" } else { "no" });
+        let _ = writeln!(
+            r,
+            "| soak{i} | {} | {} | {} |",
+            l.sessions,
+            l.failures.len(),
+            if healthy[i] { "yes" } else { "no" }
+        );
         for f in l.failures.iter().take(3) {
             let _ = writeln!(r, "|  | error: {} | | |", f.replace('|', "/"));
         }
@@ -330,7 +413,12 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
     }
     let _ = writeln!(r, "\n## Hostile connections\n\n| Kind | Attempts | Closed by server / answered |\n|---|---|---|");
     for (k, name) in KINDS.iter().enumerate() {
-        let _ = writeln!(r, "| {name} | {} | {} |", hostile.attempts[k].load(Relaxed), hostile.closed_by_server[k].load(Relaxed));
+        let _ = writeln!(
+            r,
+            "| {name} | {} | {} |",
+            hostile.attempts[k].load(Relaxed),
+            hostile.closed_by_server[k].load(Relaxed)
+        );
     }
     let mut codes = hostile.http_statuses.lock().unwrap().clone();
     codes.sort_unstable();
@@ -342,16 +430,43 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
         }
     }
     let _ = writeln!(r, "\n- Connect flood: at most {} handshakes completed at once from one IP (cap `rtmp.max_connections_per_ip`, default 64)", hostile.flood_max_accepted.load(Relaxed));
-    let _ = writeln!(r, "- Slowloris: longest connection held {} s", hostile.slowloris_max_held_s.load(Relaxed));
-    let _ = writeln!(r, "- HTTP status codes answered to garbage / huge queries: {hist:?}");
+    let _ = writeln!(
+        r,
+        "- Slowloris: longest connection held {} s",
+        hostile.slowloris_max_held_s.load(Relaxed)
+    );
+    let _ = writeln!(
+        r,
+        "- HTTP status codes answered to garbage / huge queries: {hist:?}"
+    );
     let _ = writeln!(r, "\n## Memory (RSS every 10 s)\n\n| t (s) | RSS (MB) | Segment bytes held (MB) |\n|---|---|---|");
     for (t, rss, held) in &samples {
-        let _ = writeln!(r, "| {t} | {:.1} | {} |", *rss as f64 / 1e6, held.map(|h| format!("{:.1}", h as f64 / 1e6)).unwrap_or("?".into()));
+        let _ = writeln!(
+            r,
+            "| {t} | {:.1} | {} |",
+            *rss as f64 / 1e6,
+            held.map(|h| format!("{:.1}", h as f64 / 1e6))
+                .unwrap_or("?".into())
+        );
     }
     let _ = writeln!(r, "\n## Verdict\n");
-    let _ = writeln!(r, "- Segments lost by viewers of healthy streams: **{lost_healthy}** (must be 0)");
-    let _ = writeln!(r, "- Viewer HTTP errors (playlist + segment, after the stream was first seen): {http_errors}");
-    let _ = writeln!(r, "- {} alive at the end: **{}**; /healthz: {}", server.kind.name(), !died, healthz.map(|c| c.to_string()).unwrap_or_else(|| "no answer".into()));
+    let _ = writeln!(
+        r,
+        "- Segments lost by viewers of healthy streams: **{lost_healthy}** (must be 0)"
+    );
+    let _ = writeln!(
+        r,
+        "- Viewer HTTP errors (playlist + segment, after the stream was first seen): {http_errors}"
+    );
+    let _ = writeln!(
+        r,
+        "- {} alive at the end: **{}**; /healthz: {}",
+        server.kind.name(),
+        !died,
+        healthz
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "no answer".into())
+    );
     if let Some(v) = servers::metric_sum(&metrics, "sluice_stream_bytes_received_total") {
         let _ = writeln!(r, "- sluice_stream_bytes_received_total: {v}");
     }
@@ -369,5 +484,9 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
 }
 
 fn sh(cmd: &str) -> String {
-    Command::new("sh").args(["-c", cmd]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
