@@ -377,7 +377,7 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
         r,
         "## Publishers\n\n| Stream | Sessions | Failed sessions | Healthy |\n|---|---|---|---|"
     );
-    let mut healthy = vec![true; STREAMS];
+    let mut healthy = [true; STREAMS];
     for (i, l) in logs.iter().enumerate() {
         let l = l.lock().unwrap();
         healthy[i] = l.failures.is_empty() && l.sessions > 0;
