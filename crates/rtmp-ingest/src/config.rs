@@ -11,6 +11,9 @@ pub struct IngestConfig {
     pub max_chunk_size: u32,
     /// Most chunk streams that may hold a partly received message at the same time.
     pub max_chunk_streams: usize,
+    /// Bytes held in partly received messages over all chunk streams of one connection; bounds
+    /// what `max_chunk_streams` x `max_message_bytes` would otherwise allow.
+    pub max_partial_bytes: u64,
     /// Most `createStream` calls answered per connection.
     pub max_streams_per_connection: u32,
     /// AMF nesting depth limit (objects/arrays inside each other).
@@ -41,6 +44,7 @@ impl Default for IngestConfig {
             max_message_bytes: 16 * 1024 * 1024 - 1,
             max_chunk_size: 16 * 1024 * 1024,
             max_chunk_streams: 64,
+            max_partial_bytes: 32 * 1024 * 1024,
             max_streams_per_connection: 8,
             amf_max_depth: 32,
             amf_max_elements: 4096,

@@ -327,6 +327,7 @@ mod tests {
                 max_message_bytes: 1000,
                 max_chunk_size: 1 << 24,
                 max_chunk_streams: 4,
+                max_partial_bytes: 1 << 26,
             });
             dec.handle_input(&out).unwrap();
             let raw = dec.poll_message().unwrap();

@@ -29,6 +29,7 @@ pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
         max_message_bytes: r.max_message_bytes,
         max_chunk_size: r.max_chunk_size,
         max_chunk_streams: r.max_chunk_streams,
+        max_partial_bytes: r.max_partial_bytes,
         max_streams_per_connection: r.max_streams_per_connection,
         out_chunk_size: r.out_chunk_size,
         ack_window_bytes: r.ack_window_bytes,

@@ -5,7 +5,7 @@ use rtmp_ingest::chunk::decoder::{ChunkDecoder, DecoderLimits};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&piece, rest)) = data.split_first() else { return };
-    let mut d = ChunkDecoder::new(DecoderLimits { max_message_bytes: 1 << 20, max_chunk_size: 1 << 20, max_chunk_streams: 8 });
+    let mut d = ChunkDecoder::new(DecoderLimits { max_message_bytes: 1 << 20, max_chunk_size: 1 << 20, max_chunk_streams: 8, max_partial_bytes: 1 << 22 });
     for chunk in rest.chunks(usize::from(piece).max(1)) {
         if d.handle_input(chunk).is_err() {
             break;

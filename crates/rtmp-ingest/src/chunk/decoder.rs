@@ -22,9 +22,10 @@ use crate::error::{HexExcerpt, IngestError};
 
 /// Longest possible chunk header: 3 (basic) + 11 (fmt 0) + 4 (extended timestamp).
 const MAX_HEADER_BYTES: usize = 18;
-/// Initial capacity of a message body; it grows (amortised doubling) as bytes actually arrive,
-/// so a peer cannot make us reserve memory by only announcing lengths.
-const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
+/// Initial capacity of a message body is at most one chunk; it grows (amortised doubling) as
+/// bytes actually arrive, so a peer cannot make us reserve memory by only announcing lengths
+/// (64 chunk streams each announcing a large message must not cost 64 large buffers).
+const MAX_INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 
 /// Limits for the decoder (from [`crate::IngestConfig`]).
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +33,8 @@ pub struct DecoderLimits {
     pub max_message_bytes: u32,
     pub max_chunk_size: u32,
     pub max_chunk_streams: usize,
+    /// Bytes held in partly received messages, over all chunk streams of the connection.
+    pub max_partial_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +70,8 @@ pub struct ChunkDecoder {
     chunk_size: u32,
     streams: HashMap<ChunkStreamId, ChunkStreamState>,
     partial_count: usize,
+    /// Bytes currently held in partly received messages.
+    partial_bytes: u64,
     header_buf: [u8; MAX_HEADER_BYTES],
     header_len: usize,
     /// Chunk stream and payload bytes still expected for the chunk being read.
@@ -82,6 +87,7 @@ impl ChunkDecoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: HashMap::new(),
             partial_count: 0,
+            partial_bytes: 0,
             header_buf: [0; MAX_HEADER_BYTES],
             header_len: 0,
             in_chunk: None,
@@ -126,6 +132,16 @@ impl ChunkDecoder {
                 let Some(body) = state.partial.as_mut() else {
                     return Err(lost());
                 };
+                if self.partial_bytes + n as u64 > self.limits.max_partial_bytes {
+                    return Err(IngestError::LimitExceeded {
+                        limit: "max_partial_bytes (bytes in partly received messages)",
+                        value: self.partial_bytes + n as u64,
+                        max: self.limits.max_partial_bytes,
+                        csid: Some(csid),
+                        type_id: Some(state.type_id),
+                    });
+                }
+                self.partial_bytes += n as u64;
                 body.extend_from_slice(&data[..n]);
                 let complete = body.len() as u64 >= u64::from(state.length);
                 data = &data[n..];
@@ -345,7 +361,7 @@ impl ChunkDecoder {
                 });
             }
             state.partial = Some(BytesMut::with_capacity(
-                (state.length as usize).min(INITIAL_BODY_CAPACITY),
+                (state.length.min(self.chunk_size) as usize).min(MAX_INITIAL_BODY_CAPACITY),
             ));
             self.partial_count += 1;
         }
@@ -366,6 +382,7 @@ impl ChunkDecoder {
             return Err(self.internal(csid));
         };
         self.partial_count = self.partial_count.saturating_sub(1);
+        self.partial_bytes = self.partial_bytes.saturating_sub(body.len() as u64);
         let msg = RawMessage {
             csid,
             timestamp_ms: state.timestamp_ms,
@@ -405,8 +422,10 @@ impl ChunkDecoder {
                     }
                     self.chunk_size = value;
                 } else if let Some(state) = self.streams.get_mut(&value) {
-                    if state.partial.take().is_some() {
+                    if let Some(dropped) = state.partial.take() {
                         self.partial_count = self.partial_count.saturating_sub(1);
+                        self.partial_bytes =
+                            self.partial_bytes.saturating_sub(dropped.len() as u64);
                     }
                 }
             }

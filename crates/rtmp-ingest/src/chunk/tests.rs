@@ -12,6 +12,7 @@ fn limits() -> DecoderLimits {
         max_message_bytes: 1 << 20,
         max_chunk_size: 1 << 24,
         max_chunk_streams: 8,
+        max_partial_bytes: 1 << 26,
     }
 }
 
@@ -142,6 +143,7 @@ fn message_length_limit_is_checked_before_allocating() {
         max_message_bytes: 100,
         max_chunk_size: 1 << 24,
         max_chunk_streams: 8,
+        max_partial_bytes: 1 << 26,
     });
     let err = d
         .handle_input(&[0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0])
@@ -165,6 +167,7 @@ fn partial_message_streams_are_limited() {
         max_message_bytes: 1000,
         max_chunk_size: 1 << 24,
         max_chunk_streams: 3,
+        max_partial_bytes: 1 << 26,
     });
     let mut bytes = Vec::new();
     for csid in 3u8..7 {
@@ -177,6 +180,42 @@ fn partial_message_streams_are_limited() {
         matches!(err, IngestError::LimitExceeded { csid: Some(6), .. }),
         "{err}"
     );
+}
+
+#[test]
+fn bytes_in_partial_messages_are_budgeted_per_connection() {
+    // Four chunk streams each hold 128 bytes of a 1000-byte message: 512 bytes > the 400 budget,
+    // although each message alone is within max_message_bytes.
+    let mut d = ChunkDecoder::new(DecoderLimits {
+        max_message_bytes: 1000,
+        max_chunk_size: 1 << 24,
+        max_chunk_streams: 16,
+        max_partial_bytes: 400,
+    });
+    let mut bytes = Vec::new();
+    for csid in 3u8..7 {
+        bytes.extend_from_slice(&[csid, 0, 0, 0, 0, 0x03, 0xE8, 9, 1, 0, 0, 0]);
+        bytes.extend_from_slice(&[0u8; 128]);
+    }
+    let err = d.handle_input(&bytes).unwrap_err();
+    assert!(
+        matches!(err, IngestError::LimitExceeded { limit, csid: Some(6), .. } if limit.starts_with("max_partial_bytes")),
+        "{err}"
+    );
+    // Completed messages release their bytes: the same traffic spread over time fits.
+    let mut d = ChunkDecoder::new(DecoderLimits {
+        max_message_bytes: 1000,
+        max_chunk_size: 1 << 24,
+        max_chunk_streams: 16,
+        max_partial_bytes: 400,
+    });
+    for _ in 0..10 {
+        let mut m = vec![3u8, 0, 0, 0, 0, 0, 200, 9, 1, 0, 0, 0];
+        m.extend_from_slice(&[0u8; 128]);
+        m.push(0xC3);
+        m.extend_from_slice(&[0u8; 72]);
+        d.handle_input(&m).unwrap();
+    }
 }
 
 #[test]

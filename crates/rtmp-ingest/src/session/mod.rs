@@ -140,6 +140,9 @@ impl Session {
             max_message_bytes: config.max_message_bytes,
             max_chunk_size: config.max_chunk_size.max(1),
             max_chunk_streams: config.max_chunk_streams,
+            max_partial_bytes: config
+                .max_partial_bytes
+                .max(u64::from(config.max_message_bytes)),
         };
         let deadline = now + config.handshake_to_publish_timeout;
         Self {

@@ -26,6 +26,7 @@ impl Client {
                 max_message_bytes: 1 << 24,
                 max_chunk_size: 1 << 24,
                 max_chunk_streams: 16,
+                max_partial_bytes: 1 << 26,
             }),
             out: BytesMut::new(),
             got_handshake: 0,
