@@ -393,3 +393,110 @@ mod support_varnish {
         }
     }
 }
+
+/// A minimal webhook receiver: records each JSON body; answers 200 for stream "allowed", 403 otherwise.
+fn webhook_server() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = c.read(&mut tmp) else { break None };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break Some(buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            let Some(body) = body else { continue };
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let ok = v["stream"] == "allowed";
+            seen2.lock().unwrap().push(v);
+            let status = if ok { "200 OK" } else { "403 Forbidden" };
+            let _ = c.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+                    .as_bytes(),
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// on_publish admits or refuses (fail closed) with app, stream, params and client address in the
+/// JSON; on_unpublish is notified when the stream ends.
+#[test]
+fn publish_webhooks_decide_and_notify() {
+    if !require("ffmpeg") {
+        return;
+    }
+    let (port, seen) = webhook_server();
+    let s = Sluice::start(&[
+        "--set",
+        &format!("auth.on_publish_url=http://127.0.0.1:{port}/on_publish"),
+        "--set",
+        &format!("auth.on_unpublish_url=http://127.0.0.1:{port}/on_unpublish"),
+    ]);
+    let mut denied = ffmpeg_publish(&s.rtmp("live/denied"), 5, &[]);
+    assert!(
+        !denied.0.wait().unwrap().success(),
+        "the webhook refused this publish"
+    );
+    assert_eq!(s.get("/live/denied/index.m3u8").status, 404);
+
+    let mut ok = ffmpeg_publish(&s.rtmp("live/allowed?token=abc"), 6, &[]);
+    s.wait_for_segments("/live/allowed/index.m3u8", 1, Duration::from_secs(20));
+    assert!(ok.0.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|v| v["action"] == "unpublish")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no on_unpublish call: {:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let calls = seen.lock().unwrap().clone();
+    let publish = calls
+        .iter()
+        .find(|v| v["action"] == "publish" && v["stream"] == "allowed")
+        .expect("on_publish for the allowed stream");
+    assert_eq!(publish["app"], "live");
+    assert_eq!(publish["params"]["token"], "abc");
+    assert!(publish["client_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(calls
+        .iter()
+        .any(|v| v["action"] == "publish" && v["stream"] == "denied"));
+    let m = s.get("/metrics").text();
+    assert!(
+        metric(&m, "sluice_publish_refused_total", &["webhook_denied"]) >= 1.0,
+        "{m}"
+    );
+}

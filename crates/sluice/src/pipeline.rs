@@ -240,6 +240,7 @@ impl IngestHandler for App {
             warned_gop: false,
             last_segment_bytes_in: 0,
             last_codec: None,
+            dropped_reported: 0,
         })
     }
 }
@@ -258,6 +259,7 @@ pub struct PublishSink {
     warned_gop: bool,
     last_segment_bytes_in: u64,
     last_codec: Option<Arc<remux::CodecInfo>>,
+    dropped_reported: u64,
 }
 
 impl PublishSink {
@@ -404,10 +406,15 @@ impl MediaSink for PublishSink {
             },
             unix_ms(),
         ) {
-            metrics::counter!("sluice_stream_dropped_frames_total", &self.labels).increment(1);
             tracing::debug!(app = %self.key.0, stream = %self.key.1, timestamp_ms = ts, error = %e, "tag dropped");
         }
         self.drain();
+        let dropped = self.remuxer.stats().dropped_frames;
+        if dropped > self.dropped_reported {
+            metrics::counter!("sluice_stream_dropped_frames_total", &self.labels)
+                .increment(dropped - self.dropped_reported);
+            self.dropped_reported = dropped;
+        }
     }
 
     fn on_close(mut self, summary: PublishSummary) {

@@ -22,7 +22,13 @@ pub fn init_logging(cfg: &LogConfig) -> Result<()> {
 }
 
 pub fn install_metrics() -> Result<PrometheusHandle> {
+    // Per-stream series of streams that are gone stop being exported after 10 minutes, so a
+    // long-running origin with many short-lived stream names does not grow without bound.
     let handle = PrometheusBuilder::new()
+        .idle_timeout(
+            metrics_util::MetricKindMask::COUNTER | metrics_util::MetricKindMask::GAUGE,
+            Some(std::time::Duration::from_secs(600)),
+        )
         .install_recorder()
         .context("installing the Prometheus recorder")?;
     describe();
