@@ -16,9 +16,14 @@ use crate::load::{self, PubConfig, Publisher};
 use crate::servers::{self, Kind, Server};
 
 /// Settings Sluice gets in every bench run besides the segment settings.
+/// Raised so the defaults (64 per IP, 256 publishers, 1 GiB of segments) do not cap the N = 128
+/// runs or the full-mode ramp; all load comes from 127.0.0.1.
 const SLUICE_BENCH_SETS: &[&str] = &[
     "rtmp.max_connections_per_ip=4096",
     "rtmp.max_connections=8192",
+    "rtmp.max_publishers=4096",
+    "hls.max_streams=8192",
+    "hls.max_bytes_total=17179869184",
 ];
 
 struct Opts {
@@ -53,7 +58,7 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
         full,
         counts: if full { vec![8, 32, 128] } else { vec![8, 32] },
         paced_secs: if full { 40 } else { 20 },
-        latency_secs: if full { 120 } else { 32 },
+        latency_secs: if full { 180 } else { 62 },
         unpaced_secs: if full { 15 } else { 5 },
         wrk_secs: if full { 10 } else { 5 },
     };
@@ -902,6 +907,10 @@ fn render(
         media.media_bytes_per_loop as f64 * 8.0 / media.loop_duration_ms as f64 / 1000.0
     ));
     s.push_str("- Segment settings, both servers: 2 s target, 12 s (6 segment) playlist (`hls_fragment 2s; hls_playlist_length 12s;` / `--set hls.target_duration_ms=2000 --set hls.window_segments=6`)\n");
+    s.push_str(&format!(
+        "- Sluice limits raised for the load (`--set`): {}\n",
+        SLUICE_BENCH_SETS.join(", ")
+    ));
     if !with_sluice {
         s.push_str("\n**Sluice did not build when this was generated: only the nginx-rtmp anchor was measured.**\n");
     }

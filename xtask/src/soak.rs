@@ -53,6 +53,10 @@ struct Hostile {
     attempts: [AtomicU64; 7],
     /// The server closed the connection (the expected outcome for garbage).
     closed_by_server: [AtomicU64; 7],
+    /// Connect or handshake failed (e.g. refused at accept by the per-IP cap during a flood).
+    refused: [AtomicU64; 7],
+    /// Still open when we gave up waiting (15 s for garbage; the slowloris ran out of bytes).
+    still_open: [AtomicU64; 7],
     /// Flood: most connections from one IP that completed a handshake at once.
     flood_max_accepted: AtomicU64,
     slowloris_max_held_s: AtomicU64,
@@ -206,9 +210,11 @@ fn spawn_hostile(
                 }),
                 _ => unreachable!(),
             };
-            if matches!(closed, Ok(true)) {
-                h.closed_by_server[kind].fetch_add(1, Relaxed);
-            }
+            match closed {
+                Ok(true) => h.closed_by_server[kind].fetch_add(1, Relaxed),
+                Ok(false) => h.still_open[kind].fetch_add(1, Relaxed),
+                Err(_) => h.refused[kind].fetch_add(1, Relaxed),
+            };
             if kind != 3 {
                 sleep_unless_stopped(Duration::from_millis(rng.range(200, 1000)), &stop);
             }
@@ -411,13 +417,15 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
             v.last_error.clone().unwrap_or_default().replace('|', "/")
         );
     }
-    let _ = writeln!(r, "\n## Hostile connections\n\n| Kind | Attempts | Closed by server / answered |\n|---|---|---|");
+    let _ = writeln!(r, "\n## Hostile connections\n\n| Kind | Attempts | Closed by server / answered | Refused at connect or handshake | Still open when we gave up |\n|---|---|---|---|---|");
     for (k, name) in KINDS.iter().enumerate() {
         let _ = writeln!(
             r,
-            "| {name} | {} | {} |",
+            "| {name} | {} | {} | {} | {} |",
             hostile.attempts[k].load(Relaxed),
-            hostile.closed_by_server[k].load(Relaxed)
+            hostile.closed_by_server[k].load(Relaxed),
+            hostile.refused[k].load(Relaxed),
+            hostile.still_open[k].load(Relaxed)
         );
     }
     let mut codes = hostile.http_statuses.lock().unwrap().clone();
