@@ -17,7 +17,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ms, Cli, Config};
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with causes), no backtrace: this is what an operator sees.
+            eprintln!("sluice: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let cfg = Config::load(&cli, std::env::vars()).context("configuration")?;
     if cli.print_config {
