@@ -177,7 +177,7 @@ impl<'a> BitReader<'a> {
 /// Removes emulation-prevention bytes (00 00 03 → 00 00), keeping at most `cap` bytes.
 fn rbsp(nal: &[u8], cap: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(nal.len().min(cap));
-    let mut zeros = 0;
+    let mut zeros = 0u32;
     for &b in nal.iter().take(cap) {
         if zeros >= 2 && b == 3 {
             zeros = 0;
@@ -194,7 +194,8 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: u32) -> Option<()> {
     for _ in 0..size {
         if next != 0 {
             let delta = r.se()?;
-            next = (last + delta).rem_euclid(256);
+            // i64: a hostile delta_scale near i32::MAX must not overflow (found by fuzzing).
+            next = (i64::from(last) + i64::from(delta)).rem_euclid(256) as i32;
         }
         if next != 0 {
             last = next;
@@ -464,6 +465,17 @@ mod tests {
         0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
         0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
     ];
+
+    /// Fuzzer find (avc_config): a scaling-list delta near i32::MAX overflowed `last + delta`.
+    #[test]
+    fn regression_scaling_list_delta_overflow() {
+        let data = include_bytes!("../tests/regressions/avc_config-scaling-list-overflow.bin");
+        let _ = parse_sps(data);
+        let b = bytes::Bytes::from_static(data);
+        if let Ok(c) = AvcConfig::parse(&b) {
+            let _ = to_annex_b(&b, &c, 64);
+        }
+    }
 
     #[test]
     fn exp_golomb() {

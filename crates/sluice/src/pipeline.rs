@@ -241,6 +241,8 @@ impl IngestHandler for App {
             last_segment_bytes_in: 0,
             last_codec: None,
             dropped_reported: 0,
+            kick: req.kick.clone(),
+            broken: false,
         })
     }
 }
@@ -260,6 +262,8 @@ pub struct PublishSink {
     last_segment_bytes_in: u64,
     last_codec: Option<Arc<remux::CodecInfo>>,
     dropped_reported: u64,
+    kick: CancellationToken,
+    broken: bool,
 }
 
 impl PublishSink {
@@ -355,6 +359,16 @@ impl PublishSink {
     }
 }
 
+impl Drop for PublishSink {
+    /// However the sink ends (on_close, or a connection task that died), the name is released.
+    fn drop(&mut self) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
 impl MediaSink for PublishSink {
     fn on_tag(&mut self, tag: IngestTag) {
         let kind = match tag.kind {
@@ -397,16 +411,34 @@ impl MediaSink for PublishSink {
             remux::TagKind::Script => "script",
         };
         metrics::counter!("sluice_stream_frames_total", "app" => self.key.0.clone(), "stream" => self.key.1.clone(), "track" => track).increment(1);
+        if self.broken {
+            return;
+        }
         let ts = tag.timestamp_ms;
-        if let Err(e) = self.remuxer.push(
-            remux::FlvTag {
-                kind,
-                timestamp_ms: ts,
-                payload: tag.payload,
-            },
-            unix_ms(),
-        ) {
-            tracing::debug!(app = %self.key.0, stream = %self.key.1, timestamp_ms = ts, error = %e, "tag dropped");
+        let flv = remux::FlvTag {
+            kind,
+            timestamp_ms: ts,
+            payload: tag.payload,
+        };
+        // Defence in depth: a bug in the remuxer must cost this publisher a reconnect, never the
+        // process or another stream. The publisher is kicked (the encoder reconnects and the
+        // playlist continues with a discontinuity).
+        let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.remuxer.push(flv, unix_ms())
+        }));
+        match pushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(app = %self.key.0, stream = %self.key.1, timestamp_ms = ts, error = %e, "tag dropped");
+            }
+            Err(_) => {
+                self.broken = true;
+                metrics::counter!("sluice_remux_panics_total").increment(1);
+                tracing::error!(app = %self.key.0, stream = %self.key.1, timestamp_ms = ts,
+                    "remuxer panicked on this stream's input; disconnecting its publisher");
+                self.kick.cancel();
+                return;
+            }
         }
         self.drain();
         let dropped = self.remuxer.stats().dropped_frames;
@@ -418,8 +450,10 @@ impl MediaSink for PublishSink {
     }
 
     fn on_close(mut self, summary: PublishSummary) {
-        self.remuxer.finish();
-        self.drain();
+        if !self.broken {
+            self.remuxer.finish();
+            self.drain();
+        }
         if let Some(h) = self.handle.take() {
             h.end();
         }
