@@ -297,6 +297,16 @@ impl Connection {
         handler: &H,
     ) -> End {
         let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        // The futures of the read loop are created once, not per read: a fresh timer and two
+        // cancellation waiters per wakeup were a measurable share of the per-stream CPU cost.
+        // The timer is lazy: a later deadline (the idle deadline moves with every message)
+        // leaves it armed at the earlier instant; when it fires, `handle_timeout` finds nothing
+        // due yet and it is re-armed at the current deadline.
+        let shutdown = self.shutdown.clone().cancelled_owned();
+        let kick = self.kick.clone().cancelled_owned();
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(shutdown, kick, timer);
+        let mut armed: Option<std::time::Instant> = None;
         loop {
             if let Err(e) = self.flush(socket, session).await {
                 return End::Io(e);
@@ -372,6 +382,14 @@ impl Connection {
                 return End::Disconnected;
             }
             buf.reserve(READ_BUFFER_BYTES);
+            match (session.poll_timeout(), armed) {
+                (Some(want), Some(at)) if want >= at => {}
+                (Some(want), _) => {
+                    timer.as_mut().reset(Instant::from_std(want));
+                    armed = Some(want);
+                }
+                (None, _) => {}
+            }
             tokio::select! {
                 read = socket.read_buf(&mut buf) => match read {
                     Ok(0) => return End::Disconnected,
@@ -384,13 +402,14 @@ impl Connection {
                     }
                     Err(e) => return End::Io(e),
                 },
-                _ = sleep_until_opt(session.poll_timeout()) => {
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
                     if let Err(e) = session.handle_timeout(std_now()) {
                         return End::Error(e);
                     }
                 }
-                _ = self.shutdown.cancelled() => return End::Shutdown,
-                _ = self.kick.cancelled() => return End::Kicked,
+                _ = &mut shutdown => return End::Shutdown,
+                _ = &mut kick => return End::Kicked,
             }
         }
     }

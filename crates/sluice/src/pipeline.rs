@@ -243,6 +243,9 @@ impl IngestHandler for App {
             dropped_reported: 0,
             kick: req.kick.clone(),
             broken: false,
+            metrics: StreamMetrics::new(app, stream),
+            video_codec: None,
+            audio_codec: None,
         })
     }
 }
@@ -264,6 +267,49 @@ pub struct PublishSink {
     dropped_reported: u64,
     kick: CancellationToken,
     broken: bool,
+    metrics: StreamMetrics,
+    video_codec: Option<rtmp_ingest::flv::MediaCodec>,
+    audio_codec: Option<rtmp_ingest::flv::MediaCodec>,
+}
+
+/// Metric handles of one stream, registered once at publish start (a `counter!` call with
+/// labels hashes and allocates; the per-tag path must not).
+struct StreamMetrics {
+    bytes_received: metrics::Counter,
+    video_frames: metrics::Counter,
+    audio_frames: metrics::Counter,
+    keyframes: metrics::Counter,
+}
+
+impl StreamMetrics {
+    fn new(app: &str, stream: &str) -> Self {
+        let (a, s) = (app.to_string(), stream.to_string());
+        Self {
+            bytes_received: metrics::counter!("sluice_stream_bytes_received_total", "app" => a.clone(), "stream" => s.clone()),
+            video_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "video"),
+            audio_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "audio"),
+            keyframes: metrics::counter!("sluice_stream_keyframes_total", "app" => a, "stream" => s),
+        }
+    }
+}
+
+fn codec_name(c: rtmp_ingest::flv::MediaCodec) -> String {
+    use rtmp_ingest::flv::MediaCodec as M;
+    match c {
+        M::Avc => "h264".into(),
+        M::Hevc => "hevc".into(),
+        M::Av1 => "av1".into(),
+        M::Vp9 => "vp9".into(),
+        M::Vp8 => "vp8".into(),
+        M::Vvc => "vvc".into(),
+        M::Aac => "aac".into(),
+        M::Mp3 => "mp3".into(),
+        M::Opus => "opus".into(),
+        M::Flac => "flac".into(),
+        M::Ac3 => "ac3".into(),
+        M::Eac3 => "eac3".into(),
+        M::Other(id) => format!("other({id:#x})"),
+    }
 }
 
 impl PublishSink {
@@ -376,41 +422,43 @@ impl MediaSink for PublishSink {
             rtmp_ingest::TagKind::Video => remux::TagKind::Video,
             rtmp_ingest::TagKind::Script => remux::TagKind::Script,
         };
+        // Per tag: pre-registered metric handles and plain counters; no allocation, no lookup.
+        let len = tag.payload.len() as u64;
+        self.metrics.bytes_received.increment(len);
         {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            st.bytes_received += tag.payload.len() as u64;
+            st.bytes_received += len;
             if let Some(info) = &tag.info {
-                let codec = Some(format!("{:?}", info.codec).to_ascii_lowercase());
+                let frame = !info.is_sequence_header;
                 match kind {
                     remux::TagKind::Video => {
-                        if !info.is_sequence_header {
+                        if frame {
                             st.video_frames += 1;
+                            self.metrics.video_frames.increment(1);
+                            if info.is_keyframe {
+                                st.keyframes += 1;
+                                self.metrics.keyframes.increment(1);
+                            }
                         }
-                        if info.is_keyframe && !info.is_sequence_header {
-                            st.keyframes += 1;
-                            metrics::counter!("sluice_stream_keyframes_total", &self.labels)
-                                .increment(1);
+                        if self.video_codec != Some(info.codec) {
+                            self.video_codec = Some(info.codec);
+                            st.video_codec = Some(codec_name(info.codec));
                         }
-                        st.video_codec = codec;
                     }
                     remux::TagKind::Audio => {
-                        if !info.is_sequence_header {
+                        if frame {
                             st.audio_frames += 1;
+                            self.metrics.audio_frames.increment(1);
                         }
-                        st.audio_codec = codec;
+                        if self.audio_codec != Some(info.codec) {
+                            self.audio_codec = Some(info.codec);
+                            st.audio_codec = Some(codec_name(info.codec));
+                        }
                     }
                     remux::TagKind::Script => {}
                 }
             }
         }
-        metrics::counter!("sluice_stream_bytes_received_total", &self.labels)
-            .increment(tag.payload.len() as u64);
-        let track = match kind {
-            remux::TagKind::Audio => "audio",
-            remux::TagKind::Video => "video",
-            remux::TagKind::Script => "script",
-        };
-        metrics::counter!("sluice_stream_frames_total", "app" => self.key.0.clone(), "stream" => self.key.1.clone(), "track" => track).increment(1);
         if self.broken {
             return;
         }
