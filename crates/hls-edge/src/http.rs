@@ -26,11 +26,12 @@ pub fn is_valid_name(name: &str) -> bool {
 
 /// Percent-decodes one raw path segment and validates it. Anything that decodes to a separator,
 /// a dot segment, `%` (double encoding) or non-ASCII is refused.
-pub fn decode_name(raw: &str) -> Option<String> {
+pub fn decode_name(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    // Borrowed (no allocation) unless the segment actually has percent escapes.
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()?;
-    is_valid_name(&decoded).then(|| decoded.into_owned())
+    is_valid_name(&decoded).then_some(decoded)
 }
 
 /// Outcome of a `Range` header against a representation of `len` bytes.

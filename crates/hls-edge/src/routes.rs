@@ -43,6 +43,7 @@ struct EdgeState {
 
 /// What a request was for, as the `route` metric label.
 #[derive(Clone, Copy)]
+#[repr(usize)]
 enum Route {
     Playlist,
     Segment,
@@ -97,13 +98,11 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
-async fn handle(
-    State(state): State<Arc<EdgeState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let (route, result) = serve(&state, &method, &uri, &headers);
+async fn handle(State(state): State<Arc<EdgeState>>, req: axum::extract::Request) -> Response {
+    // The request is taken whole: extracting `HeaderMap`/`Uri` by value would clone them.
+    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+    let (route, result) = serve(&state, method, uri, headers);
+    let method = method.clone();
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => error_response(&state, e),
@@ -129,16 +128,22 @@ fn serve(
         return (Route::Other, Err(EdgeError::MethodNotAllowed));
     }
     let raw = uri.path().strip_prefix('/').unwrap_or(uri.path());
-    let mut names = Vec::with_capacity(3);
-    for part in raw.split('/') {
-        match decode_name(part) {
-            Some(n) => names.push(n),
-            None => return (Route::Other, Err(EdgeError::BadName)),
+    let mut parts = raw.split('/');
+    let (Some(app), Some(stream), Some(file), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        // Not three segments: still reject undecodable names as 400 rather than 404.
+        if raw.split('/').any(|p| decode_name(p).is_none()) {
+            return (Route::Other, Err(EdgeError::BadName));
         }
-    }
-    let [app, stream, file] = names.as_slice() else {
         return (Route::Other, Err(EdgeError::NotFound));
     };
+    let (Some(app), Some(stream), Some(file)) =
+        (decode_name(app), decode_name(stream), decode_name(file))
+    else {
+        return (Route::Other, Err(EdgeError::BadName));
+    };
+    let (app, stream, file) = (app.as_ref(), stream.as_ref(), file.as_ref());
     if file == "index.m3u8" {
         let r = state.store.playlist(app, stream).ok_or(EdgeError::NotFound);
         return (
@@ -189,10 +194,10 @@ fn not_modified(headers: &HeaderMap, etag: &str, last_modified: std::time::Syste
 
 /// Live: about half a target duration (at least 1 s). Ended: longer, but capped because a
 /// republish before removal makes the playlist live again.
-fn playlist_max_age_s(p: &RenderedPlaylist) -> u64 {
-    let td = u64::from(p.target_duration_s);
+pub(crate) fn playlist_max_age_s(target_duration_s: u32, ended: bool) -> u64 {
+    let td = u64::from(target_duration_s);
     let live = (td / 2).max(1);
-    if p.ended {
+    if ended {
         (6 * td).min(ENDED_PLAYLIST_MAX_AGE_CAP_S).max(live)
     } else {
         live
@@ -201,21 +206,21 @@ fn playlist_max_age_s(p: &RenderedPlaylist) -> u64 {
 
 fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap) -> Response {
     let gzip = header_str(headers, &header::ACCEPT_ENCODING).is_some_and(accepts_gzip);
-    let (body, etag) = if gzip {
-        (&p.gzip, &p.etag_gzip)
+    let ph = &p.headers;
+    let (body, etag, etag_value, length) = if gzip {
+        (
+            &p.gzip,
+            &p.etag_gzip,
+            &ph.etag_gzip,
+            &ph.content_length_gzip,
+        )
     } else {
-        (&p.body, &p.etag)
+        (&p.body, &p.etag, &ph.etag, &ph.content_length)
     };
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::CACHE_CONTROL,
-        header_value(format!("public, max-age={}", playlist_max_age_s(p))),
-    );
-    h.insert(header::ETAG, header_value(etag.clone()));
-    h.insert(
-        header::LAST_MODIFIED,
-        header_value(httpdate::fmt_http_date(p.last_modified)),
-    );
+    let mut h = HeaderMap::with_capacity(12);
+    h.insert(header::CACHE_CONTROL, ph.cache_control.clone());
+    h.insert(header::ETAG, etag_value.clone());
+    h.insert(header::LAST_MODIFIED, ph.last_modified.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if not_modified(headers, etag, p.last_modified) {
         return (StatusCode::NOT_MODIFIED, h).into_response();
@@ -227,7 +232,7 @@ fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap)
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(header::CONTENT_LENGTH, length.clone());
     let body = if *method == Method::HEAD {
         Body::empty()
     } else {
@@ -244,11 +249,8 @@ fn segment_response(
 ) -> Result<Response, EdgeError> {
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, state.segment_cache_control.clone());
-    h.insert(header::ETAG, header_value(s.etag.clone()));
-    h.insert(
-        header::LAST_MODIFIED,
-        header_value(httpdate::fmt_http_date(s.last_modified)),
-    );
+    h.insert(header::ETAG, s.etag_value.clone());
+    h.insert(header::LAST_MODIFIED, s.last_modified_value.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if not_modified(headers, &s.etag, s.last_modified) {
         return Ok((StatusCode::NOT_MODIFIED, h).into_response());
@@ -362,14 +364,44 @@ fn finish(state: &EdgeState, route: Route, method: &Method, resp: &mut Response)
         );
     }
     let status = resp.status();
-    metrics::counter!("sluice_http_requests_total", "route" => route.label(), "status" => status.as_str().to_owned())
-        .increment(1);
+    request_counter(route, status).increment(1);
     if *method != Method::HEAD
         && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT)
     {
         let sent = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
-        metrics::counter!("sluice_http_bytes_served_total").increment(sent);
+        bytes_served_counter().increment(sent);
     }
+}
+
+/// Statuses the HLS routes answer with; their counters are registered once (a `counter!` call
+/// with labels hashes and allocates on every request).
+const COMMON_STATUSES: [u16; 10] = [200, 206, 304, 400, 404, 405, 414, 416, 500, 503];
+
+fn request_counter(route: Route, status: StatusCode) -> metrics::Counter {
+    static HANDLES: std::sync::OnceLock<Vec<metrics::Counter>> = std::sync::OnceLock::new();
+    let routes = [Route::Playlist, Route::Segment, Route::Other];
+    let handles = HANDLES.get_or_init(|| {
+        routes
+            .iter()
+            .flat_map(|r| {
+                COMMON_STATUSES.iter().map(move |st| {
+                    metrics::counter!("sluice_http_requests_total", "route" => r.label(), "status" => st.to_string())
+                })
+            })
+            .collect()
+    });
+    let r = route as usize;
+    match COMMON_STATUSES.iter().position(|s| *s == status.as_u16()) {
+        Some(i) => handles[r * COMMON_STATUSES.len() + i].clone(),
+        None => {
+            metrics::counter!("sluice_http_requests_total", "route" => route.label(), "status" => status.as_str().to_owned())
+        }
+    }
+}
+
+fn bytes_served_counter() -> &'static metrics::Counter {
+    static HANDLE: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| metrics::counter!("sluice_http_bytes_served_total"))
 }
 
 #[cfg(test)]

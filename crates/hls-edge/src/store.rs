@@ -29,6 +29,9 @@ pub(crate) struct SegmentBody {
     pub len_bytes: u64,
     pub etag: String,
     pub last_modified: SystemTime,
+    /// `etag` and `last_modified` as header values, formatted once when the segment is stored.
+    pub etag_value: http::HeaderValue,
+    pub last_modified_value: http::HeaderValue,
 }
 
 /// (stream entry id, media sequence).
@@ -471,10 +474,17 @@ impl StreamHandle {
             // Room first (the per-stream drops), then the new body; stored before the lock is
             // released, so a request only sees the new playlist once the body is downloadable.
             store.release(self.entry.id, &dropped);
+            let etag = core.segment_etag(seq);
+            let hv = |s: &str| {
+                http::HeaderValue::from_str(s)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static(""))
+            };
             let body = SegmentBody {
                 chunks: std::mem::take(&mut segment.chunks),
                 len_bytes,
-                etag: core.segment_etag(seq),
+                etag_value: hv(&etag),
+                last_modified_value: hv(&httpdate::fmt_http_date(wall)),
+                etag,
                 last_modified: wall,
             };
             store

@@ -87,8 +87,19 @@ pub(crate) struct RenderedPlaylist {
     pub etag: String,
     pub etag_gzip: String,
     pub last_modified: SystemTime,
-    pub ended: bool,
-    pub target_duration_s: u32,
+    /// Response header values, formatted once per change rather than once per request.
+    pub headers: PlaylistHeaders,
+}
+
+/// Header values of a rendered playlist.
+#[derive(Debug)]
+pub(crate) struct PlaylistHeaders {
+    pub etag: http::HeaderValue,
+    pub etag_gzip: http::HeaderValue,
+    pub last_modified: http::HeaderValue,
+    pub cache_control: http::HeaderValue,
+    pub content_length: http::HeaderValue,
+    pub content_length_gzip: http::HeaderValue,
 }
 
 /// A segment body whose bytes must be released.
@@ -489,14 +500,30 @@ impl StreamCore {
         });
         self.version += 1;
         let body = Bytes::from(text);
+        let gzip = playlist::gzip(&body);
+        let etag = format!("\"p{:x}-{:x}\"", self.life_id, self.version);
+        let etag_gzip = format!("\"p{:x}-{:x}-gz\"", self.life_id, self.version);
+        let hv = |s: &str| {
+            http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+        };
+        let headers = PlaylistHeaders {
+            etag: hv(&etag),
+            etag_gzip: hv(&etag_gzip),
+            last_modified: hv(&httpdate::fmt_http_date(wall)),
+            cache_control: hv(&format!(
+                "public, max-age={}",
+                crate::routes::playlist_max_age_s(td, ended)
+            )),
+            content_length: http::HeaderValue::from(body.len()),
+            content_length_gzip: http::HeaderValue::from(gzip.len()),
+        };
         self.rendered = Some(Arc::new(RenderedPlaylist {
-            gzip: playlist::gzip(&body),
+            gzip,
             body,
-            etag: format!("\"p{:x}-{:x}\"", self.life_id, self.version),
-            etag_gzip: format!("\"p{:x}-{:x}-gz\"", self.life_id, self.version),
+            etag,
+            etag_gzip,
             last_modified: wall,
-            ended,
-            target_duration_s: td,
+            headers,
         }));
     }
 
