@@ -130,12 +130,7 @@ fn test(root: &Path, no_lint: bool, fuzz_seconds: u64) -> Result<()> {
     }
     // Unit, property, golden, real-peer (ffmpeg, GStreamer) and browser (hls.js in Chromium,
     // Varnish) tests. The real-peer tests fail rather than skip when CI=true.
-    run(cargo()
-        .args(["test", "--workspace", "--locked", "--", "--test-threads=2"])
-        .env(
-            "SLUICE_TEST_NODE_MODULES",
-            root.join("tests/browser/node_modules"),
-        ))?;
+    run(cargo().args(["test", "--workspace", "--locked", "--", "--test-threads=2"]))?;
     docker_check(root)?;
     fuzz(root, fuzz_seconds, None)?;
     eprintln!("xtask: the whole suite passed");
