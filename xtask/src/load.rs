@@ -43,7 +43,8 @@ pub struct PubStats {
     pub max_lag_ms: AtomicU64,
     pub lag_ms: AtomicU64,
     pub error: Mutex<Option<String>>,
-    pub keyframes: Mutex<Vec<(Instant, u64)>>,
+    /// (when the keyframe was written, FLV payload bytes before it, tags before it).
+    pub keyframes: Mutex<Vec<(Instant, u64, u64)>>,
 }
 
 pub struct Publisher {
@@ -125,6 +126,7 @@ fn publish_loop(media: &Media, cfg: &PubConfig, stop: &AtomicBool, stats: &PubSt
     let mut w = BufWriter::with_capacity(256 * 1024, session.sock.try_clone()?);
     let start = Instant::now();
     let mut sent: u64 = 0;
+    let mut tags_sent: u64 = 0;
     let mut scratch = BytesMut::new();
     let result = (|| -> Result<()> {
         'outer: for lap in 0u64.. {
@@ -172,9 +174,14 @@ fn publish_loop(media: &Media, cfg: &PubConfig, stop: &AtomicBool, stats: &PubSt
                 }
                 if tag.keyframe && cfg.record_keyframes {
                     w.flush()?;
-                    stats.keyframes.lock().unwrap().push((Instant::now(), sent));
+                    stats
+                        .keyframes
+                        .lock()
+                        .unwrap()
+                        .push((Instant::now(), sent, tags_sent));
                 }
                 sent += tag.payload.len() as u64;
+                tags_sent += 1;
                 stats.flv_bytes.store(sent, Relaxed);
                 stats.tags.fetch_add(1, Relaxed);
             }
