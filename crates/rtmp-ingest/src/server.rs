@@ -217,6 +217,45 @@ fn std_now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+/// Lines per second for per-connection error logs; the rest are counted and reported with the
+/// next line that is written.
+const ERROR_LOGS_PER_SECOND: u64 = 10;
+
+static ERROR_LOG_LIMIT: LogLimiter = LogLimiter::new();
+
+/// A tiny process-wide log rate limiter (fixed one-second windows).
+struct LogLimiter {
+    window_s: std::sync::atomic::AtomicU64,
+    in_window: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl LogLimiter {
+    const fn new() -> Self {
+        Self {
+            window_s: std::sync::atomic::AtomicU64::new(0),
+            in_window: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines suppressed since the last admitted one)` if this line may be written.
+    fn admit(&self) -> Option<u64> {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.window_s.swap(now_s, Ordering::Relaxed) != now_s {
+            self.in_window.store(0, Ordering::Relaxed);
+        }
+        if self.in_window.fetch_add(1, Ordering::Relaxed) < ERROR_LOGS_PER_SECOND {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
@@ -260,11 +299,17 @@ impl Connection {
                     .fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("sluice_rtmp_connection_errors_total", "reason" => e.label())
                     .increment(1);
-                match e.fault() {
-                    Fault::Limit | Fault::Io => {
-                        tracing::info!(error = %e, "closing RTMP connection")
+                // One line per refused connection, but at most ERROR_LOGS_PER_SECOND of them: a
+                // flood of garbage must not turn into a flood of log lines.
+                if let Some(suppressed) = ERROR_LOG_LIMIT.admit() {
+                    match e.fault() {
+                        Fault::Limit | Fault::Io => {
+                            tracing::info!(error = %e, suppressed, "closing RTMP connection")
+                        }
+                        _ => {
+                            tracing::warn!(error = %e, fault = ?e.fault(), suppressed, "closing RTMP connection")
+                        }
                     }
-                    _ => tracing::warn!(error = %e, fault = ?e.fault(), "closing RTMP connection"),
                 }
             }
             End::Shutdown => tracing::debug!("RTMP connection closed for shutdown"),
