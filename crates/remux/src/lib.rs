@@ -64,7 +64,8 @@ pub struct RemuxConfig {
     pub max_nal_units_per_frame: usize,
     /// Maximum gap between PCRs on the PCR PID while frames are dense enough. Default 40.
     pub pcr_interval_ms: u32,
-    /// AAC/MP3 frames grouped into one audio PES. Default 5.
+    /// AAC/MP3 frames grouped into one audio PES. Default 8 (about 170 ms of 48 kHz AAC; hls.js,
+    /// ffmpeg and Safari accept multi-frame audio PES; fewer PES headers and less stuffing).
     pub audio_frames_per_pes: usize,
     /// How long (media time) to wait for a missing sequence header before the first segment
     /// declares the tracks. Default 1000.
@@ -86,7 +87,7 @@ impl Default for RemuxConfig {
             max_frame_bytes: 8 << 20,
             max_nal_units_per_frame: 1024,
             pcr_interval_ms: 40,
-            audio_frames_per_pes: 5,
+            audio_frames_per_pes: 8,
             track_wait_ms: 1000,
             track_wait_max_tags: 512,
         }

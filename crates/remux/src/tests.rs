@@ -318,7 +318,13 @@ fn av_stream_invariants_and_independent_demux() {
     let (types, counts) = demux(&ts);
     assert_eq!(types, vec![0x1B, 0x0F]);
     assert_eq!(counts[&0xE0], 300);
-    assert!(counts[&0xC0] >= 430 / 5);
+    // Audio is grouped (fewer PES than frames), at most audio_frames_per_pes frames per PES.
+    let per_pes = RemuxConfig::default().audio_frames_per_pes;
+    assert!(
+        counts[&0xC0] >= 430 / per_pes && counts[&0xC0] < 430,
+        "{}",
+        counts[&0xC0]
+    );
     assert_eq!(stats.video_frames_in, 300);
     assert_eq!(stats.keyframes, 5);
     assert_eq!(stats.gop_ms_last, Some(2000));
