@@ -6,7 +6,6 @@ mod rawrtmp;
 mod support;
 mod variants;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -64,39 +63,11 @@ fn ffmpeg_publish_then_ffmpeg_and_ffprobe_play() {
     assert_eq!(s.get("/live/nope/index.m3u8").status, 404);
 
     // ffprobe: exactly one H.264 and one AAC stream.
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "json",
-        ])
-        .arg(s.http(PLAYLIST))
-        .output()
-        .unwrap();
-    let mut codecs = ffprobe_codecs(&out.stdout);
-    codecs.sort();
-    assert_eq!(
-        codecs,
-        vec!["aac", "h264"],
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(probe_codecs(s.http(PLAYLIST)), vec!["aac", "h264"]);
 
     // ffmpeg decodes 6 s of the live playlist over HTTP with zero errors.
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(s.http(PLAYLIST))
-        .args(["-t", "6", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && errors.trim().is_empty(),
-        "ffmpeg decode errors:\n{errors}"
-    );
+    let errors = ffmpeg_decode_errors(s.http(PLAYLIST), &["-t", "6"]);
+    assert!(errors.is_empty(), "ffmpeg decode errors:\n{errors}");
 }
 
 /// hls.js in headless Chromium plays for 40 s without a fatal error or a stall, while the

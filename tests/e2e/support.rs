@@ -334,3 +334,39 @@ pub fn ffprobe_codecs(json: &[u8]) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The sorted codec names ffprobe sees in `input` (a file or URL).
+pub fn probe_codecs(input: impl AsRef<std::ffi::OsStr>) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "json",
+        ])
+        .arg(input)
+        .output()
+        .expect("run ffprobe");
+    let mut codecs = ffprobe_codecs(&out.stdout);
+    codecs.sort();
+    codecs
+}
+
+/// Decodes `input` with ffmpeg (`extra` input-side limits such as `-t 6` go after it) and returns
+/// what it reported at error level; empty means a clean decode.
+pub fn ffmpeg_decode_errors(input: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(input)
+        .args(extra)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() && errors.is_empty() {
+        return format!("ffmpeg exited with {}", out.status);
+    }
+    errors
+}

@@ -294,18 +294,20 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// Accepts the pending publish: StreamBegin(stream id) + `onStatus NetStream.Publish.Start`.
-    pub fn accept_publish(&mut self, now: Instant) -> Result<(), IngestError> {
-        let Some(p) = self
-            .publish
+    /// The publish waiting for a decision, or an error naming the call made without one.
+    fn pending_publish(&mut self, what: &str) -> Result<&mut Publish, IngestError> {
+        self.publish
             .as_mut()
             .filter(|p| p.state == PublishState::Pending)
-        else {
-            return Err(IngestError::UnexpectedMessage {
-                what: "accept_publish".into(),
+            .ok_or_else(|| IngestError::UnexpectedMessage {
+                what: what.into(),
                 state: "no publish pending",
-            });
-        };
+            })
+    }
+
+    /// Accepts the pending publish: StreamBegin(stream id) + `onStatus NetStream.Publish.Start`.
+    pub fn accept_publish(&mut self, now: Instant) -> Result<(), IngestError> {
+        let p = self.pending_publish("accept_publish")?;
         p.state = PublishState::Active;
         p.started = Some(now);
         let stream_id = p.stream_id;
@@ -321,16 +323,7 @@ impl Session {
 
     /// Refuses the pending publish with an error `onStatus` (the client is expected to close).
     pub fn reject_publish(&mut self, refusal: PublishRefusal) -> Result<(), IngestError> {
-        let Some(p) = self
-            .publish
-            .as_mut()
-            .filter(|p| p.state == PublishState::Pending)
-        else {
-            return Err(IngestError::UnexpectedMessage {
-                what: "reject_publish".into(),
-                state: "no publish pending",
-            });
-        };
+        let p = self.pending_publish("reject_publish")?;
         p.state = PublishState::Refused;
         let stream_id = p.stream_id;
         let (code, description) = match &refusal {
