@@ -547,6 +547,32 @@ mod tests {
             .collect()
     }
 
+    /// Tidy check: every setting has a row in docs/configuration.md under its section, with
+    /// its default value.
+    #[test]
+    fn every_setting_is_documented_with_its_default() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        for path in known_settings(&defaults) {
+            let (section, key) = path.split_once('.').unwrap();
+            let start = doc
+                .find(&format!("## `[{section}]`"))
+                .unwrap_or_else(|| panic!("docs/configuration.md has no [{section}] section"));
+            let body = &doc[start..];
+            let body = &body[..body[3..].find("\n## ").map_or(body.len(), |i| i + 3)];
+            let row = body
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("docs/configuration.md does not document {path}"));
+            let default = defaults[section][key].to_string();
+            let default = default.trim_matches('"');
+            assert!(
+                row.contains(default),
+                "docs/configuration.md: {path} default should be {default}: {row}"
+            );
+        }
+    }
+
     #[test]
     fn defaults_are_the_documented_contract() {
         let c = Config::load(&Cli::default(), env(&[])).unwrap();
