@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sh;
 use anyhow::{bail, Context, Result};
 
 use crate::flv::{self, Media};
@@ -848,14 +849,6 @@ fn ramp(
         "load generator shares the 2 cores",
     ));
     Ok(())
-}
-
-fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 fn fmt_num(v: Option<f64>) -> String {

@@ -110,6 +110,15 @@ fn display(cmd: &Command) -> String {
     s
 }
 
+/// Runs a shell command line and returns its trimmed stdout ("" if it could not run).
+pub fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::sh;
 use anyhow::{bail, Result};
 
 use crate::flv::{self, Media};
@@ -489,12 +490,4 @@ pub fn run(root: &Path, minutes: u64) -> Result<()> {
         bail!("soak: {lost_healthy} segments lost by viewers of healthy streams");
     }
     Ok(())
-}
-
-fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
