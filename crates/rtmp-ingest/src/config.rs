@@ -36,6 +36,14 @@ pub struct IngestConfig {
     pub allowed_apps: Option<Vec<String>>,
     /// How long the driver waits for a socket write to progress before dropping the peer.
     pub write_timeout: Duration,
+    /// While publishing, read coalescing: the driver asks the kernel (`SO_RCVLOWAT`) to wake it
+    /// only when a partly received message is complete or `read_batch_bytes` are queued, and
+    /// picks up smaller messages on a tick of this period shared by all connections. A large
+    /// message (a keyframe) is still read the moment it is complete; small ones wait at most one
+    /// period. `Duration::ZERO` reads on every arrival.
+    pub read_coalesce: Duration,
+    /// Queued bytes that wake a coalescing reader before its tick.
+    pub read_batch_bytes: usize,
 }
 
 impl Default for IngestConfig {
@@ -56,6 +64,8 @@ impl Default for IngestConfig {
             ack_window_bytes: 5_000_000,
             allowed_apps: None,
             write_timeout: Duration::from_secs(10),
+            read_coalesce: Duration::from_millis(50),
+            read_batch_bytes: 32 * 1024,
         }
     }
 }

@@ -1,12 +1,23 @@
 //! The tokio driver: the only module that touches sockets and clocks. It makes no protocol
-//! decisions — it accepts (enforcing connection caps), reads into a `BytesMut`, feeds the
+//! decisions — it accepts (enforcing connection caps), reads into a buffer, feeds the
 //! [`Session`], writes `poll_transmit` output, turns deadlines into `handle_timeout` calls and
 //! relays events to the [`IngestHandler`] / [`MediaSink`].
 //!
 //! ```text
 //! loop { flush transmit; drain events (authorize → accept/reject, tags → sink);
-//!        select { socket read → handle_input | deadline → handle_timeout | shutdown | kick } }
+//!        select { socket read → handle_input | coalescing tick → read | deadline → handle_timeout
+//!                 | shutdown | kick } }
 //! ```
+//!
+//! **Read coalescing** (while publishing, `IngestConfig::read_coalesce` > 0). A publisher sends
+//! ~75 messages a second (video frames and AAC frames); waking a thread for each one is most of
+//! the CPU an idle-looking origin spends per stream. So the driver sets the socket's receive low
+//! watermark (`SO_RCVLOWAT`, socket(7)) to the bytes still missing from the partly received
+//! message ([`Session::bytes_to_complete_message`], a lower bound) or, at a message boundary, to
+//! `read_batch_bytes`; the kernel then wakes the reader exactly when a large message (a
+//! keyframe, which closes a segment) is complete, and small messages are picked up by a
+//! non-blocking read on a tick aligned across all connections, so one timer wakeup serves them
+//! all. End of stream and errors wake the reader regardless of the watermark.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,7 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::io::Read;
+use std::sync::OnceLock;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -256,6 +269,51 @@ impl LogLimiter {
     }
 }
 
+/// A tick of `period` on a grid shared by every connection of the process, so that the timer
+/// wheel fires the ticks of all coalescing readers together.
+fn aligned_interval(period: Duration) -> tokio::time::Interval {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let period_ns = period.as_nanos().max(1);
+    let since = Instant::now().saturating_duration_since(epoch).as_nanos();
+    let next = epoch + Duration::from_nanos(((since / period_ns + 1) * period_ns) as u64);
+    let mut tick = tokio::time::interval_at(next, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
+}
+
+/// The receive low watermark the driver wants the kernel to apply (see the module docs).
+struct Watermark {
+    /// The value last set on the socket.
+    current: usize,
+    /// Set after a failed `setsockopt`: coalescing is off for this connection.
+    unsupported: bool,
+}
+
+impl Watermark {
+    fn set(&mut self, socket: &TcpStream, bytes: usize) {
+        if self.unsupported || bytes == self.current {
+            return;
+        }
+        match sockopt::set_recv_low_watermark(socket, bytes) {
+            Ok(()) => self.current = bytes,
+            Err(e) => {
+                tracing::debug!(error = %e, "SO_RCVLOWAT not available; reading on every arrival");
+                self.unsupported = true;
+            }
+        }
+    }
+}
+
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
@@ -341,7 +399,14 @@ impl Connection {
         sink: &mut Option<H::Sink>,
         handler: &H,
     ) -> End {
-        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
+        let coalesce = self.config.read_coalesce;
+        let batch_bytes = self.config.read_batch_bytes.max(1);
+        let mut watermark = Watermark {
+            current: 1,
+            unsupported: coalesce.is_zero(),
+        };
+        let mut tick: Option<tokio::time::Interval> = None;
         // The futures of the read loop are created once, not per read: a fresh timer and two
         // cancellation waiters per wakeup were a measurable share of the per-stream CPU cost.
         // The timer is lazy: a later deadline (the idle deadline moves with every message)
@@ -426,7 +491,19 @@ impl Connection {
             if session.is_closed() {
                 return End::Disconnected;
             }
-            buf.reserve(READ_BUFFER_BYTES);
+            let coalescing = !watermark.unsupported && session.is_publishing();
+            if coalescing {
+                let want = session
+                    .bytes_to_complete_message()
+                    .map_or(batch_bytes, |missing| missing.clamp(1, batch_bytes));
+                watermark.set(socket, want);
+                if tick.is_none() {
+                    tick = Some(aligned_interval(coalesce));
+                }
+            } else if watermark.current != 1 {
+                watermark.set(socket, 1);
+                tick = None;
+            }
             match (session.poll_timeout(), armed) {
                 (Some(want), Some(at)) if want >= at => {}
                 (Some(want), _) => {
@@ -435,26 +512,34 @@ impl Connection {
                 }
                 (None, _) => {}
             }
-            tokio::select! {
-                read = socket.read_buf(&mut buf) => match read {
-                    Ok(0) => return End::Disconnected,
-                    Ok(_) => {
-                        let r = session.handle_input(std_now(), &buf);
-                        buf.clear();
-                        if let Err(e) = r {
-                            return End::Error(e);
-                        }
+            let read = tokio::select! {
+                read = socket.read(&mut buf) => read,
+                // Below the watermark the kernel does not report the socket readable: read
+                // whatever is queued, without waiting.
+                _ = next_tick(&mut tick) => {
+                    match (&*socket2::SockRef::from(&*socket)).read(&mut buf) {
+                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
+                        other => other,
                     }
-                    Err(e) => return End::Io(e),
-                },
+                }
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
                     if let Err(e) = session.handle_timeout(std_now()) {
                         return End::Error(e);
                     }
+                    continue;
                 }
                 _ = &mut shutdown => return End::Shutdown,
                 _ = &mut kick => return End::Kicked,
+            };
+            match read {
+                Ok(0) => return End::Disconnected,
+                Ok(n) => {
+                    if let Err(e) = session.handle_input(std_now(), &buf[..n]) {
+                        return End::Error(e);
+                    }
+                }
+                Err(e) => return End::Io(e),
             }
         }
     }

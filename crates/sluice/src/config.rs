@@ -70,6 +70,8 @@ pub struct RtmpConfig {
     pub max_connections_per_ip: usize,
     pub max_publishers: usize,
     pub allowed_apps: Vec<String>,
+    pub read_coalesce_ms: u64,
+    pub read_batch_bytes: usize,
 }
 
 impl Default for RtmpConfig {
@@ -89,6 +91,8 @@ impl Default for RtmpConfig {
             max_connections_per_ip: 64,
             max_publishers: 256,
             allowed_apps: Vec::new(),
+            read_coalesce_ms: 50,
+            read_batch_bytes: 32 * 1024,
         }
     }
 }
@@ -330,6 +334,16 @@ impl Config {
             r.max_publishers >= 1,
             "rtmp.max_publishers",
             "must be at least 1",
+        )?;
+        check(
+            r.read_coalesce_ms <= 200,
+            "rtmp.read_coalesce_ms",
+            "must be between 0 (off) and 200",
+        )?;
+        check(
+            (1..=4 * 1024 * 1024).contains(&r.read_batch_bytes),
+            "rtmp.read_batch_bytes",
+            "must be between 1 and 4194304",
         )?;
         for a in &r.allowed_apps {
             check(

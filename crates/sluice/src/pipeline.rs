@@ -38,6 +38,8 @@ pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
         max_connections: r.max_connections,
         max_connections_per_ip: r.max_connections_per_ip,
         allowed_apps: (!r.allowed_apps.is_empty()).then(|| r.allowed_apps.clone()),
+        read_coalesce: ms(r.read_coalesce_ms),
+        read_batch_bytes: r.read_batch_bytes,
         ..rtmp_ingest::IngestConfig::default()
     }
 }
@@ -274,11 +276,28 @@ pub struct PublishSink {
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
 /// labels hashes and allocates; the per-tag path must not).
+///
+/// Counts are added to the handles in batches (every [`METRIC_FLUSH_TAGS`] tags, at each
+/// keyframe and at the end of the publish): a Prometheus scrape every few seconds cannot tell,
+/// and it takes four atomic read-modify-writes off the per-tag path.
 struct StreamMetrics {
     bytes_received: metrics::Counter,
     video_frames: metrics::Counter,
     audio_frames: metrics::Counter,
     keyframes: metrics::Counter,
+    pending: PendingCounts,
+}
+
+/// Tags between two metric flushes (about a second of a typical stream).
+const METRIC_FLUSH_TAGS: u32 = 64;
+
+#[derive(Default)]
+struct PendingCounts {
+    tags: u32,
+    bytes: u64,
+    video_frames: u64,
+    audio_frames: u64,
+    keyframes: u64,
 }
 
 impl StreamMetrics {
@@ -289,6 +308,21 @@ impl StreamMetrics {
             video_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "video"),
             audio_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "audio"),
             keyframes: metrics::counter!("sluice_stream_keyframes_total", "app" => a, "stream" => s),
+            pending: PendingCounts::default(),
+        }
+    }
+
+    fn flush(&mut self) {
+        let p = std::mem::take(&mut self.pending);
+        for (counter, n) in [
+            (&self.bytes_received, p.bytes),
+            (&self.video_frames, p.video_frames),
+            (&self.audio_frames, p.audio_frames),
+            (&self.keyframes, p.keyframes),
+        ] {
+            if n > 0 {
+                counter.increment(n);
+            }
         }
     }
 }
@@ -422,9 +456,13 @@ impl MediaSink for PublishSink {
             rtmp_ingest::TagKind::Video => remux::TagKind::Video,
             rtmp_ingest::TagKind::Script => remux::TagKind::Script,
         };
-        // Per tag: pre-registered metric handles and plain counters; no allocation, no lookup.
+        // Per tag: plain counters, flushed to the pre-registered metric handles in batches; no
+        // allocation, no lookup.
         let len = tag.payload.len() as u64;
-        self.metrics.bytes_received.increment(len);
+        let pending = &mut self.metrics.pending;
+        pending.tags += 1;
+        pending.bytes += len;
+        let mut flush = pending.tags >= METRIC_FLUSH_TAGS;
         {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             st.bytes_received += len;
@@ -434,10 +472,11 @@ impl MediaSink for PublishSink {
                     remux::TagKind::Video => {
                         if frame {
                             st.video_frames += 1;
-                            self.metrics.video_frames.increment(1);
+                            pending.video_frames += 1;
                             if info.is_keyframe {
                                 st.keyframes += 1;
-                                self.metrics.keyframes.increment(1);
+                                pending.keyframes += 1;
+                                flush = true;
                             }
                         }
                         if self.video_codec != Some(info.codec) {
@@ -448,7 +487,7 @@ impl MediaSink for PublishSink {
                     remux::TagKind::Audio => {
                         if frame {
                             st.audio_frames += 1;
-                            self.metrics.audio_frames.increment(1);
+                            pending.audio_frames += 1;
                         }
                         if self.audio_codec != Some(info.codec) {
                             self.audio_codec = Some(info.codec);
@@ -458,6 +497,9 @@ impl MediaSink for PublishSink {
                     remux::TagKind::Script => {}
                 }
             }
+        }
+        if flush {
+            self.metrics.flush();
         }
         if self.broken {
             return;
@@ -498,6 +540,7 @@ impl MediaSink for PublishSink {
     }
 
     fn on_close(mut self, summary: PublishSummary) {
+        self.metrics.flush();
         if !self.broken {
             self.remuxer.finish();
             self.drain();

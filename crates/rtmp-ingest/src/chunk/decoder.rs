@@ -22,9 +22,11 @@ use crate::error::{HexExcerpt, IngestError};
 
 /// Longest possible chunk header: 3 (basic) + 11 (fmt 0) + 4 (extended timestamp).
 const MAX_HEADER_BYTES: usize = 18;
-/// Initial capacity of a message body is at most one chunk; it grows (amortised doubling) as
-/// bytes actually arrive, so a peer cannot make us reserve memory by only announcing lengths
-/// (64 chunk streams each announcing a large message must not cost 64 large buffers).
+/// Initial capacity of a message body: the whole message up to 64 KiB (audio frames and most
+/// inter frames are allocated once, without regrowth copies); larger bodies grow (amortised
+/// doubling) as bytes actually arrive, so a peer cannot make us reserve much memory by only
+/// announcing lengths (64 chunk streams each announcing a large message cost at most 64 x 64 KiB,
+/// the same as one chunk each at the largest chunk sizes).
 const MAX_INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 
 /// Limits for the decoder (from [`crate::IngestConfig`]).
@@ -109,6 +111,29 @@ impl ChunkDecoder {
     /// Number of chunk streams holding a partly received message.
     pub fn partial_messages(&self) -> usize {
         self.partial_count
+    }
+
+    /// A lower bound on the input bytes still needed before a partly received message can
+    /// complete (its missing payload plus at least one header byte per chunk still to come),
+    /// over all chunk streams; `None` when no message is partly received.
+    ///
+    /// Drivers use it to be woken when a large message is complete rather than per TCP segment
+    /// (`SO_RCVLOWAT`); a lower bound only ever wakes them early, never late.
+    pub fn bytes_to_complete_message(&self) -> Option<usize> {
+        let chunk_size = self.chunk_size.max(1) as usize;
+        self.streams
+            .iter()
+            .filter_map(|(csid, state)| {
+                let have = state.partial.as_ref()?.len();
+                let missing = (state.length as usize).saturating_sub(have);
+                let in_current = match self.in_chunk {
+                    Some((c, r)) if c == *csid => (r as usize).min(missing),
+                    _ => 0,
+                };
+                let headers = (missing - in_current).div_ceil(chunk_size);
+                Some((missing + headers).saturating_sub(self.header_len))
+            })
+            .min()
     }
 
     /// The next complete message.
@@ -361,7 +386,7 @@ impl ChunkDecoder {
                 });
             }
             state.partial = Some(BytesMut::with_capacity(
-                (state.length.min(self.chunk_size) as usize).min(MAX_INITIAL_BODY_CAPACITY),
+                (state.length as usize).min(MAX_INITIAL_BODY_CAPACITY),
             ));
             self.partial_count += 1;
         }

@@ -373,10 +373,66 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 
+    /// The read hint is a lower bound: from any prefix, no message completes before the hinted
+    /// number of further bytes.
+    #[test]
+    fn bytes_to_complete_message_is_a_lower_bound(
+        msgs in prop::collection::vec((3u32..60, prop::sample::select(vec![8u8, 9]), 0usize..3000), 1..8),
+        chunk_size in prop::sample::select(vec![128u32, 300, 1000, 4096]),
+    ) {
+        let mut out = set_chunk_size_msg(chunk_size);
+        let mut enc = ChunkEncoder::new();
+        enc.set_chunk_size(chunk_size);
+        for (i, (csid, ty, len)) in msgs.iter().enumerate() {
+            enc.write_message(&mut out, *csid, i as u32 * 20, *ty, 1, &vec![7u8; *len]);
+        }
+        // Offsets (bytes consumed) at which each message completes.
+        let mut d = ChunkDecoder::new(limits());
+        let mut done_at = Vec::new();
+        let mut hints = Vec::new();
+        for (i, b) in out.iter().enumerate() {
+            hints.push((i, d.bytes_to_complete_message(), d.partial_messages()));
+            d.handle_input(std::slice::from_ref(b)).unwrap();
+            while d.poll_message().is_some() {
+                done_at.push(i + 1);
+            }
+        }
+        prop_assert_eq!(d.bytes_to_complete_message(), None);
+        for (consumed, hint, partials) in hints {
+            prop_assert_eq!(hint.is_some(), partials > 0);
+            if let Some(h) = hint {
+                let next = done_at.iter().copied().find(|&o| o > consumed).unwrap();
+                prop_assert!(consumed + h <= next, "hint {} at {} but a message completed at {}", h, consumed, next);
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = decode_all(&bytes);
     }
+}
+
+#[test]
+fn bytes_to_complete_message_is_exact_with_one_byte_continuation_headers() {
+    let mut out = set_chunk_size_msg(4096);
+    let mut enc = ChunkEncoder::new();
+    enc.set_chunk_size(4096);
+    enc.write_message(&mut out, 6, 40, 9, 1, &[1u8; 10_000]);
+    let mut d = ChunkDecoder::new(limits());
+    assert_eq!(d.bytes_to_complete_message(), None);
+    let first = out.len() - 10_000 - 2; // set-chunk-size message + 12-byte header
+    d.handle_input(&out[..first]).unwrap();
+    assert!(d.poll_message().is_some(), "set chunk size");
+    assert_eq!(d.bytes_to_complete_message(), Some(10_000 + 2));
+    d.handle_input(&out[first..first + 5000]).unwrap();
+    assert_eq!(
+        d.bytes_to_complete_message(),
+        Some(out.len() - first - 5000)
+    );
+    d.handle_input(&out[first + 5000..]).unwrap();
+    assert_eq!(d.poll_message().map(|m| m.payload.len()), Some(10_000));
+    assert_eq!(d.bytes_to_complete_message(), None);
 }
 
 #[test]

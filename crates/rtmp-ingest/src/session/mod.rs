@@ -248,6 +248,13 @@ impl Session {
         }
     }
 
+    /// A lower bound on the bytes still needed before the partly received RTMP message
+    /// completes; `None` at a message boundary. See
+    /// [`ChunkDecoder::bytes_to_complete_message`](crate::chunk::decoder::ChunkDecoder::bytes_to_complete_message).
+    pub fn bytes_to_complete_message(&self) -> Option<usize> {
+        self.decoder.bytes_to_complete_message()
+    }
+
     /// The earliest deadline, if any (`handshake_to_publish_timeout` or `idle_timeout`).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.phase == Phase::Closed {
