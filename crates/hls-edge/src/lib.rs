@@ -28,6 +28,6 @@ mod stream;
 
 pub use config::EdgeConfig;
 pub use error::EdgeError;
-pub use routes::router;
+pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};
 pub use stream::{NewSegment, StreamInfo, StreamState, StreamSummary};

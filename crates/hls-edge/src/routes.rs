@@ -60,55 +60,93 @@ impl Route {
     }
 }
 
-/// The HLS routes. Also installs a fallback (the same handler: 400/404/405 with the edge's
-/// headers), so the router it is merged into must not set another fallback.
+/// The HLS edge as a plain request handler (cheap to clone). Everything it serves is in memory,
+/// so answering is synchronous; [`Edge::respond`] is what the HTTP server calls directly for
+/// HLS paths, without a router in between.
+#[derive(Clone)]
+pub struct Edge(Arc<EdgeState>);
+
+impl Edge {
+    pub fn new(store: Store) -> Self {
+        let cfg = store.config();
+        let cors_origin =
+            cfg.cors_allow_origin
+                .as_deref()
+                .and_then(|o| match HeaderValue::from_str(o) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        tracing::warn!(
+                            "cors_allow_origin is not a valid header value; CORS headers disabled"
+                        );
+                        None
+                    }
+                });
+        Edge(Arc::new(EdgeState {
+            segment_cache_control: header_value(format!(
+                "public, max-age={}, immutable",
+                cfg.segment_cache_max_age_s
+            )),
+            not_found_cache_control: header_value(format!(
+                "public, max-age={}",
+                cfg.not_found_max_age_s
+            )),
+            cors_origin,
+            store,
+        }))
+    }
+
+    /// True for the paths the edge owns: exactly three segments, `/{app}/{stream}/{file}`.
+    /// Every other path belongs to whatever router the edge is merged into (its fallback is
+    /// still the edge, for 400/404 with the edge's headers).
+    pub fn is_hls_path(path: &str) -> bool {
+        path.starts_with('/') && path.bytes().filter(|&b| b == b'/').count() == 3
+    }
+
+    /// Answers one request (any path: non-HLS paths get the edge's 400/404).
+    pub fn respond<B>(&self, req: &http::Request<B>) -> Response {
+        let state = &*self.0;
+        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+        let (route, result) = serve(state, method, uri, headers);
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => error_response(state, e),
+        };
+        finish(state, route, method, &mut resp);
+        resp
+    }
+}
+
+/// The HLS routes as an axum router. Also installs a fallback (the same handler: 400/404/405
+/// with the edge's headers), so the router it is merged into must not set another fallback.
 pub fn router(store: Store) -> Router {
-    let cfg = store.config();
-    let cors_origin =
-        cfg.cors_allow_origin
-            .as_deref()
-            .and_then(|o| match HeaderValue::from_str(o) {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    tracing::warn!(
-                        "cors_allow_origin is not a valid header value; CORS headers disabled"
-                    );
-                    None
-                }
-            });
-    let state = EdgeState {
-        segment_cache_control: header_value(format!(
-            "public, max-age={}, immutable",
-            cfg.segment_cache_max_age_s
-        )),
-        not_found_cache_control: header_value(format!(
-            "public, max-age={}",
-            cfg.not_found_max_age_s
-        )),
-        cors_origin,
-        store,
-    };
-    Router::new()
-        .route("/{app}/{stream}/{file}", any(handle))
-        .fallback(handle)
-        .with_state(Arc::new(state))
+    Edge::new(store).router()
+}
+
+impl Edge {
+    /// This edge as an axum router (see [`router`]).
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/{app}/{stream}/{file}", any(handle))
+            .fallback(handle)
+            .with_state(self)
+    }
+}
+
+/// A response that takes `headers` as its header map (moved, not re-inserted one by one).
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
 }
 
 fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
-async fn handle(State(state): State<Arc<EdgeState>>, req: axum::extract::Request) -> Response {
+async fn handle(State(edge): State<Edge>, req: axum::extract::Request) -> Response {
     // The request is taken whole: extracting `HeaderMap`/`Uri` by value would clone them.
-    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
-    let (route, result) = serve(&state, method, uri, headers);
-    let method = method.clone();
-    let mut resp = match result {
-        Ok(r) => r,
-        Err(e) => error_response(&state, e),
-    };
-    finish(&state, route, &method, &mut resp);
-    resp
+    edge.respond(&req)
 }
 
 fn serve(
@@ -223,7 +261,7 @@ fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap)
     h.insert(header::LAST_MODIFIED, ph.last_modified.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if not_modified(headers, etag, p.last_modified) {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
+        return response(StatusCode::NOT_MODIFIED, h, Body::empty());
     }
     h.insert(
         header::CONTENT_TYPE,
@@ -238,7 +276,7 @@ fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap)
     } else {
         Body::from(body.clone())
     };
-    (StatusCode::OK, h, body).into_response()
+    response(StatusCode::OK, h, body)
 }
 
 fn segment_response(
@@ -247,13 +285,13 @@ fn segment_response(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, EdgeError> {
-    let mut h = HeaderMap::new();
+    let mut h = HeaderMap::with_capacity(12);
     h.insert(header::CACHE_CONTROL, state.segment_cache_control.clone());
     h.insert(header::ETAG, s.etag_value.clone());
     h.insert(header::LAST_MODIFIED, s.last_modified_value.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if not_modified(headers, &s.etag, s.last_modified) {
-        return Ok((StatusCode::NOT_MODIFIED, h).into_response());
+        return Ok(response(StatusCode::NOT_MODIFIED, h, Body::empty()));
     }
     h.insert(
         header::CONTENT_TYPE,
@@ -282,7 +320,7 @@ fn segment_response(
             } else {
                 Body::new(ChunksBody::new(s.chunks.clone()))
             };
-            Ok((StatusCode::OK, h, body).into_response())
+            Ok(response(StatusCode::OK, h, body))
         }
         RangeOutcome::Partial { first, last } => {
             h.insert(
@@ -295,7 +333,7 @@ fn segment_response(
             } else {
                 Body::new(ChunksBody::new(slice_chunks(&s.chunks, first, last)))
             };
-            Ok((StatusCode::PARTIAL_CONTENT, h, body).into_response())
+            Ok(response(StatusCode::PARTIAL_CONTENT, h, body))
         }
         RangeOutcome::Unsatisfiable => Err(EdgeError::RangeNotSatisfiable { len_bytes: len }),
     }
@@ -321,7 +359,7 @@ fn preflight(state: &EdgeState) -> Response {
             HeaderValue::from_static("86400"),
         );
     }
-    (StatusCode::NO_CONTENT, h).into_response()
+    response(StatusCode::NO_CONTENT, h, Body::empty())
 }
 
 fn error_response(state: &EdgeState, e: EdgeError) -> Response {

@@ -64,8 +64,9 @@ pub struct RemuxConfig {
     pub max_nal_units_per_frame: usize,
     /// Maximum gap between PCRs on the PCR PID while frames are dense enough. Default 40.
     pub pcr_interval_ms: u32,
-    /// AAC/MP3 frames grouped into one audio PES. Default 8 (about 170 ms of 48 kHz AAC; hls.js,
-    /// ffmpeg and Safari accept multi-frame audio PES; fewer PES headers and less stuffing).
+    /// AAC/MP3 frames grouped into one audio PES. Default 14 (about 300 ms of 48 kHz AAC, as
+    /// nginx-rtmp's `hls_max_audio_delay`; hls.js, ffmpeg and Safari accept multi-frame audio
+    /// PES). Each PES costs a header and, on average, half a TS packet of stuffing.
     pub audio_frames_per_pes: usize,
     /// How long (media time) to wait for a missing sequence header before the first segment
     /// declares the tracks. Default 1000.
@@ -87,7 +88,7 @@ impl Default for RemuxConfig {
             max_frame_bytes: 8 << 20,
             max_nal_units_per_frame: 1024,
             pcr_interval_ms: 40,
-            audio_frames_per_pes: 8,
+            audio_frames_per_pes: 14,
             track_wait_ms: 1000,
             track_wait_max_tags: 512,
         }

@@ -23,7 +23,7 @@ struct ApiState {
     page: Arc<str>,
 }
 
-pub fn router(app: Arc<App>, prometheus: PrometheusHandle) -> Router {
+pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge) -> Router {
     let page: Arc<str> = preview_page(&app.cfg.http.hlsjs_url).into();
     let timeout = Duration::from_millis(app.cfg.http.request_timeout_ms);
     let max_concurrent = app.cfg.http.max_concurrent_requests;
@@ -43,7 +43,10 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle) -> Router {
             get(get_stream).delete(kick_stream),
         )
         .with_state(state);
-    own.merge(hls_edge::router(app.store.clone())).layer(
+    // The timeout and concurrency limit guard the operator routes (metrics rendering, JSON,
+    // webhooks-adjacent kicks); HLS answers come from memory without waiting, are bounded by the
+    // connection limits, and must not pay a timer and a semaphore per request.
+    own.layer(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                 (StatusCode::SERVICE_UNAVAILABLE, "overloaded or timed out\n")
@@ -52,6 +55,7 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle) -> Router {
             .concurrency_limit(max_concurrent)
             .timeout(timeout),
     )
+    .merge(edge.router())
 }
 
 async fn index(State(s): State<ApiState>) -> Response {

@@ -114,6 +114,7 @@ pub struct HttpConfig {
     pub write_stall_timeout_ms: u64,
     pub max_connections: usize,
     pub max_header_bytes: usize,
+    pub workers: usize,
 }
 
 impl Default for HttpConfig {
@@ -130,6 +131,7 @@ impl Default for HttpConfig {
             write_stall_timeout_ms: 20_000,
             max_connections: 10_000,
             max_header_bytes: 16 * 1024,
+            workers: 0,
         }
     }
 }
@@ -414,6 +416,11 @@ impl Config {
             (8192..=1024 * 1024).contains(&h.max_header_bytes),
             "http.max_header_bytes",
             "must be between 8192 and 1048576",
+        )?;
+        check(
+            h.workers <= 1024,
+            "http.workers",
+            "must be between 0 (one per CPU) and 1024",
         )?;
         let a = &self.auth;
         for (url, name) in [

@@ -57,8 +57,7 @@ async fn run(cfg: Config) -> Result<()> {
     let rtmp_listener = tokio::net::TcpListener::bind(cfg.rtmp.listen)
         .await
         .with_context(|| format!("binding RTMP listener on {} (rtmp.listen)", cfg.rtmp.listen))?;
-    let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
-        .await
+    let http_listener = std::net::TcpListener::bind(cfg.http.listen)
         .with_context(|| format!("binding HTTP listener on {} (http.listen)", cfg.http.listen))?;
     tracing::info!(
         rtmp = %rtmp_listener.local_addr()?,
@@ -77,16 +76,23 @@ async fn run(cfg: Config) -> Result<()> {
         app.clone(),
         ingest_shutdown.clone(),
     ));
-    let router = api::router(app.clone(), prometheus);
+    let edge = hls_edge::Edge::new(app.store.clone());
+    let router = api::router(app.clone(), prometheus, edge.clone());
     let limits = http_server::HttpLimits {
         header_read_timeout: ms(cfg.http.header_read_timeout_ms),
         write_stall_timeout: ms(cfg.http.write_stall_timeout_ms),
         max_connections: cfg.http.max_connections,
         max_header_bytes: cfg.http.max_header_bytes,
     };
-    let http = tokio::spawn(http_server::serve(
+    let workers = match cfg.http.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let http = tokio::spawn(http_server::serve_on_workers(
         http_listener,
+        workers,
         router,
+        edge,
         limits,
         http_shutdown.clone(),
         ms(cfg.http.shutdown_timeout_ms),

@@ -81,6 +81,30 @@ mod tests {
         assert_eq!(recv_low_watermark(&s).unwrap(), 1);
     }
 
+    /// The exception stays an exception: every other crate of the workspace (and xtask) takes
+    /// the workspace lints, which forbid `unsafe_code`.
+    #[test]
+    fn every_other_crate_forbids_unsafe() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        assert!(workspace.contains("unsafe_code = \"forbid\""));
+        let mut manifests = vec![root.join("xtask/Cargo.toml")];
+        for dir in std::fs::read_dir(root.join("crates")).unwrap() {
+            let dir = dir.unwrap().path();
+            if dir.file_name().is_some_and(|n| n != "sockopt") {
+                manifests.push(dir.join("Cargo.toml"));
+            }
+        }
+        for m in manifests {
+            let text = std::fs::read_to_string(&m).unwrap();
+            assert!(
+                text.contains("[lints]\nworkspace = true"),
+                "{} must use the workspace lints (unsafe_code = forbid)",
+                m.display()
+            );
+        }
+    }
+
     #[test]
     fn bad_descriptor_is_an_error_not_a_crash() {
         let f = std::fs::File::open("/dev/null").unwrap();
