@@ -1,4 +1,4 @@
-//! Arbitrary bytes into the chunk decoder, fed in fuzzer-sized pieces.
+//! Arbitrary bytes into the chunk decoder, fed in fuzzer-sized pieces; the read hint after each.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rtmp_ingest::chunk::decoder::{ChunkDecoder, DecoderLimits};
@@ -11,5 +11,8 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         while d.poll_message().is_some() {}
+        // The driver asks for the read hint after every read: it must never panic, and it is
+        // given exactly when a message is partly received.
+        assert_eq!(d.bytes_to_complete_message().is_some(), d.partial_messages() > 0);
     }
 });
