@@ -292,7 +292,8 @@ struct Watermark {
 
 impl Watermark {
     fn set(&mut self, socket: &TcpStream, bytes: usize) {
-        if self.unsupported || bytes == self.current {
+        // After a failure only the reset to 1 is still attempted.
+        if bytes == self.current || (self.unsupported && bytes != 1) {
             return;
         }
         match sockopt::set_recv_low_watermark(socket, bytes) {
@@ -500,9 +501,14 @@ impl Connection {
                 if tick.is_none() {
                     tick = Some(aligned_interval(coalesce));
                 }
-            } else if watermark.current != 1 {
-                watermark.set(socket, 1);
-                tick = None;
+            } else {
+                if watermark.current != 1 {
+                    watermark.set(socket, 1);
+                }
+                // The tick goes only once the kernel wakes us for every byte again.
+                if watermark.current == 1 {
+                    tick = None;
+                }
             }
             match (session.poll_timeout(), armed) {
                 (Some(want), Some(at)) if want >= at => {}
