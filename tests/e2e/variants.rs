@@ -14,158 +14,71 @@ use crate::support::*;
 
 struct Variant {
     name: &'static str,
-    args: &'static [&'static str],
+    /// lavfi sources (`-f lavfi -i ...`).
+    video: Option<&'static str>,
+    audio: Option<&'static str>,
+    /// Encoder options after the inputs (x264 basics are added when there is video).
+    codec_args: &'static str,
     expect: &'static [&'static str],
+}
+
+impl Variant {
+    fn ffmpeg_args(&self) -> Vec<&'static str> {
+        let mut a = Vec::new();
+        for src in [self.video, self.audio].into_iter().flatten() {
+            a.extend(["-f", "lavfi", "-i", src]);
+        }
+        if self.video.is_some() {
+            a.extend("-c:v libx264 -preset ultrafast -pix_fmt yuv420p".split_whitespace());
+        }
+        a.extend(self.codec_args.split_whitespace());
+        a
+    }
 }
 
 const VARIANTS: &[Variant] = &[
     Variant {
         name: "bframes",
-        args: &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=300:sample_rate=44100",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "3",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-        ],
+        video: Some("testsrc2=size=320x240:rate=30"),
+        audio: Some("sine=frequency=300:sample_rate=44100"),
+        codec_args: "-bf 3 -g 60 -c:a aac -b:a 96k",
         expect: &["aac", "h264"],
     },
     Variant {
         name: "irregular",
-        args: &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=500:sample_rate=48000",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "2",
-            "-g",
-            "250",
-            "-pix_fmt",
-            "yuv420p",
-            "-force_key_frames",
-            "expr:gte(t,n_forced*1.7)+eq(n,37)+eq(n,130)",
-            "-c:a",
-            "aac",
-        ],
+        video: Some("testsrc2=size=320x240:rate=25"),
+        audio: Some("sine=frequency=500:sample_rate=48000"),
+        codec_args:
+            "-bf 2 -g 250 -force_key_frames expr:gte(t,n_forced*1.7)+eq(n,37)+eq(n,130) -c:a aac",
         expect: &["aac", "h264"],
     },
     Variant {
         name: "videoonly",
-        args: &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "2",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-an",
-        ],
+        video: Some("testsrc2=size=320x240:rate=30"),
+        audio: None,
+        codec_args: "-bf 2 -g 60 -an",
         expect: &["h264"],
     },
     Variant {
         name: "audioonly",
-        args: &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=700:sample_rate=48000",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-vn",
-        ],
+        video: None,
+        audio: Some("sine=frequency=700:sample_rate=48000"),
+        codec_args: "-c:a aac -b:a 128k -vn",
         expect: &["aac"],
     },
     Variant {
         name: "mp3",
-        args: &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "2",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-        ],
+        video: Some("testsrc2=size=320x240:rate=30"),
+        audio: Some("sine=frequency=440:sample_rate=44100"),
+        codec_args: "-bf 2 -g 60 -c:a libmp3lame -b:a 128k",
         expect: &["h264", "mp3"],
     },
     Variant {
         name: "ts2pow24",
         // Starts 5 s before 2^24 ms (16777.216 s): crosses the extended-timestamp boundary.
-        args: &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "2",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-output_ts_offset",
-            "16772.2",
-        ],
+        video: Some("testsrc2=size=320x240:rate=30"),
+        audio: Some("sine=frequency=440:sample_rate=48000"),
+        codec_args: "-bf 2 -g 60 -c:a aac -output_ts_offset 16772.2",
         expect: &["aac", "h264"],
     },
 ];
@@ -174,7 +87,7 @@ const VARIANTS: &[Variant] = &[
 fn publish_and_collect(s: &Sluice, v: &Variant, seconds: u32) -> Vec<Vec<u8>> {
     let mut ff = Command::new("ffmpeg");
     ff.args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(v.args)
+        .args(v.ffmpeg_args())
         .args([
             "-t",
             &seconds.to_string(),
