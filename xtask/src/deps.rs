@@ -31,6 +31,10 @@ const TOOLS: &[(&str, &[&str])] = &[
     ("docker-compose", &["docker-compose"]),
     ("wrk", &["wrk"]),
     ("node", &["nodejs"]),
+    // librtmp's player/publisher (RTMP play tests), the fleet registry and the monitoring stack.
+    ("rtmpdump", &["rtmpdump"]),
+    ("redis-server", &["redis-server"]),
+    ("prometheus", &["prometheus"]),
     ("npm", &["npm"]),
 ];
 
@@ -86,6 +90,7 @@ pub fn ensure(root: &Path) -> Result<()> {
         }
     }
     ensure_npm(root)?;
+    ensure_ffmpeg9()?;
     ensure_cargo_fuzz()?;
     let missing: Vec<&str> = TOOLS.iter().map(|(c, _)| *c).filter(|c| !have(c)).collect();
     if !missing.is_empty() {
@@ -117,6 +122,44 @@ fn ensure_npm(root: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The static FFmpeg 9 of the PyPI package `imageio-ffmpeg`: the Enhanced RTMP publisher (HEVC,
+/// AV1, VP9, Opus, multitrack) that Debian's FFmpeg 5.1 is not.
+pub fn ffmpeg9_path() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .output()
+        .ok()?;
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && Path::new(&p).exists()).then_some(p)
+}
+
+fn ensure_ffmpeg9() -> Result<()> {
+    if ffmpeg9_path().is_some() {
+        return Ok(());
+    }
+    let r = run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--root-user-action=ignore",
+        "imageio-ffmpeg",
+    ]));
+    match (r, ffmpeg9_path()) {
+        (_, Some(_)) => Ok(()),
+        (Err(e), None) if in_ci() => Err(e),
+        (Ok(()), None) if in_ci() => bail!("imageio-ffmpeg installed but its ffmpeg is missing"),
+        (_, None) => {
+            eprintln!("xtask: warning: FFmpeg 9 (imageio-ffmpeg) unavailable; E-RTMP tests will skip");
+            Ok(())
+        }
     }
 }
 

@@ -139,7 +139,13 @@ fn test(root: &Path, no_lint: bool, fuzz_seconds: u64) -> Result<()> {
     }
     // Unit, property, golden, real-peer (ffmpeg, GStreamer) and browser (hls.js in Chromium,
     // Varnish) tests. The real-peer tests fail rather than skip when CI=true.
-    run(cargo().args(["test", "--workspace", "--locked", "--", "--test-threads=2"]))?;
+    let mut t = cargo();
+    t.args(["test", "--workspace", "--locked", "--", "--test-threads=2"]);
+    // Tests find the Enhanced RTMP publisher here (not a SLUICE_ name: strict config).
+    if let Some(p) = deps::ffmpeg9_path() {
+        t.env("FFMPEG9", p);
+    }
+    run(&mut t)?;
     docker_check(root)?;
     fuzz(root, fuzz_seconds, None)?;
     eprintln!("xtask: the whole suite passed");
