@@ -6,6 +6,8 @@ mod auth;
 mod config;
 mod http_server;
 mod pipeline;
+#[cfg(test)]
+mod sim;
 mod telemetry;
 
 use std::sync::Arc;
