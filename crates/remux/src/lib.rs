@@ -15,6 +15,7 @@
 
 pub mod aac;
 pub mod avc;
+pub mod codec;
 mod error;
 pub mod flv;
 mod meta;
