@@ -18,6 +18,7 @@ pub mod avc;
 pub mod codec;
 mod error;
 pub mod flv;
+pub mod fmp4;
 mod meta;
 mod segmenter;
 pub mod timeline;
