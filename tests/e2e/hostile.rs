@@ -216,7 +216,7 @@ hostile_cases! {
     chunk_message_above_max_message_bytes: Expect::Error("limit_exceeded") => |c, _, _| {
         c.handshake().send(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0, 1, 2, 3]);
     };
-    /// fmt 3 needs a previous header on its chunk stream ([RTMP] §5.3.1.2.4).
+    /// fmt 3 needs a previous header on its chunk stream (RTMP §5.3.1.2.4).
     chunk_fmt3_without_state: Expect::Error("malformed_chunk") => |c, _, _| {
         c.handshake().send(&[0xC0 | 9, 1, 2, 3, 4]);
     };
@@ -237,7 +237,7 @@ hostile_cases! {
             c.send(&m[..12 + 65536 * 24]); // 1.5 MiB of each 3 MiB message
         }
     };
-    /// Abort for a chunk stream never used is harmless ([RTMP] §5.4.2 discards nothing); the
+    /// Abort for a chunk stream never used is harmless (RTMP §5.4.2 discards nothing); the
     /// silence after it is what the deadline ends.
     chunk_abort_for_an_unknown_stream_then_silence: Expect::Deadline => |c, _, _| {
         c.handshake().message(2, 2, 0, 0, &77u32.to_be_bytes(), 128);

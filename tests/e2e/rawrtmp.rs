@@ -1,4 +1,4 @@
-//! A deliberately dumb RTMP client for hostile-input tests ([RTMP] §5.2 handshake, §5.3 chunks,
+//! A deliberately dumb RTMP client for hostile-input tests (RTMP §5.2 handshake, §5.3 chunks,
 //! §7.2 commands): it writes exactly the bytes a test asks for (valid or not; well-formed
 //! messages through the project's own encoder via `test_support::rtmp`), reads what the server
 //! sends back into messages, and reports when the server closed.

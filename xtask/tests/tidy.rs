@@ -142,7 +142,7 @@ fn nothing_refers_to_documents_outside_the_repository() {
     .collect();
     assert!(
         found.is_empty(),
-        "cite the specification sections (e.g. \"[RTMP] §5.3.1\", \"ISO/IEC 13818-1 §2.4.4.3\", \
+        "cite the specification sections (e.g. \"RTMP §5.3.1\", \"ISO/IEC 13818-1 §2.4.4.3\", \
          \"RFC 8216bis §4.4.4.9\") or the peer's source file, never notes outside the \
          repository:\n  {}",
         found.join("\n  ")

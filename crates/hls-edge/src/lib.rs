@@ -1,5 +1,5 @@
 //! Sluice's HLS edge: an in-memory store of live media playlists and MPEG-TS segments and the
-//! axum router that serves them to players and CDNs (HLS draft-pantos-hls-rfc8216bis, "[HLSbis]":
+//! axum router that serves them to players and CDNs (draft-pantos-hls-rfc8216bis, cited as RFC 8216bis:
 //! §4 playlist format, §6.2 server responsibilities, Appendix B.1 caching).
 //!
 //! Data flow: the binary calls [`Store::begin_publish`] when a publisher starts and pushes each

@@ -1,5 +1,5 @@
 //! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/index.m3u8` and `.../seg-{n}.ts`
-//! ([HLSbis] §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
+//! (RFC 8216bis §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` and, if configured, CORS headers.
 //! Error bodies are fixed texts. Nothing here waits on ingest or holds a lock while writing.

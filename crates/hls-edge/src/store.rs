@@ -1,5 +1,5 @@
 //! The in-memory HLS store: playlists per app/stream and segment bodies in a byte-bounded `moka`
-//! cache ([HLSbis] §6.2.1 playlist updates, §6.2.2 live window and segment availability).
+//! cache (RFC 8216bis §6.2.1 playlist updates, §6.2.2 live window and segment availability).
 //!
 //! Locks: `streams` (map) before a stream's `core` mutex before `tombstones`; never two `core`
 //! mutexes at once; nothing held across `.await`; the moka eviction listener takes no lock.

@@ -1,6 +1,6 @@
 //! One stream's playlist state, sans IO: live window, media and discontinuity sequence numbers,
 //! program date-times, grace / ended / removed life cycle and segment availability
-//! ([HLSbis] §6.2.1 live playlists, §6.2.2 live window and availability). Time is passed in.
+//! (RFC 8216bis §6.2.1 live playlists, §6.2.2 live window and availability). Time is passed in.
 //!
 //! ```text
 //!  begin ──► Live ──end──► Grace ──grace_period──► Ended (ENDLIST) ──ended_retention──► Removed
@@ -344,7 +344,7 @@ impl StreamCore {
     }
 
     /// Removes segments from the front while more than `window_segments` are listed and the
-    /// rest still holds at least 3 target durations ([HLSbis] §6.2.2).
+    /// rest still holds at least 3 target durations (RFC 8216bis §6.2.2).
     fn slide(&mut self, now: Instant, cfg: &EdgeConfig, td: u32) {
         let min_90k = 3 * u64::from(td) * 90_000;
         let mut total = self.playlist_duration_90k();

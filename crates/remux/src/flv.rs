@@ -1,5 +1,5 @@
-//! FLV tag bodies as carried in RTMP messages 8/9: legacy audio/video tag headers ([FLV] E.4.2.1,
-//! E.4.3.1) and Enhanced RTMP ExVideoTagHeader / ExAudioTagHeader ([ERTMP2], including ModEx and
+//! FLV tag bodies as carried in RTMP messages 8/9: legacy audio/video tag headers (FLV E.4.2.1,
+//! E.4.3.1) and Enhanced RTMP ExVideoTagHeader / ExAudioTagHeader (Enhanced RTMP v2, including ModEx and
 //! Multitrack). Only the header is parsed here; the body is returned as a zero-copy `Bytes` slice.
 //!
 //! ```text
@@ -127,7 +127,7 @@ fn si24(kind: TagKind, data: &[u8], pos: usize) -> Result<i32, RemuxError> {
     Ok(((raw << 8) as i32) >> 8)
 }
 
-/// Skips ModEx blocks ([ERTMP2] "ModEx"): returns (next packet type, position after them).
+/// Skips ModEx blocks (Enhanced RTMP v2 "ModEx"): returns (next packet type, position after them).
 fn skip_modex(
     kind: TagKind,
     data: &[u8],

@@ -1,5 +1,5 @@
 //! The whole pipeline in memory on a simulated clock (the quinn-proto harness pattern): RTMP
-//! bytes from a test publisher ([RTMP] §5.2–§7.2, written with `test_support::rtmp`) into the
+//! bytes from a test publisher (RTMP §5.2–§7.2, written with `test_support::rtmp`) into the
 //! sans-IO `rtmp_ingest::session::Session`, its events into [`crate::pipeline::App`] (publish
 //! decision, registry, `PublishSink`), the remuxer, the `hls_edge::Store` and
 //! `hls_edge::Edge::respond`, with no socket and no sleep: tokio's clock is paused and advanced

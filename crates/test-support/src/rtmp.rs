@@ -1,5 +1,5 @@
-//! The test-side RTMP client, built on the project's own codec ([RTMP] §5.3 chunking through
-//! `rtmp_ingest::chunk`, [AMF0] §2 through `rtmp_ingest::amf0`): writes the messages a test asks
+//! The test-side RTMP client, built on the project's own codec (RTMP §5.3 chunking through
+//! `rtmp_ingest::chunk`, AMF0 §2 through `rtmp_ingest::amf0`): writes the messages a test asks
 //! for (well-formed ones through the encoder; tests that need broken bytes write them raw) and
 //! reads the server's replies back into messages and AMF0 values.
 
@@ -10,7 +10,7 @@ use rtmp_ingest::chunk::{message_type, ChunkDecoder, ChunkEncoder, RawMessage};
 
 pub use rtmp_ingest::amf0::Amf0Value as Amf;
 
-/// C0+C1 of a simple handshake ([RTMP] §5.2.2–5.2.3): version 3, zero time and zero field, and
+/// C0+C1 of a simple handshake (RTMP §5.2.2–5.2.3): version 3, zero time and zero field, and
 /// a fixed pseudo-random pattern (the server does not check it).
 pub fn c0c1() -> Vec<u8> {
     let mut out = vec![3u8];
