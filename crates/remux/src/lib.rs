@@ -15,7 +15,9 @@
 
 pub mod aac;
 pub mod avc;
+pub mod codec;
 mod error;
+pub mod fmp4;
 mod meta;
 mod segmenter;
 pub mod timeline;
