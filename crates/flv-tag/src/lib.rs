@@ -1,5 +1,5 @@
 //! The one definition of FLV audio/video tag semantics as RTMP messages 8/9 carry them: the legacy
-//! headers (FLV Adobe FLV File Format Specification v10.1 §E.4.2.1 AUDIODATA, §E.4.3.1 VIDEODATA)
+//! headers (Adobe FLV File Format Specification v10.1, "FLV", §E.4.2.1 AUDIODATA, §E.4.3.1 VIDEODATA)
 //! and the Enhanced RTMP v2 headers (veovera "Enhanced RTMP" v2: ExVideoTagHeader,
 //! ExAudioTagHeader, ModEx, Multitrack, FourCCs).
 //!
