@@ -4,6 +4,10 @@
 //! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`.
 
 mod bench;
+mod bench_chart;
+mod bench_http;
+mod bench_ingest;
+mod bench_report;
 mod deps;
 mod flv;
 mod http_client;
