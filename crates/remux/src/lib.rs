@@ -15,8 +15,10 @@
 
 pub mod aac;
 pub mod avc;
+pub mod codec;
 mod error;
 pub mod flv;
+pub mod fmp4;
 mod meta;
 mod segmenter;
 pub mod timeline;
