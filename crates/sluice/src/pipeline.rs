@@ -660,7 +660,10 @@ mod tests {
 
     fn app() -> App {
         let cfg = Arc::new(Config::default());
-        let store = hls_edge::Store::new(edge_config(&cfg));
+        let store = hls_edge::Store::new(
+            edge_config(&cfg),
+            Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::UNIX_EPOCH)),
+        );
         App::new(cfg.clone(), store, Authorizer::new(&cfg.auth).unwrap())
     }
 

@@ -27,7 +27,7 @@ fn now() -> Instant {
 /// Advances the simulated clock and lets the store's janitor logic run at the new time.
 async fn advance(app: &App, by: Duration) {
     tokio::time::advance(by).await;
-    app.store.tick(now());
+    app.store.tick();
 }
 
 const SPS: &[u8] = &[
@@ -181,7 +181,10 @@ async fn get(edge: &hls_edge::Edge, path: &str) -> (u16, String) {
 
 fn setup() -> (App, hls_edge::Edge) {
     let cfg = Arc::new(Config::default());
-    let store = hls_edge::Store::new(edge_config(&cfg));
+    let store = hls_edge::Store::new(
+        edge_config(&cfg),
+        Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::UNIX_EPOCH)),
+    );
     let app = App::new(
         cfg.clone(),
         store.clone(),
