@@ -1,5 +1,5 @@
 //! The in-memory HLS store: streams per app/stream, their renditions (one media playlist per
-//! container) and segment bodies in a byte-bounded `moka` cache ([HLSbis] §6.2.1 playlist
+//! container) and segment bodies in a byte-bounded `moka` cache (RFC 8216bis §6.2.1 playlist
 //! updates, §6.2.2 live window and segment availability).
 //!
 //! Locks: `streams` (map) before a stream's `core` mutex before `eviction` or `tombstones`
