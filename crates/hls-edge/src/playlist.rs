@@ -1,4 +1,4 @@
-//! Media playlist rendering (RFC 8216bis §4.4.3, §4.4.4, §6.2.1), for
+//! Media playlist rendering (RFC 8216bis draft-pantos-hls-rfc8216bis §4.4.3, §4.4.4, §6.2.1), for
 //! both containers.
 //!
 //! ```text
