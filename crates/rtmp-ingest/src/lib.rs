@@ -7,7 +7,7 @@
 //!                                                        ├─ chunk::ChunkDecoder / ChunkEncoder
 //!                                                        ├─ message (control, user control, aggregate)
 //!                                                        ├─ amf0 (commands, metadata)
-//!                                                        └─ flv (codec / keyframe / sequence header)
+//!                                                        └─ flv_tag (codec / keyframe / sequence header)
 //!           IngestHandler::authorize ◄── PublishRequested      MediaSink::on_tag ◄── Tag
 //! ```
 //! Invariants: peer input never panics; every length from the wire is checked against
@@ -18,12 +18,14 @@ pub mod amf0;
 pub mod chunk;
 pub mod config;
 pub mod error;
-pub mod flv;
 pub mod handshake;
 pub mod message;
 pub mod query;
 pub mod server;
 pub mod session;
+
+/// The shared FLV / Enhanced RTMP tag semantics ([`IngestTag::info`] is a [`flv_tag::TagInfo`]).
+pub use flv_tag;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,7 +40,7 @@ pub struct IngestTag {
     pub kind: TagKind,
     pub timestamp_ms: u32,
     pub payload: bytes::Bytes,
-    pub info: Option<flv::TagInfo>,
+    pub info: Option<flv_tag::TagInfo>,
 }
 
 /// FLV tag types 8, 9, 18.

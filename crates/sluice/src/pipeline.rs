@@ -99,6 +99,10 @@ pub struct LiveStats {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub codec: Option<serde_json::Value>,
+    /// Newest video and audio frame timestamps (their difference is the console's A/V skew).
+    pub video_timestamp_ms: Option<u32>,
+    pub audio_timestamp_ms: Option<u32>,
+    pub last_segment_duration_ms: Option<u64>,
 }
 
 pub struct LiveEntry {
@@ -270,8 +274,8 @@ pub struct PublishSink {
     kick: CancellationToken,
     broken: bool,
     metrics: StreamMetrics,
-    video_codec: Option<rtmp_ingest::flv::MediaCodec>,
-    audio_codec: Option<rtmp_ingest::flv::MediaCodec>,
+    video_codec: Option<rtmp_ingest::flv_tag::Codec>,
+    audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
 }
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
@@ -327,25 +331,6 @@ impl StreamMetrics {
     }
 }
 
-fn codec_name(c: rtmp_ingest::flv::MediaCodec) -> String {
-    use rtmp_ingest::flv::MediaCodec as M;
-    match c {
-        M::Avc => "h264".into(),
-        M::Hevc => "hevc".into(),
-        M::Av1 => "av1".into(),
-        M::Vp9 => "vp9".into(),
-        M::Vp8 => "vp8".into(),
-        M::Vvc => "vvc".into(),
-        M::Aac => "aac".into(),
-        M::Mp3 => "mp3".into(),
-        M::Opus => "opus".into(),
-        M::Flac => "flac".into(),
-        M::Ac3 => "ac3".into(),
-        M::Eac3 => "eac3".into(),
-        M::Other(id) => format!("other({id:#x})"),
-    }
-}
-
 impl PublishSink {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
@@ -379,6 +364,7 @@ impl PublishSink {
         {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             st.segments += 1;
+            st.last_segment_duration_ms = Some(duration.as_millis() as u64);
             st.bitrate_bps = bitrate;
             st.gop_ms = s.gop_ms_last;
             st.gop_exceeds_target = s.gop_exceeds_target;
@@ -467,10 +453,11 @@ impl MediaSink for PublishSink {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             st.bytes_received += len;
             if let Some(info) = &tag.info {
-                let frame = !info.is_sequence_header;
+                let frame = info.packet == rtmp_ingest::flv_tag::PacketKind::CodedFrames;
                 match kind {
                     remux::TagKind::Video => {
                         if frame {
+                            st.video_timestamp_ms = Some(tag.timestamp_ms);
                             st.video_frames += 1;
                             pending.video_frames += 1;
                             if info.is_keyframe {
@@ -481,17 +468,18 @@ impl MediaSink for PublishSink {
                         }
                         if self.video_codec != Some(info.codec) {
                             self.video_codec = Some(info.codec);
-                            st.video_codec = Some(codec_name(info.codec));
+                            st.video_codec = Some(info.codec.name());
                         }
                     }
                     remux::TagKind::Audio => {
                         if frame {
+                            st.audio_timestamp_ms = Some(tag.timestamp_ms);
                             st.audio_frames += 1;
                             pending.audio_frames += 1;
                         }
                         if self.audio_codec != Some(info.codec) {
                             self.audio_codec = Some(info.codec);
-                            st.audio_codec = Some(codec_name(info.codec));
+                            st.audio_codec = Some(info.codec.name());
                         }
                     }
                     remux::TagKind::Script => {}
