@@ -448,6 +448,10 @@ fn case(
     let d = demux(&read_flv(Bytes::from(std::fs::read(&flv).unwrap())));
     let mp4 = dir.join("out.mp4");
     let w = write_mp4(&d, &mp4);
+    // Informational (the budget is measured by `cargo xtask bench`): fMP4 bytes per FLV byte.
+    let ratio = std::fs::metadata(&mp4).unwrap().len() as f64
+        / std::fs::metadata(&flv).unwrap().len() as f64;
+    println!("{name}: fMP4/FLV bytes = {ratio:.4}");
     let (vcodec, vtag, acodec, prefix) = want;
     assert!(
         w.codec_string.starts_with(prefix),
