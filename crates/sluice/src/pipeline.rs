@@ -64,7 +64,7 @@ fn remux_config(cfg: &Config, fixed_target_duration_s: Option<u32>) -> remux::Re
     let h = &cfg.hls;
     remux::RemuxConfig {
         target_duration_ms: h.target_duration_ms,
-        part_duration_ms: h.part_duration_ms,
+        part_target_ms: h.part_duration_ms,
         max_timestamp_jump_ms: h.max_timestamp_jump_ms,
         fixed_target_duration_s,
         ..remux::RemuxConfig::default()
@@ -331,8 +331,12 @@ impl PublishSink {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
             match out {
-                remux::RemuxOutput::Part(_) => {}
-                remux::RemuxOutput::Segment(seg) => self.publish_segment(seg),
+                // The edge does not serve parts or CMAF yet: only TS segments are published.
+                remux::RemuxOutput::Part(_) | remux::RemuxOutput::Init(_) => {}
+                remux::RemuxOutput::Segment(seg) if seg.container == remux::Container::Ts => {
+                    self.publish_segment(seg)
+                }
+                remux::RemuxOutput::Segment(_) => {}
                 remux::RemuxOutput::Warning(w) => self.warn(w),
             }
         }
