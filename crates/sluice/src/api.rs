@@ -21,16 +21,25 @@ struct ApiState {
     app: Arc<App>,
     prometheus: PrometheusHandle,
     page: Arc<str>,
+    console: crate::console::Console,
 }
 
 pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge) -> Router {
     let page: Arc<str> = preview_page(&app.cfg.http.hlsjs_url).into();
     let timeout = Duration::from_millis(app.cfg.http.request_timeout_ms);
     let max_concurrent = app.cfg.http.max_concurrent_requests;
+    let h = &app.cfg.http;
+    let console = crate::console::Console::new(
+        u64::from(app.cfg.hls.target_duration_ms),
+        h.console_history_seconds,
+        h.console_max_subscribers,
+    );
+    console.spawn_sampler(app.clone());
     let state = ApiState {
         app: app.clone(),
         prometheus,
         page,
+        console,
     };
     let own = Router::new()
         .route("/", get(index))
@@ -42,6 +51,9 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge)
             "/api/streams/{app}/{stream}",
             get(get_stream).delete(kick_stream),
         )
+        .route(crate::assets::HLSJS_PATH, get(crate::assets::hlsjs))
+        .route("/api/streams/{app}/{stream}/history", get(stream_history))
+        .route("/api/events", get(console_events))
         .with_state(state);
     // The timeout and concurrency limit guard the operator routes (metrics rendering, JSON,
     // webhooks-adjacent kicks); HLS answers come from memory without waiting, are bounded by the
@@ -151,6 +163,26 @@ async fn get_stream(
     }
 }
 
+async fn stream_history(
+    State(s): State<ApiState>,
+    Path((app, stream)): Path<(String, String)>,
+) -> Response {
+    match s.console.history(&app, &stream) {
+        Some(h) => no_store(Json(h)),
+        None => no_store((StatusCode::NOT_FOUND, "no such stream\n")),
+    }
+}
+
+async fn console_events(State(s): State<ApiState>) -> Response {
+    match s.console.subscribe() {
+        Some(sse) => no_store(sse),
+        None => no_store((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event-feed clients (http.console_max_subscribers)\n",
+        )),
+    }
+}
+
 async fn kick_stream(
     State(s): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -192,5 +224,16 @@ fn html_escape(s: &str) -> String {
 }
 
 fn preview_page(hlsjs_url: &str) -> String {
-    include_str!("preview.html").replace("{{HLSJS_URL}}", &html_escape(hlsjs_url))
+    let (url, note) = if hlsjs_url.is_empty() {
+        let v = crate::assets::HLSJS_VERSION;
+        (
+            crate::assets::HLSJS_PATH,
+            format!("{v}, built into this server"),
+        )
+    } else {
+        (hlsjs_url, format!("from {hlsjs_url} (http.hlsjs_url)"))
+    };
+    include_str!("preview.html")
+        .replace("{{HLSJS_URL}}", &html_escape(url))
+        .replace("{{HLSJS_NOTE}}", &html_escape(&note))
 }

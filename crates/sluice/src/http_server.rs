@@ -142,6 +142,9 @@ async fn serve(
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let hls = Edge::is_hls_path(req.uri().path()).then(|| edge.clone());
+                if hls.is_some() {
+                    crate::console::note_request(req.uri().path());
+                }
                 let router = router.clone();
                 async move {
                     if let Some(edge) = hls {

@@ -2,8 +2,10 @@
 //! RTMP ingest -> remux -> in-memory HLS store -> HTTP edge, with graceful shutdown.
 
 mod api;
+mod assets;
 mod auth;
 mod config;
+mod console;
 mod http_server;
 mod pipeline;
 mod telemetry;

@@ -99,6 +99,10 @@ pub struct LiveStats {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub codec: Option<serde_json::Value>,
+    /// Newest video and audio frame timestamps (their difference is the console's A/V skew).
+    pub video_timestamp_ms: Option<u32>,
+    pub audio_timestamp_ms: Option<u32>,
+    pub last_segment_duration_ms: Option<u64>,
 }
 
 pub struct LiveEntry {
@@ -364,6 +368,7 @@ impl PublishSink {
         {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             st.segments += 1;
+            st.last_segment_duration_ms = Some(duration.as_millis() as u64);
             st.bitrate_bps = bitrate;
             st.gop_ms = s.gop_ms_last;
             st.gop_exceeds_target = s.gop_exceeds_target;
@@ -456,6 +461,7 @@ impl MediaSink for PublishSink {
                 match kind {
                     remux::TagKind::Video => {
                         if frame {
+                            st.video_timestamp_ms = Some(tag.timestamp_ms);
                             st.video_frames += 1;
                             pending.video_frames += 1;
                             if info.is_keyframe {
@@ -471,6 +477,7 @@ impl MediaSink for PublishSink {
                     }
                     remux::TagKind::Audio => {
                         if frame {
+                            st.audio_timestamp_ms = Some(tag.timestamp_ms);
                             st.audio_frames += 1;
                             pending.audio_frames += 1;
                         }
