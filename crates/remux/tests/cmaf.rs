@@ -325,7 +325,7 @@ fn codec_switch_mid_stream_gives_new_init_and_discontinuity() {
     let mut tags = Vec::new();
     let mut offset_ms = 0u32;
     for (name, codec) in [
-        ("a.flv", &X264[..]),
+        ("a.flv", X264),
         (
             "b.flv",
             &[
