@@ -395,6 +395,16 @@ impl Remuxer {
         self.stats.codec.clone()
     }
 
+    /// Whether MPEG-TS is being written (enabled, and every default track fits TS).
+    pub fn ts_active(&self) -> bool {
+        self.ts_enabled
+    }
+
+    /// Whether CMAF is being written.
+    pub fn cmaf_active(&self) -> bool {
+        self.cmaf.is_some()
+    }
+
     /// The decoder configuration of any track of the publish, by media and track id (every
     /// track is kept addressable; only the default ones are written).
     pub fn track_config(&self, media: Media, track_id: u8) -> Option<&DecoderConfig> {

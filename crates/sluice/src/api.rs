@@ -108,7 +108,9 @@ fn no_store(r: impl IntoResponse) -> Response {
 }
 
 async fn metrics_text(State(s): State<ApiState>) -> Response {
-    metrics::gauge!("sluice_edge_bytes_held").set(s.app.store.bytes_held() as f64);
+    for (c, bytes) in s.app.store.bytes_held_by_container().iter() {
+        metrics::gauge!("sluice_edge_bytes_held", "container" => c.name()).set(*bytes as f64);
+    }
     let mut r = s.prometheus.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -117,20 +119,29 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
     no_store(r)
 }
 
-/// One stream as the API shows it: the edge's view (playlist, bytes held) joined with the
-/// publisher's (codec, bitrate, GOP, client).
-fn stream_json(s: &ApiState, summary: &hls_edge::StreamSummary) -> serde_json::Value {
+/// One stream as the API shows it: the edge's view (playlists per container, bytes held,
+/// typed stream information) joined with the publisher's (codec, bitrate, GOP, client).
+fn stream_json(
+    summary: &hls_edge::StreamSummary,
+    live: Option<&crate::pipeline::LiveStats>,
+) -> serde_json::Value {
     let mut v = serde_json::to_value(summary).unwrap_or_default();
-    let live = s
-        .app
-        .live_stats()
-        .into_iter()
-        .find(|l| l.app == summary.app && l.stream == summary.stream);
+    let (app, stream) = (&summary.app, &summary.stream);
     if let serde_json::Value::Object(m) = &mut v {
         m.insert(
             "playlist_url".into(),
-            format!("/{}/{}/index.m3u8", summary.app, summary.stream).into(),
+            format!("/{app}/{stream}/index.m3u8").into(),
         );
+        if let Some(serde_json::Value::Object(c)) = m.get_mut("containers") {
+            for (name, file) in [("ts", "index.m3u8"), ("cmaf", "cmaf.m3u8")] {
+                if let Some(serde_json::Value::Object(r)) = c.get_mut(name) {
+                    r.insert(
+                        "playlist_url".into(),
+                        format!("/{app}/{stream}/{file}").into(),
+                    );
+                }
+            }
+        }
         m.insert("publishing".into(), live.is_some().into());
         if let Some(l) = live {
             m.insert(
@@ -142,15 +153,36 @@ fn stream_json(s: &ApiState, summary: &hls_edge::StreamSummary) -> serde_json::V
     v
 }
 
-async fn list_streams(State(s): State<ApiState>) -> Response {
-    let streams: Vec<_> = s
-        .app
-        .store
-        .streams()
+/// The `/api/streams` body: one pass over the summaries with the live publishers indexed by
+/// name (linear in streams), plus the bytes held per container and in total.
+fn streams_json(
+    summaries: &[hls_edge::StreamSummary],
+    live: Vec<crate::pipeline::LiveStats>,
+    bytes_held: hls_edge::PerContainer<u64>,
+) -> serde_json::Value {
+    let live: std::collections::HashMap<(&str, &str), &crate::pipeline::LiveStats> = live
         .iter()
-        .map(|x| stream_json(&s, x))
+        .map(|l| ((l.app.as_str(), l.stream.as_str()), l))
         .collect();
-    no_store(Json(serde_json::json!({ "streams": streams })))
+    let streams: Vec<_> = summaries
+        .iter()
+        .map(|x| stream_json(x, live.get(&(x.app.as_str(), x.stream.as_str())).copied()))
+        .collect();
+    serde_json::json!({
+        "streams": streams,
+        "bytes_held": bytes_held.ts + bytes_held.cmaf,
+        "bytes_held_by_container": bytes_held,
+    })
+}
+
+async fn list_streams(State(s): State<ApiState>) -> Response {
+    let store = &s.app.store;
+    let body = streams_json(
+        &store.streams(),
+        s.app.live_stats(),
+        store.bytes_held_by_container(),
+    );
+    no_store(Json(body))
 }
 
 async fn get_stream(
@@ -158,7 +190,13 @@ async fn get_stream(
     Path((app, stream)): Path<(String, String)>,
 ) -> Response {
     match s.app.store.stream(&app, &stream) {
-        Some(sum) => no_store(Json(stream_json(&s, &sum))),
+        Some(sum) => {
+            let live = s.app.live_stats();
+            let l = live
+                .iter()
+                .find(|l| l.app == sum.app && l.stream == sum.stream);
+            no_store(Json(stream_json(&sum, l)))
+        }
         None => no_store((StatusCode::NOT_FOUND, "no such stream\n")),
     }
 }
