@@ -448,6 +448,10 @@ fn case(
     let d = demux(&read_flv(Bytes::from(std::fs::read(&flv).unwrap())));
     let mp4 = dir.join("out.mp4");
     let w = write_mp4(&d, &mp4);
+    // Informational (the budget is measured by `cargo xtask bench`): fMP4 bytes per FLV byte.
+    let ratio = std::fs::metadata(&mp4).unwrap().len() as f64
+        / std::fs::metadata(&flv).unwrap().len() as f64;
+    println!("{name}: fMP4/FLV bytes = {ratio:.4}");
     let (vcodec, vtag, acodec, prefix) = want;
     assert!(
         w.codec_string.starts_with(prefix),
@@ -594,7 +598,8 @@ fn ffmpeg9_hls_codecs(f9: &Path, name: &str, video_args: &[&str]) -> Option<Stri
         .nth(1)
         .map(|s| s.split('"').next().unwrap().to_string());
     let d = demux(&read_flv(Bytes::from(std::fs::read(&flv).unwrap())));
-    let (_, mine, _, _) = video_track(&d);
+    let (entry, mine, _, _) = video_track(&d);
+    assert_eq!(entry.video_size(), Some((320, 240)), "{name}");
     let _ = std::fs::remove_dir_all(&dir);
     codecs.map(|c| {
         assert_eq!(c, mine, "FFmpeg 9 HLS CODECS vs remux::codec");
@@ -669,4 +674,45 @@ fn h264_and_mp3() {
         &["-c:a", "libmp3lame", "-ar", "44100"],
         ("h264", "avc1", "mp3", "avc1."),
     );
+}
+
+#[test]
+fn codec_strings_and_sizes_for_high_bit_depth_4_4_4_and_rgb() {
+    let Some(f9) = tools() else { return };
+    let vp9 = |pix: &'static str| -> Vec<&'static str> {
+        vec![
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-pix_fmt",
+            pix,
+        ]
+    };
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("vp9-444", vp9("yuv444p"), "vp09.01."), // profile 1: 4:4:4
+        ("vp9-rgb", vp9("gbrp"), "vp09.01."),    // profile 1, color_space RGB
+        ("vp9-10bit", vp9("yuv420p10le"), "vp09.02."), // profile 2: 10-bit 4:2:0
+        (
+            "av1-10bit",
+            vec![
+                "-c:v",
+                "libsvtav1",
+                "-svtav1-params",
+                "verbosity=0",
+                "-pix_fmt",
+                "yuv420p10le",
+            ],
+            "av01.0.",
+        ),
+    ];
+    for (name, args, prefix) in cases {
+        let codecs = ffmpeg9_hls_codecs(&f9, name, &args).expect("FFmpeg 9 writes CODECS");
+        assert!(codecs.starts_with(prefix), "{name}: {codecs}");
+        if name.ends_with("10bit") {
+            assert!(codecs.ends_with(".10"), "{name}: {codecs}");
+        }
+    }
 }
