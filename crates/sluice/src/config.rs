@@ -156,7 +156,10 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HlsConfig {
     pub target_duration_ms: u32,
-    pub part_duration_ms: u32,
+    /// LL-HLS PART-TARGET; no part is longer.
+    pub part_target_ms: u32,
+    /// Containers written: `ts` (H.264/AAC/MP3 only), `cmaf`.
+    pub containers: Vec<String>,
     pub window_segments: usize,
     pub max_timestamp_jump_ms: u32,
     pub grace_period_ms: u64,
@@ -175,7 +178,11 @@ impl Default for HlsConfig {
         let edge = hls_edge::EdgeConfig::default();
         Self {
             target_duration_ms: remux.target_duration_ms,
-            part_duration_ms: remux.part_duration_ms,
+            part_target_ms: remux.part_target_ms,
+            containers: [("ts", remux.containers.ts), ("cmaf", remux.containers.cmaf)]
+                .into_iter()
+                .filter_map(|(name, on)| on.then(|| name.to_string()))
+                .collect(),
             window_segments: edge.window_segments,
             max_timestamp_jump_ms: remux.max_timestamp_jump_ms,
             grace_period_ms: duration_ms(edge.grace_period),
@@ -380,9 +387,16 @@ impl Config {
             "must be between 500 and 30000",
         )?;
         check(
-            (100..=h.target_duration_ms).contains(&h.part_duration_ms),
-            "hls.part_duration_ms",
+            (100..=h.target_duration_ms).contains(&h.part_target_ms),
+            "hls.part_target_ms",
             "must be between 100 and hls.target_duration_ms",
+        )?;
+        check(
+            !h.containers.is_empty()
+                && h.containers.iter().all(|c| c == "ts" || c == "cmaf")
+                && !(h.containers.len() == 2 && h.containers[0] == h.containers[1]),
+            "hls.containers",
+            "must list \"ts\", \"cmaf\" or both",
         )?;
         check(
             (3..=100).contains(&h.window_segments),
