@@ -181,7 +181,8 @@ impl Default for HlsConfig {
             part_target_ms: remux.part_target_ms,
             containers: [("ts", remux.containers.ts), ("cmaf", remux.containers.cmaf)]
                 .into_iter()
-                .filter_map(|(name, on)| on.then(|| name.to_string()))
+                .filter(|(_, on)| *on)
+                .map(|(name, _)| name.to_string())
                 .collect(),
             window_segments: edge.window_segments,
             max_timestamp_jump_ms: remux.max_timestamp_jump_ms,
