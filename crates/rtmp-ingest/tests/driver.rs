@@ -22,6 +22,13 @@ impl MediaSink for NoSink {
 
 impl IngestHandler for Nobody {
     type Sink = NoSink;
+    type PlayGuard = ();
+    async fn authorize_play(
+        &self,
+        _request: rtmp_ingest::PlayRequest,
+    ) -> Result<rtmp_ingest::PlayAccepted<()>, rtmp_ingest::PlayRefusal> {
+        Err(rtmp_ingest::PlayRefusal::NotFound("no such stream".into()))
+    }
     async fn authorize(&self, _request: PublishRequest) -> Result<NoSink, PublishRefusal> {
         Err(PublishRefusal::Unauthorized("no".into()))
     }
@@ -153,6 +160,13 @@ impl MediaSink for RecorderSink {
 
 impl IngestHandler for Recorder {
     type Sink = RecorderSink;
+    type PlayGuard = ();
+    async fn authorize_play(
+        &self,
+        _request: rtmp_ingest::PlayRequest,
+    ) -> Result<rtmp_ingest::PlayAccepted<()>, rtmp_ingest::PlayRefusal> {
+        Err(rtmp_ingest::PlayRefusal::NotFound("no such stream".into()))
+    }
     async fn authorize(&self, _request: PublishRequest) -> Result<RecorderSink, PublishRefusal> {
         Ok(RecorderSink(self.0.clone()))
     }
