@@ -157,7 +157,9 @@ fn ensure_ffmpeg9() -> Result<()> {
         (Err(e), None) if in_ci() => Err(e),
         (Ok(()), None) if in_ci() => bail!("imageio-ffmpeg installed but its ffmpeg is missing"),
         (_, None) => {
-            eprintln!("xtask: warning: FFmpeg 9 (imageio-ffmpeg) unavailable; E-RTMP tests will skip");
+            eprintln!(
+                "xtask: warning: FFmpeg 9 (imageio-ffmpeg) unavailable; E-RTMP tests will skip"
+            );
             Ok(())
         }
     }

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// RTMP chunk size the publisher announces before `connect` (protocol-notes §2.5).
+/// RTMP chunk size the publisher announces before `connect` (Set Chunk Size, [RTMP] §5.4.1).
 pub const OUT_CHUNK_SIZE: usize = 60_000;
 pub const CSID_AUDIO: u8 = 4;
 pub const CSID_VIDEO: u8 = 6;

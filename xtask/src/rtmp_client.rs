@@ -1,5 +1,6 @@
-//! A minimal RTMP publish client for the load generator: simple handshake (protocol-notes §1.2),
-//! chunk writer/reader (§2), AMF0 commands (§3) and ffmpeg's publish sequence (§3.6).
+//! A minimal RTMP publish client for the load generator: simple handshake ([RTMP] §5.2),
+//! chunk writer/reader ([RTMP] §5.3), AMF0 commands ([AMF0] §2, [RTMP] §7.2) and the publish
+//! sequence FFmpeg sends (`libavformat/rtmpproto.c`).
 //! It parses only what it needs from the server: control messages and command replies.
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -1,5 +1,5 @@
 //! Codec recognition for FLV audio/video tag bodies, legacy and Enhanced RTMP
-//! ([FLV] E.4.2.1, E.4.3.1; [ERTMP1]/[ERTMP2] "Enhanced Video"/"Enhanced Audio"; protocol-notes §4).
+//! ([FLV] E.4.2.1, E.4.3.1; [ERTMP1]/[ERTMP2] "Enhanced Video"/"Enhanced Audio").
 //!
 //! ```text
 //! legacy video : FrameType:4 | CodecID:4 | [AVCPacketType:8 | CTS:si24] ...

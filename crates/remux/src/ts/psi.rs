@@ -116,7 +116,8 @@ mod tests {
         assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_E6E7);
     }
 
-    /// Golden vectors from protocol-notes §6.3 (nginx-rtmp's fixed PAT/PMT; nginx's PMT PID is
+    /// Golden vectors: nginx-rtmp's fixed PAT/PMT (`hls/ngx_rtmp_mpegts.c`; ISO/IEC 13818-1
+    /// §2.4.4.3 and §2.4.4.8; nginx's PMT PID is
     /// 0x1001, ours is 0x1000, so the PAT is checked via the CRC residue instead of bytes).
     #[test]
     fn pat_pmt_golden() {

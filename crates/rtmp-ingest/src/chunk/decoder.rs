@@ -1,4 +1,4 @@
-//! Chunk stream decoder ([RTMP] §5.3.1–5.3.2, §5.4.1–5.4.2; protocol-notes §2.1–2.5).
+//! Chunk stream decoder ([RTMP] §5.3.1–5.3.2, §5.4.1–5.4.2).
 //!
 //! Bytes go in with [`ChunkDecoder::handle_input`]; complete messages come out of
 //! [`ChunkDecoder::poll_message`]. Header bytes split across reads are kept in an 18-byte buffer;

@@ -1,4 +1,4 @@
-//! The RTMP chunk stream ([RTMP] §5.3–5.4; protocol-notes §2): decoder and encoder.
+//! The RTMP chunk stream ([RTMP] §5.3–5.4): decoder and encoder.
 //!
 //! ```text
 //! chunk = basic header (1-3 bytes: fmt:2 | csid:6 [+ 1-2 bytes])

@@ -1,4 +1,5 @@
-//! NetConnection / NetStream commands ([RTMP] §7.2.1–7.2.2; protocol-notes §3.3–3.8, §4.5).
+//! NetConnection / NetStream commands ([RTMP] §7.2.1–7.2.2; [ERTMP2]
+//! "Enhancing NetConnection connect Command").
 
 use std::time::Instant;
 
