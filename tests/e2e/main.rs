@@ -2,6 +2,9 @@
 //! hls.js in headless Chromium play, Varnish shields. Run by `cargo xtask test`.
 
 mod hostile;
+mod play;
+mod rtmps;
+mod rtmpt;
 mod rawrtmp;
 mod support;
 mod variants;

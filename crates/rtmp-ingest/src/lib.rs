@@ -31,6 +31,7 @@ pub mod handshake;
 pub mod message;
 pub mod play;
 pub mod query;
+pub mod rtmpt;
 #[cfg(feature = "driver")]
 pub mod server;
 pub mod session;

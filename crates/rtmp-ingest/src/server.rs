@@ -731,6 +731,10 @@ impl Connection {
         let mut armed: Option<std::time::Instant> = None;
         loop {
             if let Err(e) = self.flush(socket, session).await {
+                if player.is_some() && e.kind() == io::ErrorKind::TimedOut {
+                    metrics::counter!("sluice_rtmp_players_dropped_total", "reason" => "write_stall")
+                        .increment(1);
+                }
                 return End::Io(e);
             }
             while let Some(event) = session.poll_event() {

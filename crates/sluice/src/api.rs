@@ -120,6 +120,10 @@ fn stream_json(s: &ApiState, summary: &hls_edge::StreamSummary) -> serde_json::V
             format!("/{}/{}/index.m3u8", summary.app, summary.stream).into(),
         );
         m.insert("publishing".into(), live.is_some().into());
+        m.insert(
+            "rtmp_players".into(),
+            s.app.playback.players(&summary.app, &summary.stream).into(),
+        );
         if let Some(l) = live {
             m.insert(
                 "publisher".into(),

@@ -13,7 +13,8 @@
 //! Every reply is `["onStatus", 0, null, {level, code, description}]` on the play stream's
 //! message stream id: libavformat parses that shape positionally and treats `level: "error"` as
 //! fatal; GStreamer's rtmp2src needs it on the created stream id. Media keeps the publisher's
-//! timestamps (no rebasing: both libavformat and librtmp take them as they come).
+//! timestamps rebased so each player's clock starts at 0 (librtmp's `-B`/stop offsets and
+//! progress count from the first timestamp) and continues when a new publisher restarts at 0.
 
 use std::time::Instant;
 
@@ -45,6 +46,9 @@ pub struct PlayInfo {
     pub stream_id: MessageStreamId,
     /// The `start` argument as sent (-2, -2000, -1, -1000, 0, > 0): live playback ignores it.
     pub start: f64,
+    /// The `duration` argument in ms if positive (librtmp's `--stop`): the play ends with
+    /// `Play.Stop` after that much media.
+    pub duration_ms: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +75,13 @@ pub(super) struct Play {
     video_header: Option<IngestTag>,
     audio_header: Option<IngestTag>,
     pub(super) sent_tags: u64,
+    /// Publisher timestamp that maps to the player's `last_out_ms` on the next tag (set at
+    /// the start and when a publisher returns): each player's clock starts at 0 and never
+    /// steps back when a new publisher restarts at 0.
+    rebase: bool,
+    base_ms: u32,
+    last_out_ms: u32,
+    stop_at_ms: Option<u32>,
 }
 
 impl Session {
@@ -93,6 +104,12 @@ impl Session {
         }
         let name = cmd.args.first().and_then(|v| v.as_str()).unwrap_or("");
         let start = cmd.args.get(1).and_then(|v| v.as_number()).unwrap_or(-2.0);
+        let duration_ms = cmd
+            .args
+            .get(2)
+            .and_then(|v| v.as_number())
+            .filter(|d| *d > 0.0)
+            .map(|d| d.min(f64::from(u32::MAX)) as u32);
         let (stream, params) = query::split_stream_name(name);
         self.play = Some(Play {
             stream_id,
@@ -106,6 +123,10 @@ impl Session {
             video_header: None,
             audio_header: None,
             sent_tags: 0,
+            rebase: true,
+            base_ms: 0,
+            last_out_ms: 0,
+            stop_at_ms: duration_ms,
         });
         self.events.push_back(SessionEvent::PlayRequested(PlayInfo {
             app: self.app.clone(),
@@ -114,6 +135,7 @@ impl Session {
             tc_url: self.tc_url.clone(),
             stream_id,
             start,
+            duration_ms,
         }));
     }
 
@@ -213,6 +235,7 @@ impl Session {
         let Some(p) = self.play.as_mut().filter(|p| p.state == PlayState::Active) else {
             return;
         };
+        p.rebase = true;
         let (stream_id, name) = (p.stream_id, p.name.clone());
         self.send_control(&ControlMessage::UserControl(
             UserControlEvent::StreamBegin { stream_id },
@@ -289,15 +312,26 @@ impl Session {
             }
         }
         p.sent_tags += 1;
-        let stream_id = p.stream_id;
-        for t in prefix.iter().flatten() {
-            self.write_tag(stream_id, t);
+        if std::mem::take(&mut p.rebase) {
+            p.base_ms = tag.timestamp_ms.wrapping_sub(p.last_out_ms);
         }
-        self.write_tag(stream_id, tag);
+        // Slightly earlier tags (audio interleaved behind video) clamp to the first one.
+        let diff = tag.timestamp_ms.wrapping_sub(p.base_ms) as i32;
+        let out_ms = u32::try_from(diff).unwrap_or(0);
+        p.last_out_ms = p.last_out_ms.max(out_ms);
+        let stream_id = p.stream_id;
+        let done = p.stop_at_ms.is_some_and(|stop| out_ms >= stop);
+        for t in prefix.iter().flatten() {
+            self.write_tag(stream_id, t, out_ms);
+        }
+        self.write_tag(stream_id, tag, out_ms);
+        if done {
+            self.end_play("requested duration played");
+        }
         true
     }
 
-    fn write_tag(&mut self, stream_id: MessageStreamId, tag: &IngestTag) {
+    fn write_tag(&mut self, stream_id: MessageStreamId, tag: &IngestTag, timestamp_ms: u32) {
         let csid = match tag.kind {
             TagKind::Audio => AUDIO_CSID,
             TagKind::Video => VIDEO_CSID,
@@ -305,7 +339,7 @@ impl Session {
         };
         self.queue_shared(
             csid,
-            tag.timestamp_ms,
+            timestamp_ms,
             tag.kind.type_id(),
             stream_id,
             &tag.payload,
