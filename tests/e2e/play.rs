@@ -88,7 +88,7 @@ fn flv_tags(path: &std::path::Path) -> Vec<(u8, u8, u8)> {
 fn gst_frames(element: &str, location: &str) -> usize {
     let (_, out) = run(
         Command::new("timeout")
-            .args(["-s", "INT", "8", "gst-launch-1.0", "-e", "-v", element])
+            .args(["-k", "4", "-s", "INT", "8", "gst-launch-1.0", "-e", "-v", element])
             .arg(format!("location={location}"))
             .args([
                 "!",
@@ -118,7 +118,7 @@ fn rtmp_play_with_real_players_and_a_relay() {
         return;
     }
     let s = Sluice::start(&[]);
-    let _pub = ffmpeg_publish(&s.rtmp("live/p"), 60, &[]);
+    let _pub = ffmpeg_publish(&s.rtmp("live/p"), 180, &[]);
     wait_live(&s, "live/p");
     let url = s.rtmp("live/p");
 
@@ -160,14 +160,6 @@ fn rtmp_play_with_real_players_and_a_relay() {
     assert!(n > 30, "rtmpdump's file has {n} frames");
     let _ = std::fs::remove_file(&flv);
 
-    // GStreamer rtmp2src (play(name, -2), needs a non-zero stream id) and librtmp rtmpsrc.
-    if require("gst-launch-1.0") {
-        let n = gst_frames("rtmp2src", &url);
-        assert!(n > 10, "rtmp2src decoded {n} frames");
-        let n = gst_frames("rtmpsrc", &format!("{url} live=1"));
-        assert!(n > 10, "rtmpsrc decoded {n} frames");
-    }
-
     // Relay: pull with -c copy and publish the copy to another name; it becomes an HLS stream.
     let _relay = Proc(
         Command::new("ffmpeg")
@@ -185,6 +177,14 @@ fn rtmp_play_with_real_players_and_a_relay() {
         probe_codecs(s.http("/live/relay/index.m3u8")),
         vec!["aac", "h264"]
     );
+    // GStreamer rtmp2src (play(name, -2), needs a non-zero stream id) and librtmp rtmpsrc.
+    if require("gst-launch-1.0") {
+        let n = gst_frames("rtmp2src", &url);
+        assert!(n > 10, "rtmp2src decoded {n} frames");
+        let n = gst_frames("rtmpsrc", &format!("{url} live=1"));
+        assert!(n > 10, "rtmpsrc decoded {n} frames");
+    }
+
     let api = s.get("/metrics").text();
     assert!(metric(&api, "sluice_plays_total", &[]) >= 5.0, "{api}");
 }

@@ -35,6 +35,12 @@ pub enum RemuxError {
         offset: usize,
         excerpt: String,
     },
+    /// The FLV / Enhanced RTMP tag header does not parse (see `flv_tag`).
+    #[error("bad tag header at {timestamp_ms} ms: {source}")]
+    Tag {
+        timestamp_ms: u32,
+        source: flv_tag::FlvTagError,
+    },
     /// A NAL unit length runs past the end of the frame; the frame is dropped.
     #[error("NAL unit overrun in video tag at {timestamp_ms} ms, offset {offset}: length {nal_len} > {remaining} remaining [{excerpt}]")]
     NalOverrun {
@@ -65,6 +71,15 @@ pub enum RemuxError {
     },
 }
 
+impl From<flv_tag::FlvTagError> for RemuxError {
+    fn from(source: flv_tag::FlvTagError) -> Self {
+        RemuxError::Tag {
+            timestamp_ms: 0,
+            source,
+        }
+    }
+}
+
 impl RemuxError {
     /// Builds a [`RemuxError::Malformed`] with the timestamp left at 0; see [`Self::at`].
     pub(crate) fn malformed(
@@ -91,7 +106,8 @@ impl RemuxError {
             | RemuxError::NalOverrun { timestamp_ms, .. }
             | RemuxError::LimitExceeded { timestamp_ms, .. }
             | RemuxError::NotConfigured { timestamp_ms, .. }
-            | RemuxError::Unsupported { timestamp_ms, .. } => *timestamp_ms = ts,
+            | RemuxError::Unsupported { timestamp_ms, .. }
+            | RemuxError::Tag { timestamp_ms, .. } => *timestamp_ms = ts,
         }
         self
     }

@@ -15,8 +15,9 @@
 
 pub mod aac;
 pub mod avc;
+pub mod codec;
 mod error;
-pub mod flv;
+pub mod fmp4;
 mod meta;
 mod segmenter;
 pub mod timeline;
@@ -31,7 +32,7 @@ pub use error::RemuxError;
 
 use aac::{AacConfig, Mp3Info};
 use avc::AvcConfig;
-use flv::{AudioCodec, PacketKind, VideoCodec};
+use flv_tag::{AudioCodec, Codec, Media, PacketKind, VideoCodec};
 use segmenter::{MediaFrame, Segmenter};
 use timeline::{ms_to_90k, Timeline};
 use ts::pes::Piece;
@@ -338,16 +339,22 @@ impl Remuxer {
                 Ok(())
             }
             TagKind::Video => {
-                let v = flv::parse_video(&tag.payload).map_err(|e| e.at(ts))?;
-                if v.codec != VideoCodec::Avc {
-                    if v.packet != PacketKind::Ignored {
+                let parsed = flv_tag::parse(Media::Video, &tag.payload)
+                    .map_err(|e| RemuxError::from(e).at(ts))?;
+                let Some(v) = parsed.default_track() else {
+                    return Ok(()); // command frame
+                };
+                if v.codec != Codec::Video(VideoCodec::Avc) {
+                    if matches!(
+                        v.packet,
+                        PacketKind::SequenceStart | PacketKind::CodedFrames
+                    ) {
                         self.unsupported(TagKind::Video, v.codec.name());
                     }
                     return Ok(());
                 }
                 match v.packet {
-                    PacketKind::Ignored => Ok(()),
-                    PacketKind::SequenceHeader => {
+                    PacketKind::SequenceStart => {
                         let c = AvcConfig::parse(&v.body).map_err(|e| e.at(ts))?;
                         match &self.avc {
                             None => {
@@ -362,35 +369,45 @@ impl Remuxer {
                         }
                         Ok(())
                     }
-                    PacketKind::Frame => {
+                    PacketKind::CodedFrames => {
                         if !self.decided {
                             self.enqueue(tag, arrival_ms);
                             return Ok(());
                         }
-                        self.video_frame(v, ts, arrival_ms)
+                        let (body, keyframe, cts_ms) =
+                            (v.body.clone(), v.is_keyframe, v.composition_time_ms);
+                        self.video_frame(body, keyframe, cts_ms, ts, arrival_ms)
                     }
+                    _ => Ok(()),
                 }
             }
             TagKind::Audio => {
-                let a = flv::parse_audio(&tag.payload).map_err(|e| e.at(ts))?;
-                match a.codec {
-                    AudioCodec::Aac | AudioCodec::Mp3 => {}
-                    _ => {
-                        if a.packet != PacketKind::Ignored {
-                            self.unsupported(TagKind::Audio, a.codec.name());
+                let parsed = flv_tag::parse(Media::Audio, &tag.payload)
+                    .map_err(|e| RemuxError::from(e).at(ts))?;
+                let Some(a) = parsed.default_track() else {
+                    return Ok(()); // silence
+                };
+                let codec = match a.codec {
+                    Codec::Audio(c @ (AudioCodec::Aac | AudioCodec::Mp3)) => c,
+                    other => {
+                        if matches!(
+                            a.packet,
+                            PacketKind::SequenceStart | PacketKind::CodedFrames
+                        ) {
+                            self.unsupported(TagKind::Audio, other.name());
                         }
                         return Ok(());
                     }
-                }
+                };
                 match a.packet {
-                    PacketKind::Ignored => Ok(()),
-                    PacketKind::SequenceHeader => {
+                    // `.mp3` has no sequence header: its frames configure the track.
+                    PacketKind::SequenceStart if a.codec.has_sequence_start() => {
                         let c = AudioConfig::Aac(AacConfig::parse(&a.body).map_err(|e| e.at(ts))?);
                         self.set_audio_config(c, ts);
                         Ok(())
                     }
-                    PacketKind::Frame => {
-                        if a.codec == AudioCodec::Mp3 {
+                    PacketKind::CodedFrames => {
+                        if codec == AudioCodec::Mp3 {
                             let info = aac::parse_mp3_header(&a.body).map_err(|e| e.at(ts))?;
                             self.set_audio_config(AudioConfig::Mp3(info), ts);
                         }
@@ -398,8 +415,10 @@ impl Remuxer {
                             self.enqueue(tag, arrival_ms);
                             return Ok(());
                         }
-                        self.audio_frame(a.codec, a.body, ts, arrival_ms)
+                        let body = a.body.clone();
+                        self.audio_frame(codec, body, ts, arrival_ms)
                     }
+                    _ => Ok(()),
                 }
             }
         }
@@ -601,20 +620,22 @@ impl Remuxer {
 
     fn video_frame(
         &mut self,
-        v: flv::VideoTag,
+        body: Bytes,
+        tag_keyframe: bool,
+        cts_ms: i32,
         ts: u32,
         arrival_ms: u64,
     ) -> Result<(), RemuxError> {
-        if v.body.len() > self.cfg.max_frame_bytes {
+        if body.len() > self.cfg.max_frame_bytes {
             return Err(RemuxError::LimitExceeded {
                 kind: TagKind::Video,
                 what: "frame bytes",
                 timestamp_ms: ts,
-                value: v.body.len(),
+                value: body.len(),
                 limit: self.cfg.max_frame_bytes,
             });
         }
-        if v.keyframe {
+        if tag_keyframe {
             if let Some(c) = self.pending_avc.take() {
                 let changed = self.avc.as_ref().is_none_or(|cur| cur.raw != c.raw);
                 self.avc = Some(c);
@@ -634,17 +655,17 @@ impl Remuxer {
                 timestamp_ms: ts,
             });
         };
-        let au = avc::to_annex_b(&v.body, avc, self.cfg.max_nal_units_per_frame)
-            .map_err(|e| e.at(ts))?;
-        let keyframe = v.keyframe || au.has_idr;
+        let au =
+            avc::to_annex_b(&body, avc, self.cfg.max_nal_units_per_frame).map_err(|e| e.at(ts))?;
+        let keyframe = tag_keyframe || au.has_idr;
         self.stats.video_frames_in += 1;
         let out_ms = self.place(ts, VIDEO);
         let dts = self.monotonic(VIDEO, ms_to_90k(out_ms));
-        if i64::from(v.cts_ms) + self.pts_delay_ms < 0 {
-            self.pts_delay_ms = -i64::from(v.cts_ms);
+        if i64::from(cts_ms) + self.pts_delay_ms < 0 {
+            self.pts_delay_ms = -i64::from(cts_ms);
             self.stats.pts_delay_ms = u32::try_from(self.pts_delay_ms).unwrap_or(u32::MAX);
         }
-        let pts = ms_to_90k(out_ms + i64::from(v.cts_ms) + self.pts_delay_ms).max(dts);
+        let pts = ms_to_90k(out_ms + i64::from(cts_ms) + self.pts_delay_ms).max(dts);
         let was_open = self.seg.is_open();
         let frame = MediaFrame {
             dts_90k: dts,

@@ -13,7 +13,7 @@
 //!                                                        ├─ chunk::ChunkDecoder / ChunkEncoder
 //!                                                        ├─ message (control, user control, aggregate)
 //!                                                        ├─ amf0 (commands, metadata)
-//!                                                        └─ flv (codec / keyframe / sequence header)
+//!                                                        └─ flv_tag (codec / keyframe / sequence header)
 //!           IngestHandler::authorize ◄── PublishRequested      MediaSink::on_tag ◄── Tag
 //! ```
 //! Invariants: peer input never panics; every length from the wire is checked against
@@ -26,7 +26,6 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "driver")]
 pub mod fanout;
-pub mod flv;
 pub mod handshake;
 pub mod message;
 pub mod play;
@@ -35,6 +34,9 @@ pub mod rtmpt;
 #[cfg(feature = "driver")]
 pub mod server;
 pub mod session;
+
+/// The shared FLV / Enhanced RTMP tag semantics ([`IngestTag::info`] is a [`flv_tag::TagInfo`]).
+pub use flv_tag;
 
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ pub struct IngestTag {
     pub kind: TagKind,
     pub timestamp_ms: u32,
     pub payload: bytes::Bytes,
-    pub info: Option<flv::TagInfo>,
+    pub info: Option<flv_tag::TagInfo>,
 }
 
 /// FLV tag types 8, 9, 18.

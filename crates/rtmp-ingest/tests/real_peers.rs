@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rtmp_ingest::flv::{MediaCodec, TagInfo};
+use rtmp_ingest::flv_tag::{AudioCodec, Codec, TagInfo, VideoCodec};
 use rtmp_ingest::{
     server, CloseReason, IngestConfig, IngestHandler, IngestTag, MediaSink, PublishRefusal,
     PublishRequest, PublishSummary, TagKind,
@@ -206,14 +206,14 @@ fn check_stream(r: &Recorded, min_video: usize, want_audio: bool) -> Vec<u32> {
     assert!(video.len() >= min_video, "{} video tags", video.len());
     let first_v = video[0].2.expect("video info");
     assert!(
-        first_v.is_sequence_header && first_v.codec == MediaCodec::Avc,
+        first_v.is_sequence_header && first_v.codec == Codec::Video(VideoCodec::Avc),
         "{first_v:?}"
     );
     assert!(video[1].2.unwrap().is_keyframe, "first frame is a keyframe");
     if want_audio {
         let first_a = audio.first().expect("audio tags").2.expect("audio info");
         assert!(
-            first_a.is_sequence_header && first_a.codec == MediaCodec::Aac,
+            first_a.is_sequence_header && first_a.codec == Codec::Audio(AudioCodec::Aac),
             "{first_a:?}"
         );
         let a_ts: Vec<u32> = audio.iter().map(|t| t.1).collect();

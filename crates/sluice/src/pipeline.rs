@@ -291,8 +291,8 @@ pub struct PublishSink {
     kick: CancellationToken,
     broken: bool,
     metrics: StreamMetrics,
-    video_codec: Option<rtmp_ingest::flv::MediaCodec>,
-    audio_codec: Option<rtmp_ingest::flv::MediaCodec>,
+    video_codec: Option<rtmp_ingest::flv_tag::Codec>,
+    audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
 }
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
@@ -345,25 +345,6 @@ impl StreamMetrics {
                 counter.increment(n);
             }
         }
-    }
-}
-
-fn codec_name(c: rtmp_ingest::flv::MediaCodec) -> String {
-    use rtmp_ingest::flv::MediaCodec as M;
-    match c {
-        M::Avc => "h264".into(),
-        M::Hevc => "hevc".into(),
-        M::Av1 => "av1".into(),
-        M::Vp9 => "vp9".into(),
-        M::Vp8 => "vp8".into(),
-        M::Vvc => "vvc".into(),
-        M::Aac => "aac".into(),
-        M::Mp3 => "mp3".into(),
-        M::Opus => "opus".into(),
-        M::Flac => "flac".into(),
-        M::Ac3 => "ac3".into(),
-        M::Eac3 => "eac3".into(),
-        M::Other(id) => format!("other({id:#x})"),
     }
 }
 
@@ -489,7 +470,7 @@ impl MediaSink for PublishSink {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             st.bytes_received += len;
             if let Some(info) = &tag.info {
-                let frame = !info.is_sequence_header;
+                let frame = info.packet == rtmp_ingest::flv_tag::PacketKind::CodedFrames;
                 match kind {
                     remux::TagKind::Video => {
                         if frame {
@@ -503,7 +484,7 @@ impl MediaSink for PublishSink {
                         }
                         if self.video_codec != Some(info.codec) {
                             self.video_codec = Some(info.codec);
-                            st.video_codec = Some(codec_name(info.codec));
+                            st.video_codec = Some(info.codec.name());
                         }
                     }
                     remux::TagKind::Audio => {
@@ -513,7 +494,7 @@ impl MediaSink for PublishSink {
                         }
                         if self.audio_codec != Some(info.codec) {
                             self.audio_codec = Some(info.codec);
-                            st.audio_codec = Some(codec_name(info.codec));
+                            st.audio_codec = Some(info.codec.name());
                         }
                     }
                     remux::TagKind::Script => {}

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use rtmp_ingest::handshake::PACKET_BYTES;
 use rtmp_ingest::play::{JoinCache, PlayQueue, PlayQueueLimits};
 use rtmp_ingest::session::{Session, SessionEvent};
-use rtmp_ingest::{flv, IngestConfig, IngestTag, TagKind};
+use rtmp_ingest::{flv_tag, IngestConfig, IngestTag, TagKind};
 
 fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();
@@ -44,8 +44,8 @@ fuzz_target!(|data: &[u8]| {
                 ts = ts.wrapping_add(u32::from(piece.get(2).copied().unwrap_or(0)));
                 let payload = Bytes::copy_from_slice(piece.get(3..).unwrap_or(&[]));
                 let info = match kind {
-                    TagKind::Video => flv::inspect_video(&payload),
-                    TagKind::Audio => flv::inspect_audio(&payload),
+                    TagKind::Video => flv_tag::inspect(flv_tag::Media::Video, &payload),
+                    TagKind::Audio => flv_tag::inspect(flv_tag::Media::Audio, &payload),
                     TagKind::Script => None,
                 };
                 let tag = IngestTag { kind, timestamp_ms: ts, payload, info };

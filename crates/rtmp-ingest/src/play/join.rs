@@ -124,8 +124,8 @@ mod tests {
 
     fn tag(kind: TagKind, ts: u32, payload: &'static [u8]) -> IngestTag {
         let info = match kind {
-            TagKind::Video => crate::flv::inspect_video(payload),
-            TagKind::Audio => crate::flv::inspect_audio(payload),
+            TagKind::Video => flv_tag::inspect(flv_tag::Media::Video, &Bytes::from_static(payload)),
+            TagKind::Audio => flv_tag::inspect(flv_tag::Media::Audio, &Bytes::from_static(payload)),
             TagKind::Script => None,
         };
         IngestTag {

@@ -190,7 +190,7 @@ impl PlayQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flv::TagInfo;
+    use flv_tag::TagInfo;
     use bytes::Bytes;
 
     fn video(ts: u32, frame_type: u8, header: bool) -> IngestTag {
@@ -198,7 +198,7 @@ mod tests {
         IngestTag {
             kind: TagKind::Video,
             timestamp_ms: ts,
-            info: crate::flv::inspect_video(&payload),
+            info: flv_tag::inspect(flv_tag::Media::Video, &payload),
             payload,
         }
     }
@@ -208,7 +208,7 @@ mod tests {
         IngestTag {
             kind: TagKind::Audio,
             timestamp_ms: ts,
-            info: crate::flv::inspect_audio(&payload),
+            info: flv_tag::inspect(flv_tag::Media::Audio, &payload),
             payload,
         }
     }

@@ -18,12 +18,13 @@ pub(super) struct Command {
     pub(super) args: Vec<Amf0Value>,
 }
 
-/// FourCCs we can forward (E-RTMP `fourCcList`, `*FourCcInfoMap` with CanForward = 4).
-const VIDEO_FOURCCS: [&str; 6] = ["avc1", "hvc1", "av01", "vp09", "vp08", "vvc1"];
-const AUDIO_FOURCCS: [&str; 6] = ["mp4a", "Opus", ".mp3", "fLaC", "ac-3", "ec-3"];
+/// FourCCs we can forward (E-RTMP `fourCcList`, `*FourCcInfoMap` with CanForward = 4): exactly
+/// the codecs the HLS pipeline (`remux`) writes, no more (VP8, VVC, FLAC, AC-3 would be dropped).
+const VIDEO_FOURCCS: [&str; 4] = ["avc1", "hvc1", "av01", "vp09"];
+const AUDIO_FOURCCS: [&str; 3] = ["mp4a", ".mp3", "Opus"];
 const FOURCC_CAN_FORWARD: f64 = 4.0;
-/// capsEx: ModEx (4). Reconnect, multitrack and nano offsets are not advertised.
-const CAPS_EX: f64 = 4.0;
+/// capsEx: Multitrack (2) | ModEx (4). Reconnect and nano offsets are not advertised.
+const CAPS_EX: f64 = 6.0;
 
 impl Session {
     fn decode_command(&self, msg: &RawMessage) -> Result<Command, IngestError> {

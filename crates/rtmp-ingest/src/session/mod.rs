@@ -29,7 +29,7 @@ use crate::chunk::{message_type, ChunkDecoder, ChunkEncoder, MessageStreamId, Ra
 use crate::error::{Deadline, HexExcerpt, IngestError};
 use crate::handshake::{Handshake, PACKET_BYTES};
 use crate::message::{self, ControlMessage, UserControlEvent};
-use crate::{flv, CloseReason, IngestConfig, IngestTag, PublishRefusal, PublishSummary, TagKind};
+use crate::{CloseReason, IngestConfig, IngestTag, PublishRefusal, PublishSummary, TagKind};
 
 /// Chunk stream for `_result`/`_error` replies (nginx `NGX_RTMP_CSID_AMF_INI`).
 const COMMAND_CSID: u32 = 3;
@@ -529,11 +529,11 @@ impl Session {
         let info = match kind {
             TagKind::Audio => {
                 self.stats.audio_tags += 1;
-                flv::inspect_audio(&payload)
+                flv_tag::inspect(flv_tag::Media::Audio, &payload)
             }
             TagKind::Video => {
                 self.stats.video_tags += 1;
-                let info = flv::inspect_video(&payload);
+                let info = flv_tag::inspect(flv_tag::Media::Video, &payload);
                 if info.is_some_and(|i| i.is_keyframe && !i.is_sequence_header) {
                     self.stats.keyframes += 1;
                 }

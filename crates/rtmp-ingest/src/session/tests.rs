@@ -529,8 +529,8 @@ fn tag(kind: TagKind, ts: u32, payload: &'static [u8]) -> IngestTag {
         timestamp_ms: ts,
         payload: Bytes::from_static(payload),
         info: match kind {
-            TagKind::Video => flv::inspect_video(payload),
-            TagKind::Audio => flv::inspect_audio(payload),
+            TagKind::Video => flv_tag::inspect(flv_tag::Media::Video, &Bytes::from_static(payload)),
+            TagKind::Audio => flv_tag::inspect(flv_tag::Media::Audio, &Bytes::from_static(payload)),
             TagKind::Script => None,
         },
     }
