@@ -3,9 +3,9 @@
 
 mod hostile;
 mod play;
+mod rawrtmp;
 mod rtmps;
 mod rtmpt;
-mod rawrtmp;
 mod support;
 mod variants;
 

@@ -88,7 +88,17 @@ fn flv_tags(path: &std::path::Path) -> Vec<(u8, u8, u8)> {
 fn gst_frames(element: &str, location: &str) -> usize {
     let (_, out) = run(
         Command::new("timeout")
-            .args(["-k", "4", "-s", "INT", "8", "gst-launch-1.0", "-e", "-v", element])
+            .args([
+                "-k",
+                "4",
+                "-s",
+                "INT",
+                "8",
+                "gst-launch-1.0",
+                "-e",
+                "-v",
+                element,
+            ])
             .arg(format!("location={location}"))
             .args([
                 "!",
@@ -129,7 +139,14 @@ fn rtmp_play_with_real_players_and_a_relay() {
     // ffmpeg -xerror: exit 0 after 4 s of decoding, live mode (start = -1000, FCSubscribe).
     let (code, err) = run(
         Command::new("ffmpeg")
-            .args(["-hide_banner", "-v", "error", "-xerror", "-rw_timeout", "10000000"])
+            .args([
+                "-hide_banner",
+                "-v",
+                "error",
+                "-xerror",
+                "-rw_timeout",
+                "10000000",
+            ])
             .args(["-rtmp_live", "live", "-i", &url])
             .args(["-t", "4", "-map", "0:v:0", "-f", "null", "-"]),
         Duration::from_secs(40),
@@ -310,7 +327,9 @@ fn slow_rtmp_reader_is_dropped_without_hurting_others() {
     let _pub = ffmpeg_publish(
         &s.rtmp("live/busy"),
         60,
-        &["-b:v", "6M", "-minrate", "6M", "-maxrate", "6M", "-bufsize", "1M"],
+        &[
+            "-b:v", "6M", "-minrate", "6M", "-maxrate", "6M", "-bufsize", "1M",
+        ],
     );
     wait_live(&s, "live/busy");
     let mut slow = raw_player(s.rtmp_port, "live", "busy");
@@ -319,7 +338,14 @@ fn slow_rtmp_reader_is_dropped_without_hurting_others() {
     // From here on the slow player reads nothing. Meanwhile a fast player decodes cleanly.
     let (code, err) = run(
         Command::new("ffmpeg")
-            .args(["-hide_banner", "-v", "error", "-xerror", "-i", &s.rtmp("live/busy")])
+            .args([
+                "-hide_banner",
+                "-v",
+                "error",
+                "-xerror",
+                "-i",
+                &s.rtmp("live/busy"),
+            ])
             .args(["-t", "8", "-f", "null", "-"]),
         Duration::from_secs(60),
     );

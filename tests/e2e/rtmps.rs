@@ -23,7 +23,14 @@ fn served_subject(port: u16) -> String {
 fn new_pair(dir: &Path, cn: &str) {
     let (cert_tmp, key_tmp) = (dir.join("new-cert.pem"), dir.join("new-key.pem"));
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
         .arg("-keyout")
         .arg(&key_tmp)
@@ -77,7 +84,9 @@ fn rtmps_publish_play_and_certificate_swap() {
     // rtmpdump plays over RTMPS without SNI.
     let flv = dir.join("play.flv");
     let out = Command::new("timeout")
-        .args(["60", "rtmpdump", "-r", &url, "-v", "-B", "3", "-m", "20", "-o"])
+        .args([
+            "60", "rtmpdump", "-r", &url, "-v", "-B", "3", "-m", "20", "-o",
+        ])
         .arg(&flv)
         .output()
         .unwrap();
@@ -120,7 +129,10 @@ fn rtmps_publish_play_and_certificate_swap() {
         if now.contains("swapped.sluice.test") {
             break;
         }
-        assert!(Instant::now() < deadline, "new certificate never served: {now}");
+        assert!(
+            Instant::now() < deadline,
+            "new certificate never served: {now}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // A broken file keeps the current pair.

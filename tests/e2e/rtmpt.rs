@@ -109,7 +109,9 @@ fn rtmpt_publish_and_play_with_ffmpeg_and_rtmpdump() {
     // rtmpdump (librtmp: pipelined POSTs, Content-Length parsed case-sensitively).
     let flv = std::env::temp_dir().join(format!("sluice-rtmpt-{}.flv", s.http_port));
     let out = Command::new("timeout")
-        .args(["60", "rtmpdump", "-r", &url, "-v", "-B", "4", "-m", "20", "-o"])
+        .args([
+            "60", "rtmpdump", "-r", &url, "-v", "-B", "4", "-m", "20", "-o",
+        ])
         .arg(&flv)
         .output()
         .unwrap();
@@ -142,21 +144,33 @@ fn rtmpt_hostile_cases() {
     let open = t.post("/open/1", &[0]);
     assert_eq!(open.status, 200);
     assert!(
-        open.head.contains(&format!("Content-Length: {}", open.body.len())),
+        open.head
+            .contains(&format!("Content-Length: {}", open.body.len())),
         "{}",
         open.head
     );
     assert_eq!(open.body.last(), Some(&b'\n'));
     let id = String::from_utf8(open.body[..open.body.len() - 1].to_vec()).unwrap();
-    assert!(id.len() >= 16 && id.bytes().all(|c| c.is_ascii_alphanumeric()), "{id:?}");
+    assert!(
+        id.len() >= 16 && id.bytes().all(|c| c.is_ascii_alphanumeric()),
+        "{id:?}"
+    );
     assert!(open.head.starts_with("HTTP/1.1 200 "));
 
     // Pipelined: C0+C1 and two idles in one write, answered in order on the same connection.
     let mut c0c1 = vec![3u8];
     c0c1.extend_from_slice(&[0u8; 1536]);
     let mut batch = Tunnel::request_bytes("POST", &format!("/send/{id}/0"), &c0c1);
-    batch.extend(Tunnel::request_bytes("POST", &format!("/idle/{id}/1"), &[0]));
-    batch.extend(Tunnel::request_bytes("POST", &format!("/idle/{id}/2"), &[0]));
+    batch.extend(Tunnel::request_bytes(
+        "POST",
+        &format!("/idle/{id}/1"),
+        &[0],
+    ));
+    batch.extend(Tunnel::request_bytes(
+        "POST",
+        &format!("/idle/{id}/2"),
+        &[0],
+    ));
     t.send_raw(&batch);
     let mut handshake = 0;
     for _ in 0..3 {
@@ -204,7 +218,12 @@ fn rtmpt_hostile_cases() {
     // Expiry: once the janitor has expired the session (the event, from the metric), the id
     // is unknown.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&s.get("/metrics").text(), "sluice_rtmpt_sessions_expired_total", &[]) < 1.0 {
+    while metric(
+        &s.get("/metrics").text(),
+        "sluice_rtmpt_sessions_expired_total",
+        &[],
+    ) < 1.0
+    {
         assert!(Instant::now() < deadline, "session never expired");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -21,9 +21,18 @@ use rand::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RtmptRequest<'a> {
     Open,
-    Send { session: &'a str, seq: u64 },
-    Idle { session: &'a str, seq: u64 },
-    Close { session: &'a str, seq: u64 },
+    Send {
+        session: &'a str,
+        seq: u64,
+    },
+    Idle {
+        session: &'a str,
+        seq: u64,
+    },
+    Close {
+        session: &'a str,
+        seq: u64,
+    },
     /// `/fcs/ident2` (and `/fcs/ident`): Flash Player's server probe.
     Ident,
 }
@@ -134,11 +143,33 @@ mod tests {
     fn paths_table() {
         use RtmptRequest::*;
         let id = "AbC123";
-        let cases: &[(bool, &str, Result<Option<RtmptRequest>, RtmptPathError>)] = &[
+        type Want<'a> = Result<Option<RtmptRequest<'a>>, RtmptPathError>;
+        let cases: &[(bool, &str, Want)] = &[
             (true, "/open/1", Ok(Some(Open))),
-            (true, "/send/AbC123/0", Ok(Some(Send { session: id, seq: 0 }))),
-            (true, "/idle/AbC123/17", Ok(Some(Idle { session: id, seq: 17 }))),
-            (true, "/close/AbC123/18", Ok(Some(Close { session: id, seq: 18 }))),
+            (
+                true,
+                "/send/AbC123/0",
+                Ok(Some(Send {
+                    session: id,
+                    seq: 0,
+                })),
+            ),
+            (
+                true,
+                "/idle/AbC123/17",
+                Ok(Some(Idle {
+                    session: id,
+                    seq: 17,
+                })),
+            ),
+            (
+                true,
+                "/close/AbC123/18",
+                Ok(Some(Close {
+                    session: id,
+                    seq: 18,
+                })),
+            ),
             (true, "/fcs/ident2", Ok(Some(Ident))),
             (false, "/send/AbC123/0", Err(RtmptPathError::NotPost)),
             (true, "/open/2", Err(RtmptPathError::BadPath)),
@@ -147,7 +178,11 @@ mod tests {
             (true, "/send/Ab-C/1", Err(RtmptPathError::BadPath)),
             (true, "/send/AbC123/1/extra", Err(RtmptPathError::BadPath)),
             (true, "/send//1", Err(RtmptPathError::BadPath)),
-            (true, "/send/a/99999999999999999999", Err(RtmptPathError::BadPath)),
+            (
+                true,
+                "/send/a/99999999999999999999",
+                Err(RtmptPathError::BadPath),
+            ),
             (true, "/live/stream/index.m3u8", Ok(None)),
             (true, "/sender/x/1", Ok(None)),
             (true, "/send", Ok(None)),
@@ -171,7 +206,10 @@ mod tests {
         assert_eq!(reply.last(), Some(&b'\n'));
         assert_eq!(
             parse_request(true, &format!("/idle/{a}/3")),
-            Ok(Some(RtmptRequest::Idle { session: &a, seq: 3 }))
+            Ok(Some(RtmptRequest::Idle {
+                session: &a,
+                seq: 3
+            }))
         );
     }
 }

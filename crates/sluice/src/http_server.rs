@@ -43,6 +43,7 @@ pub struct HttpLimits {
 /// Starts `workers` threads (at least 1), each a current-thread runtime serving `listener` until
 /// `shutdown` is cancelled, then draining for up to `drain`. The connection cap is shared.
 /// Completes when every worker has finished.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_on_workers(
     listener: std::net::TcpListener,
     workers: usize,
@@ -156,8 +157,8 @@ async fn serve(
                     .as_ref()
                     .filter(|t| t.claims(req.uri().path()))
                     .cloned();
-                let hls = (tunnel.is_none() && Edge::is_hls_path(req.uri().path()))
-                    .then(|| edge.clone());
+                let hls =
+                    (tunnel.is_none() && Edge::is_hls_path(req.uri().path())).then(|| edge.clone());
                 let router = router.clone();
                 async move {
                     if let Some(tunnel) = tunnel {

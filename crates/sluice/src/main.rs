@@ -85,7 +85,14 @@ async fn run(cfg: Config) -> Result<()> {
         tokio::spawn(async move { server.serve_tcp(rtmp_listener).await })
     };
     let rtmps = if cfg.rtmps.enabled() {
-        Some(tls::serve(cfg.rtmps.clone(), rtmp_server.clone(), ingest_shutdown.clone()).await?)
+        Some(
+            tls::serve(
+                cfg.rtmps.clone(),
+                rtmp_server.clone(),
+                ingest_shutdown.clone(),
+            )
+            .await?,
+        )
     } else {
         None
     };

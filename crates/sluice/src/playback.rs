@@ -158,9 +158,7 @@ impl Playback {
 
     /// A publish of app/stream was accepted: its tags go to [`Hub::push`].
     pub fn publish_started(&self, app: &str, stream: &str) -> Arc<Hub> {
-        let hub = self
-            .hub(app, stream, true)
-            .expect("created when missing");
+        let hub = self.hub(app, stream, true).expect("created when missing");
         let mut st = lock(&hub.state);
         st.cache.reset();
         st.live = true;

@@ -90,7 +90,11 @@ fn refuse(status: StatusCode, reason: &'static str) -> Response {
 
 impl Rtmpt {
     /// `runtime` is the ingest runtime the connection actors run on.
-    pub fn new(cfg: RtmptConfig, server: Server<App>, runtime: tokio::runtime::Handle) -> Arc<Self> {
+    pub fn new(
+        cfg: RtmptConfig,
+        server: Server<App>,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Self> {
         let this = Arc::new(Self {
             cfg,
             server,
@@ -98,11 +102,14 @@ impl Rtmpt {
             sessions: Mutex::new(HashMap::new()),
         });
         let janitor = Arc::downgrade(&this);
-        let period = Duration::from_millis((this.cfg.session_idle_timeout_ms / 4).clamp(100, 5_000));
+        let period =
+            Duration::from_millis((this.cfg.session_idle_timeout_ms / 4).clamp(100, 5_000));
         this.runtime.spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                let Some(this) = janitor.upgrade() else { return };
+                let Some(this) = janitor.upgrade() else {
+                    return;
+                };
                 this.expire(Instant::now());
             }
         });
@@ -136,17 +143,26 @@ impl Rtmpt {
     }
 
     /// Answers one RTMPT request.
-    pub async fn respond(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> Response {
+    pub async fn respond(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> Response {
         let post = req.method() == hyper::Method::POST;
         let path = req.uri().path().to_owned();
         let request = match rtmpt::parse_request(post, &path) {
             Ok(Some(r)) => r,
             Ok(None) => return refuse(StatusCode::NOT_FOUND, "bad_path"),
-            Err(RtmptPathError::NotPost) => return refuse(StatusCode::METHOD_NOT_ALLOWED, "not_post"),
+            Err(RtmptPathError::NotPost) => {
+                return refuse(StatusCode::METHOD_NOT_ALLOWED, "not_post")
+            }
             Err(RtmptPathError::BadPath) => return refuse(StatusCode::BAD_REQUEST, "bad_path"),
         };
         let limit = self.cfg.max_body_bytes;
-        let body = match http_body_util::Limited::new(req.into_body(), limit).collect().await {
+        let body = match http_body_util::Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
         };
@@ -231,7 +247,12 @@ impl Rtmpt {
         // Wait briefly for the actor's answer, then take whatever else is there without waiting.
         if out.len() == 1 {
             let mut buf = [0u8; 16 * 1024];
-            match tokio::time::timeout(Duration::from_millis(self.cfg.poll_wait_ms), reader.read(&mut buf)).await {
+            match tokio::time::timeout(
+                Duration::from_millis(self.cfg.poll_wait_ms),
+                reader.read(&mut buf),
+            )
+            .await
+            {
                 Ok(Ok(0)) | Ok(Err(_)) => return self.gone(session),
                 Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
                 Err(_) => {}

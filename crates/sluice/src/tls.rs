@@ -127,13 +127,16 @@ pub async fn serve(
         }
     };
     let current = Arc::new(CurrentCert(RwLock::new(Arc::new(first))));
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .context("TLS versions")?
     .with_no_client_auth()
     .with_cert_resolver(current.clone());
+    // No TLS 1.3 session tickets: RTMP clients never resume, and librtmp (GnuTLS build) fails
+    // its RTMP handshake when post-handshake ticket records arrive before S0+S1.
+    tls.send_tls13_tickets = 0;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -113,6 +113,7 @@ impl ChunkEncoder {
     /// Like [`ChunkEncoder::write_message`] without copying the payload: chunk headers are
     /// written into `scratch` and pushed to `queue` as frozen `Bytes`, interleaved with
     /// zero-copy slices of `payload` (one shared tag body fans out to every player).
+    #[allow(clippy::too_many_arguments)]
     pub fn write_message_shared(
         &mut self,
         queue: &mut VecDeque<Bytes>,

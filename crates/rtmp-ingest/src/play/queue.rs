@@ -190,8 +190,8 @@ impl PlayQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flv_tag::TagInfo;
     use bytes::Bytes;
+    use flv_tag::TagInfo;
 
     fn video(ts: u32, frame_type: u8, header: bool) -> IngestTag {
         let payload = Bytes::from(vec![(frame_type << 4) | 7, u8::from(!header), 0, 0, 0]);
