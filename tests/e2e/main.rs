@@ -1,7 +1,9 @@
 //! End-to-end tests of the `sluice` binary with real peers: ffmpeg publishes, ffmpeg/ffprobe and
 //! hls.js in headless Chromium play, Varnish shields. Run by `cargo xtask test`.
 
+mod console;
 mod hostile;
+mod monitoring;
 mod play;
 mod rawrtmp;
 mod rtmps;

@@ -4,6 +4,10 @@
 //! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`.
 
 mod bench;
+mod bench_chart;
+mod bench_http;
+mod bench_ingest;
+mod bench_report;
 mod deps;
 mod flv;
 mod http_client;
@@ -206,6 +210,14 @@ fn docker_check(root: &Path) -> Result<()> {
         .arg("-f")
         .arg(&compose)
         .args(["config", "--quiet"]))?;
+    // The monitoring profile (Prometheus + Grafana) and its Prometheus configuration.
+    run(Command::new("docker-compose")
+        .arg("-f")
+        .arg(&compose)
+        .args(["--profile", "monitoring", "config", "--quiet"]))?;
+    run(Command::new("promtool")
+        .args(["check", "config"])
+        .arg(root.join("docker/prometheus/prometheus.yml")))?;
     // The VCL must compile with the real varnishd (-C compiles and prints C, exits non-zero on
     // error). varnishd resolves backend hosts at compile time, and the compose service name
     // `sluice` only resolves inside compose, so compile a copy pointed at loopback.
@@ -228,6 +240,6 @@ fn docker_check(root: &Path) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    eprintln!("xtask: docker/compose.yaml and default.vcl are valid");
+    eprintln!("xtask: docker/compose.yaml (with the monitoring profile), prometheus.yml and default.vcl are valid");
     Ok(())
 }

@@ -32,6 +32,12 @@ pub enum EdgeError {
     /// App or stream name unusable in a URL path segment.
     #[error("invalid app or stream name for HLS")]
     InvalidStreamName,
+    /// A push from a publisher that no longer owns the stream (taken over, or shut down).
+    #[error("this publisher no longer owns the stream")]
+    NotPublishing,
+    /// A CMAF segment pushed without its init segment.
+    #[error("CMAF segment without an init segment")]
+    MissingInit,
 }
 
 impl EdgeError {
@@ -45,6 +51,7 @@ impl EdgeError {
             EdgeError::NotFound => StatusCode::NOT_FOUND,
             EdgeError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EdgeError::InvalidStreamName => StatusCode::BAD_REQUEST,
+            EdgeError::NotPublishing | EdgeError::MissingInit => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -58,6 +65,7 @@ impl EdgeError {
             EdgeError::NotFound => "not found\n",
             EdgeError::TooManyStreams { .. } => "service unavailable\n",
             EdgeError::InvalidStreamName => "bad request\n",
+            EdgeError::NotPublishing | EdgeError::MissingInit => "internal server error\n",
         }
     }
 }

@@ -1,33 +1,55 @@
-//! Sluice's HLS edge: an in-memory store of live media playlists and MPEG-TS segments and the
-//! axum router that serves them to players and CDNs (HLS draft-pantos-hls-rfc8216bis, "[HLSbis]":
-//! §4 playlist format, §6.2 server responsibilities, Appendix B.1 caching).
+//! Sluice's HLS edge: an in-memory store of live media playlists, one per container (MPEG-TS
+//! and fMP4/CMAF) of each stream, with their segments, parts and init segments, and the axum
+//! router that serves them to players and CDNs (HLS draft-pantos-hls-rfc8216bis, "[HLSbis]":
+//! §3 segment formats, §4 playlist format, §6.2 server responsibilities, Appendix B.1 caching).
 //!
-//! Data flow: the binary calls [`Store::begin_publish`] when a publisher starts and pushes each
-//! complete segment through [`StreamHandle::push_segment`]; the store renders the playlist once
-//! per change and keeps segment bodies (immutable [`bytes::Bytes`] chunks) in a byte-bounded
-//! `moka` cache; [`router`] serves both without copying. A janitor task
-//! ([`Store::spawn_janitor`]) ends playlists after the grace period, removes them after the
-//! ended retention and drops segments when their availability duration is over.
+//! Data flow: the binary calls [`Store::begin_publish`] when a publisher starts (declaring the
+//! target duration and part target), declares the containers it produces and their typed
+//! description with [`StreamHandle::set_media`], and pushes each complete segment of each
+//! container through [`StreamHandle::push_segment`] (its parts as immutable [`bytes::Bytes`],
+//! plus the init segment for CMAF). The store renders each playlist once per change and keeps
+//! segment bodies in a byte-bounded `moka` cache; [`router`] serves both without copying. A
+//! janitor task ([`Store::spawn_janitor`]) ends playlists after the grace period, removes them
+//! after the ended retention and drops segments when their availability duration is over. Time
+//! comes from an injected [`Clock`].
+//!
+//! The edge never parses media: containers, codecs and durations are what the producer says.
 //!
 //! Policies (details on the items):
 //! * A playlist is served (else 404) once it lists at least one segment.
+//! * `index.m3u8` serves the TS playlist when the producer makes TS, else the CMAF one;
+//!   `cmaf.m3u8` always serves the CMAF one.
 //! * The window holds `window_segments` segments but never less than 3 target durations.
-//! * `#EXT-X-TARGETDURATION` is pinned by the first segment of a playlist life.
+//! * `#EXT-X-TARGETDURATION` is what the producer declared at the first publish of a playlist
+//!   life; it never changes during that life.
 //! * `#EXT-X-PROGRAM-DATE-TIME` is anchored on the arrival time of the first segment of a
 //!   publish and after every discontinuity, then advanced by the listed durations.
 //! * A segment that leaves the playlist stays downloadable for its duration plus the longest
 //!   playlist that contained it, counted from the moment it left.
+//! * Segment and init names (`seg-N.ts`, `seg-N.m4s`, `init-N.mp4`) are never reused for other
+//!   bytes: numbers only grow, across reconnects and playlist lives.
 
+mod body;
+pub mod clock;
 pub mod config;
 pub mod error;
+mod eviction;
 pub mod http;
+pub mod media;
 mod playlist;
+mod rendition;
 mod routes;
 mod store;
 mod stream;
 
+pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
+pub use media::{
+    AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, StreamInfo,
+    VideoCodec, VideoInfo,
+};
+pub use rendition::RenditionSummary;
 pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};
-pub use stream::{NewSegment, StreamInfo, StreamState, StreamSummary};
+pub use stream::{NewPart, NewSegment, StreamState, StreamSummary};

@@ -1,16 +1,18 @@
-//! Media playlist rendering ([HLSbis] draft-pantos-hls-rfc8216bis §4.4.3, §4.4.4, §6.2.1).
+//! Media playlist rendering ([HLSbis] draft-pantos-hls-rfc8216bis §4.4.3, §4.4.4, §6.2.1), for
+//! both containers.
 //!
 //! ```text
 //! #EXTM3U
-//! #EXT-X-VERSION:3                      decimal EXTINF needs 3; nothing here needs more (§8)
+//! #EXT-X-VERSION:3                      TS: decimal EXTINF needs 3; CMAF: EXT-X-MAP needs 6 (§8)
 //! #EXT-X-TARGETDURATION:2               pinned for the playlist's life
 //! #EXT-X-MEDIA-SEQUENCE:17              +1 per segment removed from the front
 //! #EXT-X-DISCONTINUITY-SEQUENCE:1       +1 per DISCONTINUITY removed from the front
 //! #EXT-X-INDEPENDENT-SEGMENTS           only while every listed segment is independent
 //! [#EXT-X-DISCONTINUITY]
+//! [#EXT-X-MAP:URI="init-3.mp4"]         CMAF: first segment, and wherever the init changes
 //! #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:00.000Z
 //! #EXTINF:2.000,
-//! seg-17.ts
+//! seg-17.ts                             (seg-17.m4s for CMAF)
 //! ...
 //! [#EXT-X-ENDLIST]
 //! ```
@@ -19,6 +21,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use bytes::Bytes;
+
+use crate::media::Container;
 
 /// One segment as the playlist lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,10 +35,13 @@ pub(crate) struct SegmentMeta {
     /// `#EXT-X-PROGRAM-DATE-TIME` of this segment, unix milliseconds.
     pub program_date_time_unix_ms: u64,
     pub len_bytes: u64,
+    /// CMAF: the number of the init segment (`init-N.mp4`) this segment needs.
+    pub init: Option<u64>,
 }
 
 /// Everything a render needs; borrowed from the stream state.
 pub(crate) struct PlaylistView<'a> {
+    pub container: Container,
     pub target_duration_s: u32,
     pub media_sequence: u64,
     pub discontinuity_sequence: u64,
@@ -43,8 +50,13 @@ pub(crate) struct PlaylistView<'a> {
 }
 
 /// The segment URI, relative to the playlist. Stable and free of session parameters.
-pub(crate) fn segment_uri(media_sequence: u64) -> String {
-    format!("seg-{media_sequence}.ts")
+pub(crate) fn segment_uri(container: Container, media_sequence: u64) -> String {
+    format!("seg-{media_sequence}.{}", container.segment_extension())
+}
+
+/// The init segment URI (CMAF), relative to the playlist.
+pub(crate) fn init_uri(number: u64) -> String {
+    format!("init-{number}.mp4")
 }
 
 /// `#EXTINF` value: seconds with exactly 3 decimals, rounded to the nearest millisecond.
@@ -58,40 +70,21 @@ pub(crate) fn rounded_seconds(duration_90k: u64) -> u64 {
     duration_90k.saturating_add(45_000) / 90_000
 }
 
-/// ISO 8601 / RFC 3339 date-time with milliseconds in UTC, e.g. `2026-05-01T12:00:00.000Z`.
+/// RFC 3339 date-time with milliseconds in UTC, e.g. `2026-05-01T12:00:00.000Z` ([HLSbis]
+/// §4.4.4.6 `EXT-X-PROGRAM-DATE-TIME`).
 pub(crate) fn format_program_date_time(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let ms = unix_ms % 1000;
-    let days = (secs / 86_400) as i64;
-    let sod = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Renders the media playlist text.
 pub(crate) fn render(view: &PlaylistView<'_>) -> String {
     let mut s = String::with_capacity(160 + view.segments.len() * 96);
-    s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+    let version = match view.container {
+        Container::Ts => 3,
+        Container::Cmaf => 6,
+    };
+    let _ = write!(s, "#EXTM3U\n#EXT-X-VERSION:{version}\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", view.target_duration_s);
     let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", view.media_sequence);
     let _ = writeln!(
@@ -102,9 +95,15 @@ pub(crate) fn render(view: &PlaylistView<'_>) -> String {
     if !view.segments.is_empty() && view.segments.iter().all(|x| x.independent) {
         s.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
+    let mut map = None;
     for seg in &view.segments {
         if seg.discontinuity {
             s.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        // EXT-X-MAP applies until the next one (§4.4.4.5): repeat it only where it changes.
+        if let Some(n) = seg.init.filter(|n| map != Some(*n)) {
+            map = Some(n);
+            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", init_uri(n));
         }
         let _ = writeln!(
             s,
@@ -112,7 +111,7 @@ pub(crate) fn render(view: &PlaylistView<'_>) -> String {
             format_program_date_time(seg.program_date_time_unix_ms)
         );
         let _ = writeln!(s, "#EXTINF:{},", format_extinf(seg.duration_90k));
-        s.push_str(&segment_uri(seg.media_sequence));
+        s.push_str(&segment_uri(view.container, seg.media_sequence));
         s.push('\n');
     }
     if view.ended {
@@ -199,9 +198,11 @@ mod tests {
             independent,
             program_date_time_unix_ms: 0,
             len_bytes: 1,
+            init: None,
         };
         let segs = [seg(0, true), seg(1, false)];
         let v = PlaylistView {
+            container: Container::Ts,
             target_duration_s: 2,
             media_sequence: 0,
             discontinuity_sequence: 0,

@@ -1,5 +1,8 @@
-//! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/index.m3u8` and `.../seg-{n}.ts`
+//! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/{file}` for `index.m3u8` (the primary
+//! container's playlist), `cmaf.m3u8`, `seg-{n}.ts`, `seg-{n}.m4s` and `init-{n}.mp4`
 //! ([HLSbis] §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
+//! Content types per RFC 8216 §4 / [HLSbis] §3: `application/vnd.apple.mpegurl`, `video/mp2t`,
+//! `video/mp4` (`audio/mp4` for audio-only CMAF, RFC 4337).
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` and, if configured, CORS headers.
 //! Error bodies are fixed texts. Nothing here waits on ingest or holds a lock while writing.
@@ -14,13 +17,14 @@ use axum::Router;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 
+use crate::body::{RenderedPlaylist, StoredBody};
 use crate::error::EdgeError;
 use crate::http::{
     accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range,
     slice_chunks, ChunksBody, RangeOutcome,
 };
-use crate::store::{SegmentBody, Store};
-use crate::stream::RenderedPlaylist;
+use crate::media::Container;
+use crate::store::Store;
 
 /// Longest request target (path and query) accepted; longer is 414.
 pub const MAX_URI_BYTES: usize = 2048;
@@ -30,7 +34,6 @@ pub const MAX_QUERY_BYTES: usize = 1024;
 const ENDED_PLAYLIST_MAX_AGE_CAP_S: u64 = 60;
 
 const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
-const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 
 #[derive(Clone)]
@@ -47,14 +50,18 @@ struct EdgeState {
 enum Route {
     Playlist,
     Segment,
+    Init,
     Other,
 }
 
 impl Route {
+    const ALL: [Route; 4] = [Route::Playlist, Route::Segment, Route::Init, Route::Other];
+
     fn label(self) -> &'static str {
         match self {
             Route::Playlist => "playlist",
             Route::Segment => "segment",
+            Route::Init => "init",
             Route::Other => "other",
         }
     }
@@ -182,29 +189,64 @@ fn serve(
         return (Route::Other, Err(EdgeError::BadName));
     };
     let (app, stream, file) = (app.as_ref(), stream.as_ref(), file.as_ref());
-    if file == "index.m3u8" {
-        let r = state.store.playlist(app, stream).ok_or(EdgeError::NotFound);
-        return (
-            Route::Playlist,
-            r.map(|p| playlist_response(&p, method, headers)),
-        );
-    }
-    if let Some(seq) = parse_segment_name(file) {
-        let r = state
-            .store
-            .segment(app, stream, seq)
-            .ok_or(EdgeError::NotFound);
-        return (
-            Route::Segment,
-            r.and_then(|s| segment_response(state, &s, method, headers)),
-        );
-    }
-    (Route::Other, Err(EdgeError::NotFound))
+    let store = &state.store;
+    let (route, body) = match parse_file_name(file) {
+        Some(File::Playlist(container)) => {
+            let r = store
+                .playlist(app, stream, container)
+                .ok_or(EdgeError::NotFound);
+            return (
+                Route::Playlist,
+                r.map(|p| playlist_response(&p, method, headers)),
+            );
+        }
+        Some(File::Segment(container, seq)) => {
+            (Route::Segment, store.segment(app, stream, container, seq))
+        }
+        Some(File::Init(n)) => (Route::Init, store.init(app, stream, n)),
+        None => return (Route::Other, Err(EdgeError::NotFound)),
+    };
+    let r = body.ok_or(EdgeError::NotFound);
+    (
+        route,
+        r.and_then(|s| segment_response(state, &s, method, headers)),
+    )
 }
 
-/// `seg-{n}.ts` with `n` in canonical decimal (no sign, no leading zeros): one name per segment.
-fn parse_segment_name(file: &str) -> Option<u64> {
-    let digits = file.strip_prefix("seg-")?.strip_suffix(".ts")?;
+/// A file name the edge serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum File {
+    /// `index.m3u8` (`None`: the primary container) or `cmaf.m3u8`.
+    Playlist(Option<Container>),
+    Segment(Container, u64),
+    Init(u64),
+}
+
+fn parse_file_name(file: &str) -> Option<File> {
+    match file {
+        "index.m3u8" => return Some(File::Playlist(None)),
+        "cmaf.m3u8" => return Some(File::Playlist(Some(Container::Cmaf))),
+        _ => {}
+    }
+    if let Some(rest) = file.strip_prefix("seg-") {
+        for c in Container::ALL {
+            let ext = c.segment_extension();
+            if let Some(n) = rest
+                .strip_suffix(ext)
+                .and_then(|r| r.strip_suffix('.'))
+                .and_then(canonical_number)
+            {
+                return Some(File::Segment(c, n));
+            }
+        }
+        return None;
+    }
+    let n = file.strip_prefix("init-")?.strip_suffix(".mp4")?;
+    canonical_number(n).map(File::Init)
+}
+
+/// `n` in canonical decimal (no sign, no leading zeros): one name per object.
+fn canonical_number(digits: &str) -> Option<u64> {
     if digits.is_empty()
         || !digits.bytes().all(|b| b.is_ascii_digit())
         || (digits.len() > 1 && digits.starts_with('0'))
@@ -281,7 +323,7 @@ fn playlist_response(p: &RenderedPlaylist, method: &Method, headers: &HeaderMap)
 
 fn segment_response(
     state: &EdgeState,
-    s: &SegmentBody,
+    s: &StoredBody,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, EdgeError> {
@@ -293,10 +335,7 @@ fn segment_response(
     if not_modified(headers, &s.etag, s.last_modified) {
         return Ok(response(StatusCode::NOT_MODIFIED, h, Body::empty()));
     }
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(SEGMENT_CONTENT_TYPE),
-    );
+    h.insert(header::CONTENT_TYPE, s.content_type.clone());
     let len = s.len_bytes;
     let range = match header_str(headers, &header::RANGE) {
         Some(r) => {
@@ -417,9 +456,8 @@ const COMMON_STATUSES: [u16; 10] = [200, 206, 304, 400, 404, 405, 414, 416, 500,
 
 fn request_counter(route: Route, status: StatusCode) -> metrics::Counter {
     static HANDLES: std::sync::OnceLock<Vec<metrics::Counter>> = std::sync::OnceLock::new();
-    let routes = [Route::Playlist, Route::Segment, Route::Other];
     let handles = HANDLES.get_or_init(|| {
-        routes
+        Route::ALL
             .iter()
             .flat_map(|r| {
                 COMMON_STATUSES.iter().map(move |st| {
@@ -447,12 +485,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segment_names_are_canonical() {
-        assert_eq!(parse_segment_name("seg-0.ts"), Some(0));
-        assert_eq!(parse_segment_name("seg-17.ts"), Some(17));
+    fn file_names_are_canonical() {
+        use Container::*;
+        for (name, want) in [
+            ("index.m3u8", File::Playlist(None)),
+            ("cmaf.m3u8", File::Playlist(Some(Cmaf))),
+            ("seg-0.ts", File::Segment(Ts, 0)),
+            ("seg-17.ts", File::Segment(Ts, 17)),
+            ("seg-17.m4s", File::Segment(Cmaf, 17)),
+            ("init-0.mp4", File::Init(0)),
+            ("init-3.mp4", File::Init(3)),
+        ] {
+            assert_eq!(parse_file_name(name), Some(want), "{name}");
+        }
         assert_eq!(
-            parse_segment_name(&format!("seg-{}.ts", u64::MAX)),
-            Some(u64::MAX)
+            parse_file_name(&format!("seg-{}.ts", u64::MAX)),
+            Some(File::Segment(Ts, u64::MAX))
         );
         for bad in [
             "seg-.ts",
@@ -461,10 +509,18 @@ mod tests {
             "seg-+1.ts",
             "seg-1.TS",
             "seg-1",
+            "seg-1ts",
+            "seg-1m4s",
             "seg-18446744073709551616.ts",
             "seg-1.ts.ts",
+            "seg-1.mp4",
+            "init-1.m4s",
+            "init-01.mp4",
+            "init-.mp4",
+            "ts.m3u8",
+            "INDEX.m3u8",
         ] {
-            assert_eq!(parse_segment_name(bad), None, "{bad}");
+            assert_eq!(parse_file_name(bad), None, "{bad}");
         }
     }
 }

@@ -1,74 +1,68 @@
-//! The in-memory HLS store: playlists per app/stream and segment bodies in a byte-bounded `moka`
-//! cache ([HLSbis] §6.2.1 playlist updates, §6.2.2 live window and segment availability).
+//! The in-memory HLS store: streams per app/stream, their renditions (one media playlist per
+//! container) and segment bodies in a byte-bounded `moka` cache ([HLSbis] §6.2.1 playlist
+//! updates, §6.2.2 live window and segment availability).
 //!
-//! Locks: `streams` (map) before a stream's `core` mutex before `tombstones`; never two `core`
-//! mutexes at once; nothing held across `.await`; the moka eviction listener takes no lock.
-//! Requests only clone an `Arc` under a lock; bodies are written with no lock held.
+//! Locks: `streams` (map) before a stream's `core` mutex before `eviction` or `tombstones`
+//! (never both); never two `core` mutexes at once; nothing held across `.await`; the moka
+//! eviction listener takes no lock. Requests only clone an `Arc` under a lock; bodies are
+//! written with no lock held.
+//!
+//! Time comes from the injected [`Clock`]; nothing here reads the system clock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
+use crate::body::{RenderedPlaylist, StoredBody};
+use crate::clock::{Clock, Now};
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
+use crate::eviction::EvictionIndex;
 use crate::http::is_valid_name;
-use crate::stream::{
-    Continuation, Dropped, NewSegment, RenderedPlaylist, StreamCore, StreamInfo, StreamSummary,
-};
+use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
+use crate::rendition::{Continuation, Dropped};
+use crate::stream::{NewSegment, StreamCore, StreamSummary};
 
-/// An immutable segment body, shared with requests by `Arc` clone.
-#[derive(Debug)]
-pub(crate) struct SegmentBody {
-    pub chunks: Vec<Bytes>,
-    pub len_bytes: u64,
-    pub etag: String,
-    pub last_modified: SystemTime,
-    /// `etag` and `last_modified` as header values, formatted once when the segment is stored.
-    pub etag_value: http::HeaderValue,
-    pub last_modified_value: http::HeaderValue,
-}
+/// (stream entry id, container, media sequence).
+type SegmentKey = (u64, Container, u64);
 
-/// (stream entry id, media sequence).
-type SegmentKey = (u64, u64);
-
-struct StreamEntry {
-    id: u64,
+pub(crate) struct StreamEntry {
+    pub id: u64,
     app: Arc<str>,
     stream: Arc<str>,
-    core: Mutex<StreamCore>,
+    pub core: Mutex<StreamCore>,
+    /// `sluice_stream_bytes_held{app,stream,container}`, registered once.
+    gauges: PerContainer<metrics::Gauge>,
 }
 
 struct Tombstone {
-    continuation: Continuation,
-    removed_at: Instant,
+    continuation: PerContainer<Continuation>,
+    removed_at: std::time::Instant,
 }
 
 struct Inner {
     config: EdgeConfig,
+    clock: Arc<dyn Clock>,
     streams: RwLock<HashMap<String, Arc<StreamEntry>>>,
     /// Sequence numbers of removed playlists, so a later publish of the same URL keeps them
     /// growing (CDNs may still hold `seg-N.ts` of the old life as immutable).
     tombstones: Mutex<HashMap<String, Tombstone>>,
-    segments: Cache<SegmentKey, Arc<SegmentBody>>,
-    total_bytes: AtomicU64,
+    segments: Cache<SegmentKey, Arc<StoredBody>>,
+    /// Bytes held per container (media and init segments), all streams.
+    bytes: PerContainer<AtomicU64>,
+    /// `sluice_edge_bytes_held{container}`.
+    gauges: PerContainer<metrics::Gauge>,
+    eviction: Mutex<EvictionIndex>,
     next_id: AtomicU64,
-    /// Maps monotonic instants to wall-clock time for `Last-Modified`.
-    clock_anchor: (Instant, SystemTime),
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// "Now" for callers that do not pass time: tokio's clock, so `tokio::time::pause()` applies.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 fn stream_key(app: &str, stream: &str) -> String {
@@ -90,16 +84,12 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub fn new(config: EdgeConfig) -> Self {
-        Self::with_clock_anchor(config, now(), SystemTime::now())
-    }
-
-    /// As [`Store::new`] with the wall-clock time `wall` corresponding to `instant` given
-    /// (deterministic `Last-Modified` in tests).
-    pub fn with_clock_anchor(config: EdgeConfig, instant: Instant, wall: SystemTime) -> Self {
+    /// A store reading time from `clock` ([`crate::TokioClock`] in the binary,
+    /// [`crate::SimClock`] in tests).
+    pub fn new(config: EdgeConfig, clock: Arc<dyn Clock>) -> Self {
         let segments = Cache::builder()
             .max_capacity(config.max_bytes_total)
-            .weigher(|_k: &SegmentKey, v: &Arc<SegmentBody>| {
+            .weigher(|_k: &SegmentKey, v: &Arc<StoredBody>| {
                 u32::try_from(v.len_bytes).unwrap_or(u32::MAX)
             })
             // LRU admits every new segment; TinyLFU could refuse a fresh one when full. The store
@@ -109,21 +99,28 @@ impl Store {
                 if cause == RemovalCause::Size {
                     metrics::counter!("sluice_edge_cache_evictions_total").increment(1);
                     tracing::warn!(
-                        media_sequence = k.1,
+                        container = %k.1,
+                        media_sequence = k.2,
                         "segment cache evicted a body over the total byte budget"
                     );
                 }
             })
             .build();
+        let gauges = PerContainer {
+            ts: metrics::gauge!("sluice_edge_bytes_held", "container" => "ts"),
+            cmaf: metrics::gauge!("sluice_edge_bytes_held", "container" => "cmaf"),
+        };
         Self {
             inner: Arc::new(Inner {
                 config,
+                clock,
                 streams: RwLock::new(HashMap::new()),
                 tombstones: Mutex::new(HashMap::new()),
                 segments,
-                total_bytes: AtomicU64::new(0),
+                bytes: PerContainer::default(),
+                gauges,
+                eviction: Mutex::new(EvictionIndex::default()),
                 next_id: AtomicU64::new(1),
-                clock_anchor: (instant, wall),
             }),
         }
     }
@@ -132,13 +129,8 @@ impl Store {
         &self.inner.config
     }
 
-    fn wall(&self, at: Instant) -> SystemTime {
-        let (i0, w0) = self.inner.clock_anchor;
-        if at >= i0 {
-            w0 + (at - i0)
-        } else {
-            w0.checked_sub(i0 - at).unwrap_or(SystemTime::UNIX_EPOCH)
-        }
+    fn now(&self) -> Now {
+        self.inner.clock.now()
     }
 
     fn entries(&self) -> Vec<Arc<StreamEntry>> {
@@ -156,24 +148,24 @@ impl Store {
         map.get(&stream_key(app, stream)).cloned()
     }
 
-    /// A publisher starts on `app/stream`.
+    /// A publisher starts on `app/stream`, declaring its segment timing.
     ///
     /// An existing playlist (live, in grace, or ended but not yet removed) continues: ENDLIST is
-    /// dropped, the next segment carries `#EXT-X-DISCONTINUITY`, TARGETDURATION stays pinned and
-    /// media sequence numbers go on. A removed (or never seen) name starts a new playlist life,
-    /// still continuing the media sequence numbers of a previous life of the same URL.
-    /// A still-attached previous handle is detached (its pushes are ignored).
+    /// dropped, the next segment of each container carries `#EXT-X-DISCONTINUITY`, the target
+    /// duration and part target stay as first declared and media sequence numbers go on. A
+    /// removed (or never seen) name starts a new playlist life with the declared values, still
+    /// continuing the numbers of a previous life of the same URL. A still-attached previous
+    /// handle is detached (its pushes are refused).
     pub fn begin_publish(
         &self,
         app: &str,
         stream: &str,
-        info: StreamInfo,
+        params: PublishParams,
     ) -> Result<StreamHandle, EdgeError> {
         if !is_valid_name(app) || !is_valid_name(stream) {
             return Err(EdgeError::InvalidStreamName);
         }
-        let at = now();
-        let wall = self.wall(at);
+        let now = self.now();
         let key = stream_key(app, stream);
         let mut map = self
             .inner
@@ -192,7 +184,7 @@ impl Store {
         }
         let (entry, epoch) = match existing {
             Some(entry) => {
-                let epoch = lock(&entry.core).begin(info, wall);
+                let epoch = lock(&entry.core).begin(params, now.wall);
                 (entry, epoch)
             }
             None => {
@@ -200,13 +192,18 @@ impl Store {
                     .remove(&key)
                     .map(|t| t.continuation)
                     .unwrap_or_default();
-                let core = StreamCore::new(continuation, info);
+                let core = StreamCore::new(continuation, params);
                 let epoch = core.publish_epoch;
+                let gauge = |c: Container| metrics::gauge!("sluice_stream_bytes_held", "app" => app.to_string(), "stream" => stream.to_string(), "container" => c.name());
                 let entry = Arc::new(StreamEntry {
                     id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
                     app: app.into(),
                     stream: stream.into(),
                     core: Mutex::new(core),
+                    gauges: PerContainer {
+                        ts: gauge(Container::Ts),
+                        cmaf: gauge(Container::Cmaf),
+                    },
                 });
                 map.insert(key, entry.clone());
                 (entry, epoch)
@@ -221,7 +218,7 @@ impl Store {
         })
     }
 
-    /// Every playlist that is live, in grace or ended (not removed ones).
+    /// Every playlist that is live, in grace or ended (not removed ones), sorted by name.
     pub fn streams(&self) -> Vec<StreamSummary> {
         let mut v: Vec<_> = self
             .entries()
@@ -238,9 +235,15 @@ impl Store {
         summary
     }
 
-    /// Bytes of segment bodies held, all streams.
+    /// Bytes of media and init segments held, all streams and containers.
     pub fn bytes_held(&self) -> u64 {
-        self.inner.total_bytes.load(Ordering::Relaxed)
+        let b = self.bytes_held_by_container();
+        b.ts + b.cmaf
+    }
+
+    /// Bytes held per container, all streams.
+    pub fn bytes_held_by_container(&self) -> PerContainer<u64> {
+        self.inner.bytes.map(|_, b| b.load(Ordering::Relaxed))
     }
 
     /// Starts the periodic janitor (grace expiry, ENDLIST, removal, availability expiry). It
@@ -253,7 +256,7 @@ impl Store {
             loop {
                 interval.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                Store { inner }.tick(tokio::time::Instant::now().into_std());
+                Store { inner }.tick();
             }
         })
     }
@@ -261,31 +264,25 @@ impl Store {
     /// Graceful shutdown: every live or in-grace playlist gets `#EXT-X-ENDLIST` now and its
     /// publisher is detached. The ended retention then runs as usual.
     pub fn end_all(&self) {
-        self.end_all_at(now());
-    }
-
-    /// [`Store::end_all`] at a given time.
-    pub fn end_all_at(&self, at: Instant) {
-        let wall = self.wall(at);
+        let now = self.now();
         for e in self.entries() {
-            lock(&e.core).end_now(at, wall);
+            lock(&e.core).end_now(now.instant, now.wall);
         }
     }
 
-    /// One janitor pass at time `at`.
-    pub fn tick(&self, at: Instant) {
-        let wall = self.wall(at);
+    /// One janitor pass at the clock's current time.
+    pub fn tick(&self) {
+        let now = self.now();
         let mut removable = Vec::new();
+        let mut dropped = Vec::new();
         for e in self.entries() {
-            let (dropped, gone, held) = {
+            let gone = {
                 let mut core = lock(&e.core);
-                let (dropped, gone) = core.tick(at, wall, &self.inner.config);
-                self.release(e.id, &dropped);
-                (dropped, gone, core.bytes_held)
+                dropped.clear();
+                let gone = core.tick(now.instant, now.wall, &self.inner.config, &mut dropped);
+                self.release(&e, &core, &dropped);
+                gone
             };
-            if !dropped.is_empty() {
-                set_stream_gauge(&e, held);
-            }
             if gone {
                 removable.push(e);
             }
@@ -306,25 +303,25 @@ impl Store {
                     continue;
                 }
                 let continuation = core.continuation();
+                lock(&self.inner.eviction).remove_entry(e.id);
                 drop(core);
                 map.remove(&key);
                 lock(&self.inner.tombstones).insert(
                     key,
                     Tombstone {
                         continuation,
-                        removed_at: at,
+                        removed_at: now.instant,
                     },
                 );
-                set_stream_gauge(&e, 0);
             }
         }
-        self.prune_tombstones(at);
+        self.prune_tombstones(now.instant);
         self.inner.segments.run_pending_tasks();
     }
 
     /// Tombstones only matter while a CDN may still cache old segments; keep them that long,
     /// and never more than a few times `max_streams`.
-    fn prune_tombstones(&self, at: Instant) {
+    fn prune_tombstones(&self, at: std::time::Instant) {
         let ttl = Duration::from_secs(u64::from(self.inner.config.segment_cache_max_age_s));
         let cap = self.inner.config.max_streams.saturating_mul(4).max(16);
         let mut t = lock(&self.inner.tombstones);
@@ -341,73 +338,84 @@ impl Store {
         }
     }
 
-    fn release(&self, id: u64, dropped: &[Dropped]) {
-        if dropped.is_empty() {
-            return;
-        }
-        let mut bytes = 0;
+    /// After a change to `core` (its lock held): releases the `dropped` bodies, updates byte
+    /// counts and gauges and the stream's place in the eviction index.
+    fn release(&self, e: &Arc<StreamEntry>, core: &StreamCore, dropped: &[Dropped]) {
+        let mut freed = PerContainer::<u64>::default();
         for d in dropped {
-            self.inner.segments.invalidate(&(id, d.media_sequence));
-            bytes += d.len_bytes;
+            if let Some(seq) = d.media_sequence {
+                self.inner.segments.invalidate(&(e.id, d.container, seq));
+            }
+            freed[d.container] += d.len_bytes;
         }
-        let total = self.inner.total_bytes.fetch_sub(bytes, Ordering::Relaxed) - bytes;
-        metrics::gauge!("sluice_edge_bytes_held").set(total as f64);
+        for c in Container::ALL {
+            if freed[c] > 0 {
+                let total = self.inner.bytes[c].fetch_sub(freed[c], Ordering::Relaxed) - freed[c];
+                self.inner.gauges[c].set(total as f64);
+                e.gauges[c].set(core.renditions[c].bytes_held as f64);
+            }
+        }
+        lock(&self.inner.eviction).update(e, core);
     }
 
     /// Brings the total back under `max_bytes_total`: bodies already out of a playlist go
     /// first (earliest expiry first), then the oldest listed segments of any stream (never a
-    /// stream's newest one).
+    /// rendition's newest one). O(log streams) per body dropped: the candidates are kept
+    /// ordered in the eviction index.
     ///
     /// Called with `reserve_bytes` before a body is inserted so that moka never has to evict on
     /// its own (it would pick by recency, not by our rules), and with 0 after.
-    fn enforce_total_budget(&self, at: Instant, reserve_bytes: u64) {
-        let wall = self.wall(at);
+    fn enforce_total_budget(&self, reserve_bytes: u64) {
+        let wall = self.now().wall;
         let max = self.inner.config.max_bytes_total;
-        for _ in 0..100_000 {
-            if self.bytes_held().saturating_add(reserve_bytes) <= max {
+        let mut dropped = Vec::new();
+        while self.bytes_held().saturating_add(reserve_bytes) > max {
+            let Some((candidate, (id, container), weak)) = lock(&self.inner.eviction).first()
+            else {
                 return;
-            }
-            let victim = self
-                .entries()
-                .into_iter()
-                .filter_map(|e| {
-                    let c = lock(&e.core).eviction_candidate()?;
-                    Some((c, e))
-                })
-                .min_by_key(|(c, _)| *c);
-            let Some((_, e)) = victim else { return };
-            let held = {
-                let mut core = lock(&e.core);
-                let Some(d) = core.drop_oldest_and_render(wall) else {
-                    continue;
-                };
-                self.release(e.id, &[d]);
-                core.bytes_held
             };
-            set_stream_gauge(&e, held);
+            let Some(e) = weak.upgrade() else {
+                lock(&self.inner.eviction).remove_entry(id);
+                continue;
+            };
+            let mut core = lock(&e.core);
+            dropped.clear();
+            // The index may be behind a change made since `first()`: then only re-index.
+            if core.renditions[container].eviction_candidate() == Some(candidate) {
+                core.drop_oldest_and_render(container, wall, &mut dropped);
+            }
+            self.release(&e, &core, &dropped);
         }
     }
 
-    pub(crate) fn playlist(&self, app: &str, stream: &str) -> Option<Arc<RenderedPlaylist>> {
+    pub(crate) fn playlist(
+        &self,
+        app: &str,
+        stream: &str,
+        container: Option<Container>,
+    ) -> Option<Arc<RenderedPlaylist>> {
         let e = self.entry(app, stream)?;
-        let rendered = lock(&e.core).rendered();
-        rendered
+        let core = lock(&e.core);
+        let c = container.or_else(|| core.primary())?;
+        core.renditions[c].rendered().cloned()
     }
 
     pub(crate) fn segment(
         &self,
         app: &str,
         stream: &str,
+        container: Container,
         media_sequence: u64,
-    ) -> Option<Arc<SegmentBody>> {
+    ) -> Option<Arc<StoredBody>> {
         let e = self.entry(app, stream)?;
-        self.inner.segments.get(&(e.id, media_sequence))
+        self.inner.segments.get(&(e.id, container, media_sequence))
     }
-}
 
-fn set_stream_gauge(e: &StreamEntry, bytes: u64) {
-    metrics::gauge!("sluice_stream_bytes_held", "app" => e.app.to_string(), "stream" => e.stream.to_string())
-        .set(bytes as f64);
+    pub(crate) fn init(&self, app: &str, stream: &str, number: u64) -> Option<Arc<StoredBody>> {
+        let e = self.entry(app, stream)?;
+        let body = lock(&e.core).renditions.cmaf.init(number);
+        body
+    }
 }
 
 /// Owned by the publishing connection. Dropping it ends the publish (grace period starts).
@@ -437,99 +445,71 @@ impl StreamHandle {
         &self.entry.stream
     }
 
-    /// Playlist TARGETDURATION pinned for this playlist's life, if a previous publish already
-    /// fixed it (the producer must then cut for it).
-    pub fn target_duration_s(&self) -> Option<u32> {
-        lock(&self.entry.core).target_duration_s()
+    /// Declares which containers this publish produces from now on (`Some`) and describes
+    /// them; call it before the first segment and again when the media changes. `index.m3u8`
+    /// serves TS when TS is produced, else CMAF.
+    pub fn set_media(&self, media: PerContainer<Option<StreamInfo>>) {
+        lock(&self.entry.core).set_media(self.epoch, media);
     }
 
-    /// Lists a complete segment. Never waits on HTTP clients.
-    pub fn push_segment(&self, segment: NewSegment) {
-        self.push_segment_at(segment, now());
-    }
-
-    /// [`StreamHandle::push_segment`] at a given time.
-    pub fn push_segment_at(&self, mut segment: NewSegment, at: Instant) {
+    /// Lists a complete segment of one container. Never waits on HTTP clients. Returns its
+    /// media sequence number (the `N` of `seg-N.ts` / `seg-N.m4s`).
+    pub fn push_segment(&self, segment: NewSegment) -> Result<u64, EdgeError> {
         let store = &self.store;
-        let wall = store.wall(at);
-        let len_bytes: u64 = segment.chunks.iter().map(|c| c.len() as u64).sum();
+        if segment.container == Container::Cmaf && segment.init.is_none() {
+            return Err(EdgeError::MissingInit);
+        }
+        let len_bytes: u64 = segment.parts.iter().map(|p| p.bytes.len() as u64).sum();
         if !lock(&self.entry.core).accepts(self.epoch) {
-            return;
+            return Err(EdgeError::NotPublishing);
         }
-        if store.bytes_held().saturating_add(len_bytes) > store.inner.config.max_bytes_total {
-            store.enforce_total_budget(at, len_bytes);
+        let max = store.inner.config.max_bytes_total;
+        if store.bytes_held().saturating_add(len_bytes) > max {
+            store.enforce_total_budget(len_bytes);
         }
-        let held = {
+        let now = store.now();
+        let container = segment.container;
+        let seq = {
             let mut core = lock(&self.entry.core);
-            let Some((seq, dropped)) = core.push(
-                self.epoch,
-                &segment,
-                len_bytes,
-                at,
-                wall,
-                &store.inner.config,
-            ) else {
-                return;
-            };
+            if !core.accepts(self.epoch) {
+                return Err(EdgeError::NotPublishing);
+            }
+            let pushed = core.push(segment, now.instant, now.wall, &store.inner.config);
             // Room first (the per-stream drops), then the new body; stored before the lock is
             // released, so a request only sees the new playlist once the body is downloadable.
-            store.release(self.entry.id, &dropped);
-            let etag = core.segment_etag(seq);
-            let hv = |s: &str| {
-                http::HeaderValue::from_str(s)
-                    .unwrap_or_else(|_| http::HeaderValue::from_static(""))
-            };
-            let body = SegmentBody {
-                chunks: std::mem::take(&mut segment.chunks),
-                len_bytes,
-                etag_value: hv(&etag),
-                last_modified_value: hv(&httpdate::fmt_http_date(wall)),
-                etag,
-                last_modified: wall,
-            };
-            store
-                .inner
-                .segments
-                .insert((self.entry.id, seq), Arc::new(body));
-            store
-                .inner
-                .total_bytes
-                .fetch_add(len_bytes, Ordering::Relaxed);
-            core.bytes_held
+            store.release(&self.entry, &core, &pushed.dropped);
+            let added = pushed.body.len_bytes + pushed.init_bytes;
+            store.inner.segments.insert(
+                (self.entry.id, container, pushed.media_sequence),
+                Arc::new(pushed.body),
+            );
+            store.inner.bytes[container].fetch_add(added, Ordering::Relaxed);
+            let total = store.inner.bytes[container].load(Ordering::Relaxed);
+            store.inner.gauges[container].set(total as f64);
+            self.entry.gauges[container].set(core.renditions[container].bytes_held as f64);
+            pushed.media_sequence
         };
-        set_stream_gauge(&self.entry, held);
-        metrics::gauge!("sluice_edge_bytes_held").set(store.bytes_held() as f64);
-        if store.bytes_held() > store.inner.config.max_bytes_total {
+        if store.bytes_held() > max {
             // Only when the reservation above could not free enough (e.g. the pushing stream's
             // own previous segment was the only candidate).
-            store.enforce_total_budget(at, 0);
+            store.enforce_total_budget(0);
         }
-    }
-
-    /// Replaces the stream description shown by the API.
-    pub fn update_info(&self, info: StreamInfo) {
-        let mut core = lock(&self.entry.core);
-        if core.publish_epoch == self.epoch {
-            core.info = info;
-        }
+        Ok(seq)
     }
 
     /// The publisher left: the grace period starts.
-    pub fn end(self) {
-        self.end_at(now());
-    }
-
-    /// [`StreamHandle::end`] at a given time.
-    pub fn end_at(mut self, at: Instant) {
+    pub fn end(mut self) {
         self.ended = true;
-        lock(&self.entry.core).end(self.epoch, at);
+        let now = self.store.now();
+        lock(&self.entry.core).end(self.epoch, now.instant);
     }
 }
 
 impl Drop for StreamHandle {
     fn drop(&mut self) {
         if !self.ended {
-            lock(&self.entry.core).end(self.epoch, now());
+            let now = self.store.now();
+            lock(&self.entry.core).end(self.epoch, now.instant);
         }
     }
 }

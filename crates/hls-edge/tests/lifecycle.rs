@@ -26,21 +26,18 @@ const S2: u64 = 180_000; // 2.000 s
 async fn exact_playlist_text_through_a_whole_life() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let app = router(store.clone());
+    let app = router(store.store.clone());
     let url = "/live/cam/index.m3u8";
 
     assert_eq!(get(&app, url).await.status, StatusCode::NOT_FOUND);
-    let h1 = store
-        .begin_publish("live", "cam", StreamInfo::default())
-        .unwrap();
-    assert_eq!(h1.target_duration_s(), None);
+    let h1 = store.publish("live", "cam", 2);
     assert_eq!(
         get(&app, url).await.status,
         StatusCode::NOT_FOUND,
         "no playlist before the first segment"
     );
 
-    h1.push_segment_at(segment(1, 1000, S2, T0_UNIX_MS), t0 + secs(2.0));
+    h1.push_at(segment(1, 1000, S2, T0_UNIX_MS), t0 + secs(2.0));
     assert_eq!(
         get(&app, url).await.text(),
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
@@ -48,26 +45,27 @@ async fn exact_playlist_text_through_a_whole_life() {
          #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:00.000Z\n#EXTINF:2.000,\nseg-0.ts\n"
     );
     // Arrival times after the first only matter after a discontinuity: PDT follows durations.
-    h1.push_segment_at(segment(2, 1000, S2, T0_UNIX_MS + 2_040), t0 + secs(4.0));
-    h1.push_segment_at(
+    h1.push_at(segment(2, 1000, S2, T0_UNIX_MS + 2_040), t0 + secs(4.0));
+    h1.push_at(
         segment(3, 1000, 180_180, T0_UNIX_MS + 4_010),
         t0 + secs(6.0),
     );
     h1.end_at(t0 + secs(6.5));
 
     // Reconnect within the grace period: same playlist, pinned target duration, DISCONTINUITY.
-    store.tick(t0 + secs(20.0));
+    store.tick_at(t0 + secs(20.0));
     assert_eq!(
         store.stream("live", "cam").unwrap().state,
         StreamState::Grace
     );
-    let h2 = store
-        .begin_publish("live", "cam", StreamInfo::default())
-        .unwrap();
-    assert_eq!(h2.target_duration_s(), Some(2));
-    let mut s3 = segment(4, 1000, S2, T0_UNIX_MS + 10_000);
-    s3.target_duration_s = 4; // ignored: pinned for the playlist's life
-    h2.push_segment_at(s3, t0 + secs(22.0));
+    // A different declaration is ignored: the target duration is pinned for the playlist's life.
+    let h2 = store.publish("live", "cam", 4);
+    assert_eq!(
+        store.stream("live", "cam").unwrap().target_duration_s,
+        Some(2)
+    );
+    let s3 = segment(4, 1000, S2, T0_UNIX_MS + 10_000);
+    h2.push_at(s3, t0 + secs(22.0));
     assert_eq!(
         get(&app, url).await.text(),
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
@@ -81,10 +79,10 @@ async fn exact_playlist_text_through_a_whole_life() {
     // seg-4 not independent; seg-5 flagged discontinuity by the producer (PDT re-anchored).
     let mut s4 = segment(5, 1000, S2, T0_UNIX_MS + 12_000);
     s4.independent = false;
-    h2.push_segment_at(s4, t0 + secs(24.0));
+    h2.push_at(s4, t0 + secs(24.0));
     let mut s5 = segment(6, 1000, 180_090, T0_UNIX_MS + 20_000);
     s5.discontinuity = true;
-    h2.push_segment_at(s5, t0 + secs(26.0));
+    h2.push_at(s5, t0 + secs(26.0));
     assert_eq!(
         get(&app, url).await.text(),
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
@@ -95,10 +93,10 @@ async fn exact_playlist_text_through_a_whole_life() {
          #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:20.000Z\n#EXTINF:2.001,\nseg-5.ts\n"
     );
     // seg-3 (with its DISCONTINUITY) slides out: DISCONTINUITY-SEQUENCE 1.
-    h2.push_segment_at(segment(7, 1000, S2, T0_UNIX_MS + 22_500), t0 + secs(28.0));
+    h2.push_at(segment(7, 1000, S2, T0_UNIX_MS + 22_500), t0 + secs(28.0));
     // seg-4 slides out (no tag), then seg-5 (tag): 2. PDTs follow the durations from 20.000.
-    h2.push_segment_at(segment(8, 1000, S2, T0_UNIX_MS + 24_500), t0 + secs(30.0));
-    h2.push_segment_at(segment(9, 1000, S2, T0_UNIX_MS + 26_500), t0 + secs(32.0));
+    h2.push_at(segment(8, 1000, S2, T0_UNIX_MS + 24_500), t0 + secs(30.0));
+    h2.push_at(segment(9, 1000, S2, T0_UNIX_MS + 26_500), t0 + secs(32.0));
     let live = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n\
          #EXT-X-INDEPENDENT-SEGMENTS\n\
          #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:22.001Z\n#EXTINF:2.000,\nseg-6.ts\n\
@@ -114,9 +112,9 @@ async fn exact_playlist_text_through_a_whole_life() {
     // Publisher leaves (handle dropped): unchanged for the grace period, then ENDLIST.
     let end = t0 + secs(33.0);
     h2.end_at(end);
-    store.tick(end + secs(19.9));
+    store.tick_at(end + secs(19.9));
     assert_eq!(get(&app, url).await.text(), live);
-    store.tick(end + secs(20.0));
+    store.tick_at(end + secs(20.0));
     let ended = format!("{live}#EXT-X-ENDLIST\n");
     assert_eq!(get(&app, url).await.text(), ended);
     assert_eq!(
@@ -125,16 +123,16 @@ async fn exact_playlist_text_through_a_whole_life() {
     );
 
     // Removed after the ended retention; its segments stay for their availability duration.
-    store.tick(end + secs(79.9));
+    store.tick_at(end + secs(79.9));
     assert_eq!(get(&app, url).await.text(), ended);
-    store.tick(end + secs(80.0));
+    store.tick_at(end + secs(80.0));
     assert_eq!(get(&app, url).await.status, StatusCode::NOT_FOUND);
     assert!(store.stream("live", "cam").is_none());
     assert_eq!(get(&app, "/live/cam/seg-8.ts").await.status, StatusCode::OK);
     // seg-6: 2 s + longest playlist containing it (6.001 s) after removal.
-    store.tick(end + secs(87.9));
+    store.tick_at(end + secs(87.9));
     assert_eq!(get(&app, "/live/cam/seg-6.ts").await.status, StatusCode::OK);
-    store.tick(end + secs(88.1));
+    store.tick_at(end + secs(88.1));
     assert_eq!(
         get(&app, "/live/cam/seg-6.ts").await.status,
         StatusCode::NOT_FOUND
@@ -142,17 +140,10 @@ async fn exact_playlist_text_through_a_whole_life() {
     assert_eq!(store.bytes_held(), 0);
 
     // A new publish of the same URL: a new life, but the numbers only grow.
-    let h3 = store
-        .begin_publish("live", "cam", StreamInfo::default())
-        .unwrap();
-    assert_eq!(
-        h3.target_duration_s(),
-        None,
-        "a new life may pick a new target duration"
-    );
-    let mut s = segment(10, 1000, 360_000, T0_UNIX_MS + 200_000);
-    s.target_duration_s = 4;
-    h3.push_segment_at(s, end + secs(200.0));
+    // A new life takes the new declaration.
+    let h3 = store.publish("live", "cam", 4);
+    let s = segment(10, 1000, 360_000, T0_UNIX_MS + 200_000);
+    h3.push_at(s, end + secs(200.0));
     assert_eq!(
         get(&app, url).await.text(),
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:9\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n\
@@ -167,25 +158,21 @@ async fn exact_playlist_text_through_a_whole_life() {
 async fn republish_after_endlist_continues_the_playlist() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let app = router(store.clone());
-    let h = store
-        .begin_publish("live", "x", StreamInfo::default())
-        .unwrap();
-    h.push_segment_at(segment(1, 100, S2, T0_UNIX_MS), t0 + secs(2.0));
+    let app = router(store.store.clone());
+    let h = store.publish("live", "x", 2);
+    h.push_at(segment(1, 100, S2, T0_UNIX_MS), t0 + secs(2.0));
     h.end_at(t0 + secs(2.0));
-    store.tick(t0 + secs(30.0));
+    store.tick_at(t0 + secs(30.0));
     assert!(get(&app, "/live/x/index.m3u8")
         .await
         .text()
         .ends_with("#EXT-X-ENDLIST\n"));
-    let h = store
-        .begin_publish("live", "x", StreamInfo::default())
-        .unwrap();
+    let h = store.publish("live", "x", 2);
     assert!(!get(&app, "/live/x/index.m3u8")
         .await
         .text()
         .contains("ENDLIST"));
-    h.push_segment_at(segment(2, 100, S2, T0_UNIX_MS + 40_000), t0 + secs(42.0));
+    h.push_at(segment(2, 100, S2, T0_UNIX_MS + 40_000), t0 + secs(42.0));
     assert_eq!(
         get(&app, "/live/x/index.m3u8").await.text(),
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
@@ -196,7 +183,10 @@ async fn republish_after_endlist_continues_the_playlist() {
     );
     // Shutdown: ENDLIST right away, later pushes of the detached publisher are ignored.
     store.end_all_at(t0 + secs(43.0));
-    h.push_segment_at(segment(3, 100, S2, T0_UNIX_MS + 42_000), t0 + secs(44.0));
+    assert_eq!(
+        h.try_push_at(segment(3, 100, S2, T0_UNIX_MS + 42_000), t0 + secs(44.0)),
+        Err(EdgeError::NotPublishing)
+    );
     let text = get(&app, "/live/x/index.m3u8").await;
     assert!(
         text.text().ends_with("seg-1.ts\n#EXT-X-ENDLIST\n"),
@@ -210,13 +200,10 @@ async fn republish_after_endlist_continues_the_playlist() {
 async fn window_never_below_three_target_durations() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let h = store
-        .begin_publish("live", "short", StreamInfo::default())
-        .unwrap();
+    let h = store.publish("live", "short", 2);
     for i in 0..20u64 {
-        let mut s = segment(1, 100, 90_000, T0_UNIX_MS + i * 1000); // 1 s segments, TD 2
-        s.target_duration_s = 2;
-        h.push_segment_at(s, t0 + secs(i as f64 + 1.0));
+        let s = segment(1, 100, 90_000, T0_UNIX_MS + i * 1000); // 1 s segments, TD 2
+        h.push_at(s, t0 + secs(i as f64 + 1.0));
     }
     let sum = store.stream("live", "short").unwrap();
     assert_eq!(sum.segments, 6, "3 x 2 s of 1 s segments");
@@ -230,12 +217,10 @@ async fn window_never_below_three_target_durations() {
 async fn slid_out_segment_stays_available_then_404() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let app = router(store.clone());
-    let h = store
-        .begin_publish("live", "a", StreamInfo::default())
-        .unwrap();
+    let app = router(store.store.clone());
+    let h = store.publish("live", "a", 2);
     for i in 0..4u64 {
-        h.push_segment_at(
+        h.push_at(
             segment(i as u8, 500, S2, T0_UNIX_MS + i * 2000),
             t0 + secs(2.0 * (i + 1) as f64),
         );
@@ -245,12 +230,12 @@ async fn slid_out_segment_stays_available_then_404() {
         .await
         .text()
         .contains("seg-0.ts"));
-    store.tick(t0 + secs(15.9));
+    store.tick_at(t0 + secs(15.9));
     let r = get(&app, "/live/a/seg-0.ts").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body.len(), 500);
     assert_eq!(store.stream("live", "a").unwrap().segments_held, 4);
-    store.tick(t0 + secs(16.0));
+    store.tick_at(t0 + secs(16.0));
     assert_eq!(
         get(&app, "/live/a/seg-0.ts").await.status,
         StatusCode::NOT_FOUND
@@ -271,12 +256,10 @@ async fn per_stream_budget_drops_retired_first_then_oldest_listed() {
         },
         t0,
     );
-    let app = router(store.clone());
-    let h = store
-        .begin_publish("live", "big", StreamInfo::default())
-        .unwrap();
+    let app = router(store.store.clone());
+    let h = store.publish("live", "big", 2);
     for i in 0..4u64 {
-        h.push_segment_at(
+        h.push_at(
             segment(1, 3000, S2, T0_UNIX_MS),
             t0 + secs(2.0 * (i + 1) as f64),
         );
@@ -298,11 +281,9 @@ async fn per_stream_budget_drops_retired_first_then_oldest_listed() {
         },
         t0,
     );
-    let h = store
-        .begin_publish("live", "big", StreamInfo::default())
-        .unwrap();
+    let h = store.publish("live", "big", 2);
     for i in 0..5u64 {
-        h.push_segment_at(
+        h.push_at(
             segment(1, 3000, S2, T0_UNIX_MS),
             t0 + secs(2.0 * (i + 1) as f64),
         );
@@ -324,17 +305,13 @@ async fn total_budget_across_streams_and_accurate_accounting() {
         ..EdgeConfig::default()
     };
     let store = store_at(cfg, t0);
-    let app = router(store.clone());
-    let a = store
-        .begin_publish("live", "a", StreamInfo::default())
-        .unwrap();
-    let b = store
-        .begin_publish("live", "b", StreamInfo::default())
-        .unwrap();
+    let app = router(store.store.clone());
+    let a = store.publish("live", "a", 2);
+    let b = store.publish("live", "b", 2);
     for i in 0..12u64 {
         let at = t0 + secs(2.0 * (i + 1) as f64);
-        a.push_segment_at(segment(1, 3000, S2, T0_UNIX_MS + i * 2000), at);
-        b.push_segment_at(segment(2, 2000, S2, T0_UNIX_MS + i * 2000 + 1), at);
+        a.push_at(segment(1, 3000, S2, T0_UNIX_MS + i * 2000), at);
+        b.push_at(segment(2, 2000, S2, T0_UNIX_MS + i * 2000 + 1), at);
         let held = store.bytes_held();
         assert!(held <= 20_000, "{held}");
         let sum: u64 = store.streams().iter().map(|s| s.bytes_held).sum();
@@ -376,20 +353,14 @@ async fn stream_limit_and_names() {
         },
         Instant::now(),
     );
-    let _a = store
-        .begin_publish("live", "a", StreamInfo::default())
-        .unwrap();
-    let _b = store
-        .begin_publish("live", "b", StreamInfo::default())
-        .unwrap();
+    let _a = store.publish("live", "a", 2);
+    let _b = store.publish("live", "b", 2);
     assert!(matches!(
-        store.begin_publish("live", "c", StreamInfo::default()),
+        store.begin_publish("live", "c", params(2)),
         Err(EdgeError::TooManyStreams { max_streams: 2 })
     ));
     // The same name again is a reconnect, not a new stream.
-    assert!(store
-        .begin_publish("live", "a", StreamInfo::default())
-        .is_ok());
+    assert!(store.begin_publish("live", "a", params(2)).is_ok());
     for (app, stream) in [
         ("live", ".."),
         ("live", "a/b"),
@@ -397,9 +368,7 @@ async fn stream_limit_and_names() {
         ("live", "k?key=1"),
     ] {
         assert_eq!(
-            store
-                .begin_publish(app, stream, StreamInfo::default())
-                .unwrap_err(),
+            store.begin_publish(app, stream, params(2)).unwrap_err(),
             EdgeError::InvalidStreamName
         );
     }
@@ -410,22 +379,21 @@ async fn stream_limit_and_names() {
 async fn takeover_detaches_the_old_handle() {
     let t0 = Instant::now();
     let store = store_at(cfg(), t0);
-    let old = store
-        .begin_publish("live", "t", StreamInfo::default())
-        .unwrap();
-    let new = store
-        .begin_publish("live", "t", StreamInfo::default())
-        .unwrap();
-    old.push_segment_at(segment(1, 10, S2, T0_UNIX_MS), t0);
+    let old = store.publish("live", "t", 2);
+    let new = store.publish("live", "t", 2);
+    assert_eq!(
+        old.try_push_at(segment(1, 10, S2, T0_UNIX_MS), t0),
+        Err(EdgeError::NotPublishing)
+    );
     assert!(store.stream("live", "t").unwrap().segments == 0);
     drop(old);
     assert_eq!(store.stream("live", "t").unwrap().state, StreamState::Live);
-    new.push_segment_at(segment(1, 10, S2, T0_UNIX_MS), t0);
+    new.push_at(segment(1, 10, S2, T0_UNIX_MS), t0);
     let info = StreamInfo {
         codecs: Some("avc1.64001f,mp4a.40.2".into()),
         ..StreamInfo::default()
     };
-    new.update_info(info);
+    new.set_media(Some(info), None);
     let s = store.stream("live", "t").unwrap();
     assert_eq!(
         (s.segments, s.info.codecs.as_deref()),
@@ -438,13 +406,12 @@ async fn takeover_detaches_the_old_handle() {
 /// The janitor drives grace, ENDLIST and removal on tokio's (paused) clock.
 #[tokio::test(start_paused = true)]
 async fn janitor_on_paused_clock() {
-    let store = hls_edge::Store::new(EdgeConfig::default());
+    let clock = std::sync::Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::now()));
+    let store = hls_edge::Store::new(EdgeConfig::default(), clock);
     let janitor = store.spawn_janitor();
     let app = router(store.clone());
-    let h = store
-        .begin_publish("live", "j", StreamInfo::default())
-        .unwrap();
-    h.push_segment(segment(1, 10, S2, T0_UNIX_MS));
+    let h = store.begin_publish("live", "j", params(2)).unwrap();
+    h.push_segment(segment(1, 10, S2, T0_UNIX_MS)).unwrap();
     drop(h); // publisher gone without end(): same as end()
     tokio::time::sleep(secs(19.0)).await;
     assert!(!get(&app, "/live/j/index.m3u8")

@@ -8,23 +8,21 @@ use std::time::Instant;
 
 use axum::Router;
 use common::*;
-use hls_edge::{router, EdgeConfig, Store, StreamHandle, StreamInfo};
+use hls_edge::{router, EdgeConfig};
 use http::StatusCode;
 
 const PLAYLIST: &str = "/live/cam/index.m3u8";
 
 /// A store with one live stream of 3 segments (2 s, 1000 bytes each, bytes 0..=255 cycling for
 /// seg-2 so ranges are checkable).
-fn setup(cfg: EdgeConfig) -> (Store, Router, StreamHandle) {
+fn setup(cfg: EdgeConfig) -> (TestStore, Router, TestHandle) {
     let t0 = Instant::now();
     let store = store_at(cfg, t0);
-    let h = store
-        .begin_publish("live", "cam", StreamInfo::default())
-        .unwrap();
-    h.push_segment_at(segment(1, 1000, 180_000, T0_UNIX_MS), t0);
-    h.push_segment_at(segment(2, 1000, 180_000, T0_UNIX_MS), t0);
+    let h = store.publish("live", "cam", 2);
+    h.push_at(segment(1, 1000, 180_000, T0_UNIX_MS), t0);
+    h.push_at(segment(2, 1000, 180_000, T0_UNIX_MS), t0);
     let mut s = segment(0, 0, 180_000, T0_UNIX_MS);
-    s.chunks = (0..4)
+    let chunks = (0..4)
         .map(|c| {
             (0..250u32)
                 .map(|i| ((c * 250 + i) % 256) as u8)
@@ -32,8 +30,9 @@ fn setup(cfg: EdgeConfig) -> (Store, Router, StreamHandle) {
                 .into()
         })
         .collect();
-    h.push_segment_at(s, t0);
-    (store.clone(), router(store), h)
+    s.parts = parts(chunks, 180_000);
+    h.push_at(s, t0);
+    (store.clone(), router(store.store.clone()), h)
 }
 
 fn seg2_bytes() -> Vec<u8> {
@@ -119,7 +118,8 @@ async fn playlist_conditionals_follow_changes() {
     assert_eq!(nm.header("etag"), etag);
     assert_eq!(nm.header("cache-control"), "public, max-age=1");
     // A new segment changes the ETag: no more 304.
-    h.push_segment(segment(9, 10, 180_000, T0_UNIX_MS));
+    h.h.push_segment(segment(9, 10, 180_000, T0_UNIX_MS))
+        .unwrap();
     let r2 = request(&app, "GET", PLAYLIST, &[("if-none-match", &etag)]).await;
     assert_eq!(r2.status, StatusCode::OK);
     assert_ne!(r2.header("etag"), etag);
@@ -417,16 +417,16 @@ async fn hostile_paths_never_500_and_never_reflected() {
 /// answers are 200 and every listed segment is downloadable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_while_pushing() {
-    let store = Store::new(EdgeConfig::default());
-    let app = router(store.clone());
-    let h = store
-        .begin_publish("live", "cam", StreamInfo::default())
+    let store = store_at(EdgeConfig::default(), Instant::now());
+    let app = router(store.store.clone());
+    let h = store.publish("live", "cam", 2).h;
+    h.push_segment(segment(0, 4000, 180_000, T0_UNIX_MS))
         .unwrap();
-    h.push_segment(segment(0, 4000, 180_000, T0_UNIX_MS));
     let pusher = {
         tokio::task::spawn_blocking(move || {
             for i in 1..300u64 {
-                h.push_segment(segment(i as u8, 4000, 180_000, T0_UNIX_MS + i * 2000));
+                h.push_segment(segment(i as u8, 4000, 180_000, T0_UNIX_MS + i * 2000))
+                    .unwrap();
             }
             h
         })

@@ -21,16 +21,25 @@ struct ApiState {
     app: Arc<App>,
     prometheus: PrometheusHandle,
     page: Arc<str>,
+    console: crate::console::Console,
 }
 
 pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge) -> Router {
     let page: Arc<str> = preview_page(&app.cfg.http.hlsjs_url).into();
     let timeout = Duration::from_millis(app.cfg.http.request_timeout_ms);
     let max_concurrent = app.cfg.http.max_concurrent_requests;
+    let h = &app.cfg.http;
+    let console = crate::console::Console::new(
+        u64::from(app.cfg.hls.target_duration_ms),
+        h.console_history_seconds,
+        h.console_max_subscribers,
+    );
+    console.spawn_sampler(app.clone());
     let state = ApiState {
         app: app.clone(),
         prometheus,
         page,
+        console,
     };
     let own = Router::new()
         .route("/", get(index))
@@ -42,6 +51,9 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge)
             "/api/streams/{app}/{stream}",
             get(get_stream).delete(kick_stream),
         )
+        .route(crate::assets::HLSJS_PATH, get(crate::assets::hlsjs))
+        .route("/api/streams/{app}/{stream}/history", get(stream_history))
+        .route("/api/events", get(console_events))
         .with_state(state);
     // The timeout and concurrency limit guard the operator routes (metrics rendering, JSON,
     // webhooks-adjacent kicks); HLS answers come from memory without waiting, are bounded by the
@@ -96,7 +108,9 @@ fn no_store(r: impl IntoResponse) -> Response {
 }
 
 async fn metrics_text(State(s): State<ApiState>) -> Response {
-    metrics::gauge!("sluice_edge_bytes_held").set(s.app.store.bytes_held() as f64);
+    for (c, bytes) in s.app.store.bytes_held_by_container().iter() {
+        metrics::gauge!("sluice_edge_bytes_held", "container" => c.name()).set(*bytes as f64);
+    }
     let mut r = s.prometheus.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -105,20 +119,29 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
     no_store(r)
 }
 
-/// One stream as the API shows it: the edge's view (playlist, bytes held) joined with the
-/// publisher's (codec, bitrate, GOP, client).
-fn stream_json(s: &ApiState, summary: &hls_edge::StreamSummary) -> serde_json::Value {
+/// One stream as the API shows it: the edge's view (playlists per container, bytes held,
+/// typed stream information) joined with the publisher's (codec, bitrate, GOP, client).
+fn stream_json(
+    summary: &hls_edge::StreamSummary,
+    live: Option<&crate::pipeline::LiveStats>,
+) -> serde_json::Value {
     let mut v = serde_json::to_value(summary).unwrap_or_default();
-    let live = s
-        .app
-        .live_stats()
-        .into_iter()
-        .find(|l| l.app == summary.app && l.stream == summary.stream);
+    let (app, stream) = (&summary.app, &summary.stream);
     if let serde_json::Value::Object(m) = &mut v {
         m.insert(
             "playlist_url".into(),
-            format!("/{}/{}/index.m3u8", summary.app, summary.stream).into(),
+            format!("/{app}/{stream}/index.m3u8").into(),
         );
+        if let Some(serde_json::Value::Object(c)) = m.get_mut("containers") {
+            for (name, file) in [("ts", "index.m3u8"), ("cmaf", "cmaf.m3u8")] {
+                if let Some(serde_json::Value::Object(r)) = c.get_mut(name) {
+                    r.insert(
+                        "playlist_url".into(),
+                        format!("/{app}/{stream}/{file}").into(),
+                    );
+                }
+            }
+        }
         m.insert("publishing".into(), live.is_some().into());
         m.insert(
             "rtmp_players".into(),
@@ -134,15 +157,36 @@ fn stream_json(s: &ApiState, summary: &hls_edge::StreamSummary) -> serde_json::V
     v
 }
 
-async fn list_streams(State(s): State<ApiState>) -> Response {
-    let streams: Vec<_> = s
-        .app
-        .store
-        .streams()
+/// The `/api/streams` body: one pass over the summaries with the live publishers indexed by
+/// name (linear in streams), plus the bytes held per container and in total.
+fn streams_json(
+    summaries: &[hls_edge::StreamSummary],
+    live: Vec<crate::pipeline::LiveStats>,
+    bytes_held: hls_edge::PerContainer<u64>,
+) -> serde_json::Value {
+    let live: std::collections::HashMap<(&str, &str), &crate::pipeline::LiveStats> = live
         .iter()
-        .map(|x| stream_json(&s, x))
+        .map(|l| ((l.app.as_str(), l.stream.as_str()), l))
         .collect();
-    no_store(Json(serde_json::json!({ "streams": streams })))
+    let streams: Vec<_> = summaries
+        .iter()
+        .map(|x| stream_json(x, live.get(&(x.app.as_str(), x.stream.as_str())).copied()))
+        .collect();
+    serde_json::json!({
+        "streams": streams,
+        "bytes_held": bytes_held.ts + bytes_held.cmaf,
+        "bytes_held_by_container": bytes_held,
+    })
+}
+
+async fn list_streams(State(s): State<ApiState>) -> Response {
+    let store = &s.app.store;
+    let body = streams_json(
+        &store.streams(),
+        s.app.live_stats(),
+        store.bytes_held_by_container(),
+    );
+    no_store(Json(body))
 }
 
 async fn get_stream(
@@ -150,8 +194,34 @@ async fn get_stream(
     Path((app, stream)): Path<(String, String)>,
 ) -> Response {
     match s.app.store.stream(&app, &stream) {
-        Some(sum) => no_store(Json(stream_json(&s, &sum))),
+        Some(sum) => {
+            let live = s.app.live_stats();
+            let l = live
+                .iter()
+                .find(|l| l.app == sum.app && l.stream == sum.stream);
+            no_store(Json(stream_json(&sum, l)))
+        }
         None => no_store((StatusCode::NOT_FOUND, "no such stream\n")),
+    }
+}
+
+async fn stream_history(
+    State(s): State<ApiState>,
+    Path((app, stream)): Path<(String, String)>,
+) -> Response {
+    match s.console.history(&app, &stream) {
+        Some(h) => no_store(Json(h)),
+        None => no_store((StatusCode::NOT_FOUND, "no such stream\n")),
+    }
+}
+
+async fn console_events(State(s): State<ApiState>) -> Response {
+    match s.console.subscribe() {
+        Some(sse) => no_store(sse),
+        None => no_store((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event-feed clients (http.console_max_subscribers)\n",
+        )),
     }
 }
 
@@ -196,5 +266,16 @@ fn html_escape(s: &str) -> String {
 }
 
 fn preview_page(hlsjs_url: &str) -> String {
-    include_str!("preview.html").replace("{{HLSJS_URL}}", &html_escape(hlsjs_url))
+    let (url, note) = if hlsjs_url.is_empty() {
+        let v = crate::assets::HLSJS_VERSION;
+        (
+            crate::assets::HLSJS_PATH,
+            format!("{v}, built into this server"),
+        )
+    } else {
+        (hlsjs_url, format!("from {hlsjs_url} (http.hlsjs_url)"))
+    };
+    include_str!("preview.html")
+        .replace("{{HLSJS_URL}}", &html_escape(url))
+        .replace("{{HLSJS_NOTE}}", &html_escape(&note))
 }

@@ -111,7 +111,7 @@ pub struct HttpConfig {
     pub cors_allow_origin: String,
     /// Bearer token required for `DELETE /api/streams/...`; empty means no token (loopback only).
     pub admin_token: String,
-    /// URL the preview page loads hls.js from.
+    /// URL the preview page loads hls.js from; empty: the copy built into the binary.
     pub hlsjs_url: String,
     pub request_timeout_ms: u64,
     pub max_concurrent_requests: usize,
@@ -121,6 +121,10 @@ pub struct HttpConfig {
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub workers: usize,
+    /// Seconds of per-stream history the preview console keeps (one sample a second).
+    pub console_history_seconds: u64,
+    /// Clients of the console's event feed (`/api/events`) at once.
+    pub console_max_subscribers: usize,
 }
 
 impl Default for HttpConfig {
@@ -129,7 +133,7 @@ impl Default for HttpConfig {
             listen: "0.0.0.0:8080".parse().expect("valid literal"),
             cors_allow_origin: "*".into(),
             admin_token: String::new(),
-            hlsjs_url: "https://cdn.jsdelivr.net/npm/hls.js@1/dist/hls.min.js".into(),
+            hlsjs_url: String::new(),
             request_timeout_ms: 10_000,
             max_concurrent_requests: 4096,
             shutdown_timeout_ms: 5_000,
@@ -138,6 +142,8 @@ impl Default for HttpConfig {
             max_connections: 10_000,
             max_header_bytes: 16 * 1024,
             workers: 0,
+            console_history_seconds: 300,
+            console_max_subscribers: 32,
         }
     }
 }
@@ -430,6 +436,16 @@ impl Config {
             h.workers <= 1024,
             "http.workers",
             "must be between 0 (one per CPU) and 1024",
+        )?;
+        check(
+            (10..=3600).contains(&h.console_history_seconds),
+            "http.console_history_seconds",
+            "must be between 10 and 3600",
+        )?;
+        check(
+            h.console_max_subscribers <= 10_000,
+            "http.console_max_subscribers",
+            "must be at most 10000 (0 turns the event feed off)",
         )?;
         let a = &self.auth;
         for (url, name) in [

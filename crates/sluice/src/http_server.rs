@@ -159,6 +159,9 @@ async fn serve(
                     .cloned();
                 let hls =
                     (tunnel.is_none() && Edge::is_hls_path(req.uri().path())).then(|| edge.clone());
+                if hls.is_some() {
+                    crate::console::note_request(req.uri().path());
+                }
                 let router = router.clone();
                 async move {
                     if let Some(tunnel) = tunnel {

@@ -2,8 +2,10 @@
 //! RTMP ingest -> remux -> in-memory HLS store -> HTTP edge, with graceful shutdown.
 
 mod api;
+mod assets;
 mod auth;
 mod config;
+mod console;
 mod http_server;
 mod pipeline;
 mod playback;
@@ -52,7 +54,8 @@ fn real_main() -> Result<()> {
 async fn run(cfg: Config) -> Result<()> {
     let cfg = Arc::new(cfg);
     let prometheus = telemetry::install_metrics()?;
-    let store = hls_edge::Store::new(pipeline::edge_config(&cfg));
+    let clock = Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::now()));
+    let store = hls_edge::Store::new(pipeline::edge_config(&cfg), clock);
     let janitor = store.spawn_janitor();
     let auth = auth::Authorizer::new(&cfg.auth)?;
     let app = Arc::new(pipeline::App::new(cfg.clone(), store.clone(), auth));

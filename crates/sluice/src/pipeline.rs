@@ -101,6 +101,10 @@ pub struct LiveStats {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub codec: Option<serde_json::Value>,
+    /// Newest video and audio frame timestamps (their difference is the console's A/V skew).
+    pub video_timestamp_ms: Option<u32>,
+    pub audio_timestamp_ms: Option<u32>,
+    pub last_segment_duration_ms: Option<u64>,
 }
 
 pub struct LiveEntry {
@@ -226,8 +230,14 @@ impl IngestHandler for App {
                 },
             );
         }
-        let info = hls_edge::StreamInfo::default();
-        let handle = match self.store.begin_publish(app, stream, info) {
+        // The producer owns the segment timing and declares it; the edge keeps the first
+        // declaration of a playlist life.
+        let target_duration_s = self.cfg.hls.target_duration_ms.div_ceil(1000).max(1);
+        let params = hls_edge::PublishParams {
+            target_duration_s,
+            part_target_ms: self.cfg.hls.part_duration_ms,
+        };
+        let handle = match self.store.begin_publish(app, stream, params) {
             Ok(h) => h,
             Err(e) => {
                 self.live
@@ -239,7 +249,7 @@ impl IngestHandler for App {
                 return Err(PublishRefusal::BadName("no room for another stream".into()));
             }
         };
-        let remuxer = remux::Remuxer::new(remux_config(&self.cfg, handle.target_duration_s()));
+        let remuxer = remux::Remuxer::new(remux_config(&self.cfg, Some(target_duration_s)));
         metrics::counter!("sluice_publish_total").increment(1);
         metrics::gauge!("sluice_streams_live").increment(1.0);
         tracing::info!(app, stream, %peer, connection = req.connection_id, "publish started");
@@ -263,6 +273,7 @@ impl IngestHandler for App {
             dropped_reported: 0,
             kick: req.kick.clone(),
             broken: false,
+            pending_parts: Vec::new(),
             metrics: StreamMetrics::new(app, stream),
             video_codec: None,
             audio_codec: None,
@@ -290,6 +301,8 @@ pub struct PublishSink {
     dropped_reported: u64,
     kick: CancellationToken,
     broken: bool,
+    /// The remuxer's parts of the segment being cut (their bytes are the segment's chunks).
+    pending_parts: Vec<hls_edge::NewPart>,
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
@@ -348,11 +361,53 @@ impl StreamMetrics {
     }
 }
 
+/// The edge's typed description of what the remuxer produces.
+fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
+    use hls_edge::{AudioCodec, VideoCodec};
+    let video = c.video.as_ref().and_then(|v| {
+        let codec = match v.codec {
+            "h264" => VideoCodec::H264,
+            "hevc" => VideoCodec::Hevc,
+            "av1" => VideoCodec::Av1,
+            "vp9" => VideoCodec::Vp9,
+            _ => return None,
+        };
+        Some(hls_edge::VideoInfo {
+            codec,
+            width: v.width,
+            height: v.height,
+            frame_rate: v.frame_rate,
+        })
+    });
+    let audio = c.audio.as_ref().and_then(|a| {
+        let codec = match a.codec {
+            "aac" => AudioCodec::Aac,
+            "mp3" => AudioCodec::Mp3,
+            "opus" => AudioCodec::Opus,
+            _ => return None,
+        };
+        Some(hls_edge::AudioInfo {
+            codec,
+            sample_rate_hz: a.sample_rate_hz,
+            channels: a.channels,
+        })
+    });
+    hls_edge::StreamInfo {
+        codecs: Some(c.codecs.clone()),
+        video,
+        audio,
+    }
+}
+
 impl PublishSink {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
             match out {
-                remux::RemuxOutput::Part(_) => {}
+                remux::RemuxOutput::Part(p) => self.pending_parts.push(hls_edge::NewPart {
+                    bytes: p.bytes,
+                    duration_90k: p.duration_90k,
+                    independent: p.independent,
+                }),
                 remux::RemuxOutput::Segment(seg) => self.publish_segment(seg),
                 remux::RemuxOutput::Warning(w) => self.warn(w),
             }
@@ -381,6 +436,7 @@ impl PublishSink {
         {
             let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             st.segments += 1;
+            st.last_segment_duration_ms = Some(duration.as_millis() as u64);
             st.bitrate_bps = bitrate;
             st.gop_ms = s.gop_ms_last;
             st.gop_exceeds_target = s.gop_exceeds_target;
@@ -389,36 +445,45 @@ impl PublishSink {
             st.dropped_frames = s.dropped_frames;
             st.codec = serde_json::to_value(&*seg.codec).ok();
         }
+        let mut parts = std::mem::take(&mut self.pending_parts);
         if let Some(h) = &self.handle {
             if !self
                 .last_codec
                 .as_ref()
                 .is_some_and(|c| Arc::ptr_eq(c, &seg.codec))
             {
-                h.update_info(hls_edge::StreamInfo {
-                    codecs: Some(seg.codec.codecs.clone()),
-                    video: seg
-                        .codec
-                        .video
-                        .as_ref()
-                        .and_then(|v| serde_json::to_value(v).ok()),
-                    audio: seg
-                        .codec
-                        .audio
-                        .as_ref()
-                        .and_then(|a| serde_json::to_value(a).ok()),
-                    extra: serde_json::Value::Null,
+                h.set_media(hls_edge::PerContainer {
+                    ts: Some(edge_info(&seg.codec)),
+                    cmaf: None,
                 });
                 self.last_codec = Some(seg.codec.clone());
             }
-            h.push_segment(hls_edge::NewSegment {
-                chunks: seg.parts,
+            let same_bytes = parts.len() == seg.parts.len()
+                && (parts.iter().zip(&seg.parts))
+                    .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
+            if !same_bytes {
+                // Parts not reported one by one: the segment's chunks, the duration on the last.
+                let n = seg.parts.len();
+                parts = (seg.parts.into_iter().enumerate())
+                    .map(|(i, bytes)| hls_edge::NewPart {
+                        bytes,
+                        duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
+                        independent: i == 0 && seg.independent,
+                    })
+                    .collect();
+            }
+            let pushed = h.push_segment(hls_edge::NewSegment {
+                container: hls_edge::Container::Ts,
+                parts,
+                init: None,
                 duration_90k: seg.duration_90k,
                 discontinuity: seg.discontinuity,
                 independent: seg.independent,
-                target_duration_s: seg.target_duration_s,
                 arrival_unix_ms: seg.first_arrival_ms,
             });
+            if let Err(e) = pushed {
+                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed");
+            }
         }
     }
 
@@ -474,6 +539,7 @@ impl MediaSink for PublishSink {
                 match kind {
                     remux::TagKind::Video => {
                         if frame {
+                            st.video_timestamp_ms = Some(tag.timestamp_ms);
                             st.video_frames += 1;
                             pending.video_frames += 1;
                             if info.is_keyframe {
@@ -489,6 +555,7 @@ impl MediaSink for PublishSink {
                     }
                     remux::TagKind::Audio => {
                         if frame {
+                            st.audio_timestamp_ms = Some(tag.timestamp_ms);
                             st.audio_frames += 1;
                             pending.audio_frames += 1;
                         }

@@ -1,12 +1,17 @@
-//! Shared helpers for the hls-edge integration tests.
+//! Shared helpers for the hls-edge integration tests: a store on a simulated clock, segments
+//! with recognisable bytes, and `oneshot` requests.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::Router;
 use bytes::Bytes;
-use hls_edge::{EdgeConfig, NewSegment, Store};
+use hls_edge::{
+    Container, EdgeConfig, EdgeError, NewPart, NewSegment, PerContainer, PublishParams, SimClock,
+    Store, StreamHandle, StreamInfo,
+};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -14,31 +19,142 @@ use tower::ServiceExt;
 /// 2026-05-01T12:00:00.000Z
 pub const T0_UNIX_MS: u64 = 1_777_636_800_000;
 
-pub fn store_at(cfg: EdgeConfig, t0: Instant) -> Store {
-    Store::with_clock_anchor(
-        cfg,
+/// A store and the simulated clock it reads.
+#[derive(Clone)]
+pub struct TestStore {
+    pub store: Store,
+    pub clock: Arc<SimClock>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl TestStore {
+    /// One janitor pass at `at`.
+    pub fn tick_at(&self, at: Instant) {
+        self.clock.set(at);
+        self.store.tick();
+    }
+
+    pub fn end_all_at(&self, at: Instant) {
+        self.clock.set(at);
+        self.store.end_all();
+    }
+
+    pub fn publish(&self, app: &str, stream: &str, target_duration_s: u32) -> TestHandle {
+        TestHandle {
+            h: self
+                .store
+                .begin_publish(app, stream, params(target_duration_s))
+                .unwrap(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+/// A publisher's handle with its pushes at chosen times.
+pub struct TestHandle {
+    pub h: StreamHandle,
+    pub clock: Arc<SimClock>,
+}
+
+impl TestHandle {
+    /// Pushes at `at`; panics if the store refuses. Returns the media sequence number.
+    pub fn push_at(&self, seg: NewSegment, at: Instant) -> u64 {
+        self.try_push_at(seg, at).expect("segment refused")
+    }
+
+    pub fn try_push_at(&self, seg: NewSegment, at: Instant) -> Result<u64, EdgeError> {
+        self.clock.set(at);
+        self.h.push_segment(seg)
+    }
+
+    pub fn end_at(self, at: Instant) {
+        self.clock.set(at);
+        self.h.end();
+    }
+
+    pub fn set_media(&self, ts: Option<StreamInfo>, cmaf: Option<StreamInfo>) {
+        self.h.set_media(PerContainer { ts, cmaf });
+    }
+}
+
+pub fn params(target_duration_s: u32) -> PublishParams {
+    PublishParams {
+        target_duration_s,
+        part_target_ms: 500,
+    }
+}
+
+pub fn store_at(cfg: EdgeConfig, t0: Instant) -> TestStore {
+    let clock = Arc::new(SimClock::new(
         t0,
         SystemTime::UNIX_EPOCH + Duration::from_millis(T0_UNIX_MS),
-    )
+    ));
+    TestStore {
+        store: Store::new(cfg, clock.clone()),
+        clock,
+    }
 }
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// A segment of `len` bytes (two chunks) with a recognisable fill byte.
+/// Parts from chunks, the duration spread evenly (the last part takes the remainder).
+pub fn parts(chunks: Vec<Bytes>, duration_90k: u64) -> Vec<NewPart> {
+    let n = chunks.len().max(1) as u64;
+    let each = duration_90k / n;
+    let count = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| NewPart {
+            bytes,
+            duration_90k: if i + 1 == count {
+                duration_90k - each * (n - 1)
+            } else {
+                each
+            },
+            independent: i == 0,
+        })
+        .collect()
+}
+
+/// A TS segment of `len` bytes (two parts) with a recognisable fill byte.
 pub fn segment(fill: u8, len: usize, duration_90k: u64, arrival_unix_ms: u64) -> NewSegment {
     let half = len / 2;
+    let chunks = vec![
+        Bytes::from(vec![fill; half]),
+        Bytes::from(vec![fill.wrapping_add(1); len - half]),
+    ];
     NewSegment {
-        chunks: vec![
-            Bytes::from(vec![fill; half]),
-            Bytes::from(vec![fill.wrapping_add(1); len - half]),
-        ],
+        container: Container::Ts,
+        parts: parts(chunks, duration_90k),
+        init: None,
         duration_90k,
         discontinuity: false,
         independent: true,
-        target_duration_s: 2,
         arrival_unix_ms,
+    }
+}
+
+/// The same as a CMAF segment needing `init`.
+pub fn cmaf_segment(
+    fill: u8,
+    len: usize,
+    duration_90k: u64,
+    arrival_unix_ms: u64,
+    init: &'static [u8],
+) -> NewSegment {
+    NewSegment {
+        container: Container::Cmaf,
+        init: Some(Bytes::from_static(init)),
+        ..segment(fill, len, duration_90k, arrival_unix_ms)
     }
 }
 
