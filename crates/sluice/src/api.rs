@@ -143,10 +143,6 @@ fn stream_json(
             }
         }
         m.insert("publishing".into(), live.is_some().into());
-        m.insert(
-            "rtmp_players".into(),
-            s.app.playback.players(&summary.app, &summary.stream).into(),
-        );
         if let Some(l) = live {
             m.insert(
                 "publisher".into(),

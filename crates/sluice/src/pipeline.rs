@@ -101,6 +101,8 @@ pub struct LiveStats {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub codec: Option<serde_json::Value>,
+    /// RTMP players of this stream right now (filled in by [`App::live_stats`]).
+    pub rtmp_players: usize,
     /// Newest video and audio frame timestamps (their difference is the console's A/V skew).
     pub video_timestamp_ms: Option<u32>,
     pub audio_timestamp_ms: Option<u32>,
@@ -149,7 +151,11 @@ impl App {
     pub fn live_stats(&self) -> Vec<LiveStats> {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.values()
-            .map(|e| e.stats.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|e| {
+                let mut st = e.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                st.rtmp_players = self.playback.players(&st.app, &st.stream);
+                st
+            })
             .collect()
     }
 
