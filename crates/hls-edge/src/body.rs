@@ -1,6 +1,6 @@
 //! What the edge serves, made once when it is stored: immutable segment and init bodies (their
-//! parts as `Bytes`, [HLSbis] §4.4.4.9 partial segments) and rendered playlists with their gzip
-//! copy ([HLSbis] §6.2.1), each with its response header values (RFC 9110 §8.8 validators)
+//! parts as `Bytes`, RFC 8216bis §4.4.4.9 partial segments) and rendered playlists with their gzip
+//! copy (RFC 8216bis §6.2.1), each with its response header values (RFC 9110 §8.8 validators)
 //! formatted once rather than per request.
 
 use std::time::SystemTime;

@@ -1,5 +1,5 @@
 //! The store's injected clock: a monotonic instant for deadlines (grace period, ended retention,
-//! segment availability, [HLSbis] §6.2.2) and the matching wall-clock time for `Last-Modified`
+//! segment availability, RFC 8216bis §6.2.2) and the matching wall-clock time for `Last-Modified`
 //! (RFC 9110 §8.8.2). The library never reads the system clock itself: the binary passes the
 //! wall-clock time of start-up to [`TokioClock`], tests drive a [`SimClock`].
 

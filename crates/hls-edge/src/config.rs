@@ -1,5 +1,5 @@
 //! Edge configuration: live window, grace period and end of life, memory budgets and HTTP cache
-//! lifetimes ([HLSbis] §6.2.2 for the window and availability rules these bound).
+//! lifetimes (RFC 8216bis §6.2.2 for the window and availability rules these bound).
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
     /// Segments listed in a live playlist. The effective window is never less than 3 target
-    /// durations of media ([HLSbis] §6.2.2), so short segments may make it longer than this.
+    /// durations of media (RFC 8216bis §6.2.2), so short segments may make it longer than this.
     pub window_segments: usize,
     /// After the publisher leaves, the playlist stays live-looking (no `#EXT-X-ENDLIST`) this
     /// long; a publish of the same name within it continues the playlist.

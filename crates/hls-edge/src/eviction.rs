@@ -1,4 +1,4 @@
-//! The store-wide eviction order for the total byte budget ([HLSbis] §6.2.2: bodies out of the
+//! The store-wide eviction order for the total byte budget (RFC 8216bis §6.2.2: bodies out of the
 //! playlist may go before listed ones): each rendition's first candidate, kept sorted, so
 //! enforcing the budget costs O(log renditions) per body dropped instead of a scan of every
 //! stream.

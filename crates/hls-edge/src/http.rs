@@ -1,6 +1,6 @@
 //! HTTP helpers for the edge: name validation, conditional requests (RFC 9110 §13), byte ranges
 //! (RFC 9110 §14), `Accept-Encoding` and a zero-copy multi-chunk body. Serving rules follow
-//! [HLSbis] §6.2.1 (gzip, atomic updates) and Appendix B.1 (cache lifetimes).
+//! RFC 8216bis §6.2.1 (gzip, atomic updates) and Appendix B.1 (cache lifetimes).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -1,6 +1,6 @@
 //! Sluice's HLS edge: an in-memory store of live media playlists, one per container (MPEG-TS
 //! and fMP4/CMAF) of each stream, with their segments, parts and init segments, and the axum
-//! router that serves them to players and CDNs (HLS draft-pantos-hls-rfc8216bis, "[HLSbis]":
+//! router that serves them to players and CDNs (HLS, "RFC 8216bis" = draft-pantos-hls-rfc8216bis:
 //! §3 segment formats, §4 playlist format, §6.2 server responsibilities, Appendix B.1 caching).
 //!
 //! Data flow: the binary calls [`Store::begin_publish`] when a publisher starts (declaring the

@@ -1,7 +1,7 @@
-//! What the edge knows about media: the containers it serves ([HLSbis] §3.2 MPEG-2 Transport
+//! What the edge knows about media: the containers it serves (RFC 8216bis §3.2 MPEG-2 Transport
 //! Streams, §3.3 Fragmented MPEG-4), the producer's declarations for a publish, and typed stream
 //! information (codecs per RFC 6381, resolution, frame rate, measured bandwidth) as a
-//! multivariant playlist needs it ([HLSbis] §4.4.6.2 `EXT-X-STREAM-INF` attributes).
+//! multivariant playlist needs it (RFC 8216bis §4.4.6.2 `EXT-X-STREAM-INF` attributes).
 //!
 //! The edge never parses media: everything here is declared by the producer, except the
 //! bandwidth, which the edge measures from the segment sizes and durations it stores.
@@ -12,10 +12,10 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Container {
-    /// MPEG-2 Transport Stream segments `seg-N.ts` ([HLSbis] §3.2).
+    /// MPEG-2 Transport Stream segments `seg-N.ts` (RFC 8216bis §3.2).
     Ts,
     /// Fragmented MPEG-4 / CMAF segments `seg-N.m4s` with init segments `init-N.mp4`
-    /// ([HLSbis] §3.3, ISO/IEC 23000-19).
+    /// (RFC 8216bis §3.3, ISO/IEC 23000-19).
     Cmaf,
 }
 
@@ -97,11 +97,11 @@ impl<T> std::ops::IndexMut<Container> for PerContainer<T> {
 /// edge never feeds anything back: the producer's cut policy owns these values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublishParams {
-    /// `#EXT-X-TARGETDURATION` the producer cuts for ([HLSbis] §4.4.3.1). The first declared
+    /// `#EXT-X-TARGETDURATION` the producer cuts for (RFC 8216bis §4.4.3.1). The first declared
     /// value is kept for the playlist's whole life; a later publish that declares another value
     /// is logged and the old value stays.
     pub target_duration_s: u32,
-    /// LL-HLS part target (`#EXT-X-PART-INF:PART-TARGET`, [HLSbis] §4.4.3.7), kept like the
+    /// LL-HLS part target (`#EXT-X-PART-INF:PART-TARGET`, RFC 8216bis §4.4.3.7), kept like the
     /// target duration. Parts are never longer than this.
     pub part_target_ms: u32,
 }
@@ -160,7 +160,7 @@ impl StreamInfo {
     }
 }
 
-/// Bitrates the edge measured from the segments it stored ([HLSbis] §4.4.6.2 `BANDWIDTH` and
+/// Bitrates the edge measured from the segments it stored (RFC 8216bis §4.4.6.2 `BANDWIDTH` and
 /// `AVERAGE-BANDWIDTH`), bits per second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Bandwidth {

@@ -1,4 +1,4 @@
-//! Media playlist rendering ([HLSbis] draft-pantos-hls-rfc8216bis §4.4.3, §4.4.4, §6.2.1), for
+//! Media playlist rendering (RFC 8216bis draft-pantos-hls-rfc8216bis §4.4.3, §4.4.4, §6.2.1), for
 //! both containers.
 //!
 //! ```text
@@ -70,7 +70,7 @@ pub(crate) fn rounded_seconds(duration_90k: u64) -> u64 {
     duration_90k.saturating_add(45_000) / 90_000
 }
 
-/// RFC 3339 date-time with milliseconds in UTC, e.g. `2026-05-01T12:00:00.000Z` ([HLSbis]
+/// RFC 3339 date-time with milliseconds in UTC, e.g. `2026-05-01T12:00:00.000Z` (RFC 8216bis
 /// §4.4.4.6 `EXT-X-PROGRAM-DATE-TIME`).
 pub(crate) fn format_program_date_time(unix_ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);

@@ -1,6 +1,6 @@
 //! One container's media playlist of a stream, sans IO: live window, media and discontinuity
 //! sequence numbers, program date-times, init segments (CMAF) and segment availability
-//! ([HLSbis] §6.2.1 live playlists, §6.2.2 live window and availability, §4.4.4.5 `EXT-X-MAP`).
+//! (RFC 8216bis §6.2.1 live playlists, §6.2.2 live window and availability, §4.4.4.5 `EXT-X-MAP`).
 //!
 //! ```text
 //!  push ──► window (listed) ──slide──► retired (downloadable) ──expiry/budget──► dropped
@@ -219,7 +219,7 @@ impl Rendition {
     }
 
     /// Removes segments from the front while more than `window_segments` are listed and the
-    /// rest still holds at least 3 target durations ([HLSbis] §6.2.2).
+    /// rest still holds at least 3 target durations (RFC 8216bis §6.2.2).
     pub fn slide(&mut self, now: Instant, window_segments: usize, td: u32) {
         let min_90k = 3 * u64::from(td) * 90_000;
         let mut total = self.playlist_duration_90k();

@@ -1,7 +1,7 @@
 //! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/{file}` for `index.m3u8` (the primary
 //! container's playlist), `cmaf.m3u8`, `seg-{n}.ts`, `seg-{n}.m4s` and `init-{n}.mp4`
-//! ([HLSbis] §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
-//! Content types per RFC 8216 §4 / [HLSbis] §3: `application/vnd.apple.mpegurl`, `video/mp2t`,
+//! (RFC 8216bis §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
+//! Content types per RFC 8216 §4 / RFC 8216bis §3: `application/vnd.apple.mpegurl`, `video/mp2t`,
 //! `video/mp4` (`audio/mp4` for audio-only CMAF, RFC 4337).
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` and, if configured, CORS headers.

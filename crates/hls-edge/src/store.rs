@@ -1,5 +1,5 @@
 //! The in-memory HLS store: streams per app/stream, their renditions (one media playlist per
-//! container) and segment bodies in a byte-bounded `moka` cache ([HLSbis] §6.2.1 playlist
+//! container) and segment bodies in a byte-bounded `moka` cache (RFC 8216bis §6.2.1 playlist
 //! updates, §6.2.2 live window and segment availability).
 //!
 //! Locks: `streams` (map) before a stream's `core` mutex before `eviction` or `tombstones`
@@ -10,7 +10,7 @@
 //! Time comes from the injected [`Clock`]; nothing here reads the system clock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
@@ -59,6 +59,11 @@ struct Inner {
     gauges: PerContainer<metrics::Gauge>,
     eviction: Mutex<EvictionIndex>,
     next_id: AtomicU64,
+    /// Streams live, in grace or ended (not removed): checked against `max_streams` in O(1).
+    active_streams: AtomicUsize,
+    /// Stream cores locked by total-budget enforcement, ever (one per body dropped, plus one
+    /// per stale index entry): what keeps it O(evicted), checked by the tests.
+    budget_core_locks: AtomicU64,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,6 +126,8 @@ impl Store {
                 gauges,
                 eviction: Mutex::new(EvictionIndex::default()),
                 next_id: AtomicU64::new(1),
+                active_streams: AtomicUsize::new(0),
+                budget_core_locks: AtomicU64::new(0),
             }),
         }
     }
@@ -175,7 +182,7 @@ impl Store {
         let existing = map.get(&key).cloned();
         let is_active = |e: &StreamEntry| lock(&e.core).state().is_some();
         if !existing.as_deref().is_some_and(is_active) {
-            let active = map.values().filter(|e| is_active(e)).count();
+            let active = self.inner.active_streams.load(Ordering::Relaxed);
             if active >= self.inner.config.max_streams {
                 return Err(EdgeError::TooManyStreams {
                     max_streams: self.inner.config.max_streams,
@@ -184,7 +191,12 @@ impl Store {
         }
         let (entry, epoch) = match existing {
             Some(entry) => {
-                let epoch = lock(&entry.core).begin(params, now.wall);
+                let mut core = lock(&entry.core);
+                if core.state().is_none() {
+                    self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
+                }
+                let epoch = core.begin(params, now.wall);
+                drop(core);
                 (entry, epoch)
             }
             None => {
@@ -193,6 +205,7 @@ impl Store {
                     .map(|t| t.continuation)
                     .unwrap_or_default();
                 let core = StreamCore::new(continuation, params);
+                self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
                 let epoch = core.publish_epoch;
                 let gauge = |c: Container| metrics::gauge!("sluice_stream_bytes_held", "app" => app.to_string(), "stream" => stream.to_string(), "container" => c.name());
                 let entry = Arc::new(StreamEntry {
@@ -279,7 +292,11 @@ impl Store {
             let gone = {
                 let mut core = lock(&e.core);
                 dropped.clear();
+                let was_active = core.state().is_some();
                 let gone = core.tick(now.instant, now.wall, &self.inner.config, &mut dropped);
+                if was_active && core.state().is_none() {
+                    self.inner.active_streams.fetch_sub(1, Ordering::Relaxed);
+                }
                 self.release(&e, &core, &dropped);
                 gone
             };
@@ -379,6 +396,7 @@ impl Store {
                 continue;
             };
             let mut core = lock(&e.core);
+            self.inner.budget_core_locks.fetch_add(1, Ordering::Relaxed);
             dropped.clear();
             // The index may be behind a change made since `first()`: then only re-index.
             if core.renditions[container].eviction_candidate() == Some(candidate) {
@@ -513,3 +531,7 @@ impl Drop for StreamHandle {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,6 +1,6 @@
 //! One stream's life, sans IO: publish epochs, the declared target duration and part target,
 //! grace / ended / removed, and its renditions (one media playlist per container, see
-//! [`crate::rendition`]) ([HLSbis] §6.2.1 live playlists, §6.2.2 removal). Time is passed in.
+//! [`crate::rendition`]) (RFC 8216bis §6.2.1 live playlists, §6.2.2 removal). Time is passed in.
 //!
 //! ```text
 //!  begin ──► Live ──end──► Grace ──grace_period──► Ended (ENDLIST) ──ended_retention──► Removed

@@ -167,3 +167,167 @@ async fn cmaf_playlist_text_through_a_codec_change() {
         Err(EdgeError::MissingInit)
     );
 }
+
+fn opus_only() -> StreamInfo {
+    StreamInfo {
+        codecs: Some("opus".into()),
+        video: None,
+        audio: Some(AudioInfo {
+            codec: AudioCodec::Opus,
+            sample_rate_hz: 48_000,
+            channels: 2,
+        }),
+    }
+}
+
+/// An audio-only CMAF stream through grace, ENDLIST, removal and a new life: golden texts,
+/// `audio/mp4`, init segments held exactly as long as a segment needs them, and names that keep
+/// growing in the new life (a CDN may still hold the old `init-0.mp4` and `seg-N.m4s`).
+#[tokio::test]
+async fn cmaf_whole_life_grace_endlist_removal_and_new_life() {
+    let t0 = Instant::now();
+    let store = store_at(cfg(), t0);
+    let app = router(store.store.clone());
+    let url = "/live/radio/index.m3u8";
+    let h = store.publish("live", "radio", 2);
+    h.set_media(None, Some(opus_only()));
+    for i in 0..3u64 {
+        let at = t0 + secs(2.0 * (i + 1) as f64);
+        h.push_at(cmaf_segment(7, 64, S2, T0_UNIX_MS + i * 2000, INIT_AVC), at);
+    }
+    let live = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
+         #EXT-X-INDEPENDENT-SEGMENTS\n\
+         #EXT-X-MAP:URI=\"init-0.mp4\"\n\
+         #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:00.000Z\n#EXTINF:2.000,\nseg-0.m4s\n\
+         #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:02.000Z\n#EXTINF:2.000,\nseg-1.m4s\n\
+         #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:00:04.000Z\n#EXTINF:2.000,\nseg-2.m4s\n";
+    assert_eq!(get(&app, url).await.text(), live, "index.m3u8 is CMAF");
+    assert_eq!(get(&app, "/live/radio/cmaf.m3u8").await.text(), live);
+    assert_eq!(
+        get(&app, "/live/radio/seg-0.m4s")
+            .await
+            .header("content-type"),
+        "audio/mp4"
+    );
+    assert_eq!(
+        get(&app, "/live/radio/init-0.mp4")
+            .await
+            .header("content-type"),
+        "audio/mp4"
+    );
+    assert_eq!(
+        get(&app, "/live/radio/seg-0.ts").await.status,
+        StatusCode::NOT_FOUND,
+        "no TS made"
+    );
+
+    let end = t0 + secs(6.5);
+    h.end_at(end);
+    store.tick_at(end + secs(19.9));
+    assert_eq!(get(&app, url).await.text(), live, "grace looks live");
+    store.tick_at(end + secs(20.0));
+    let ended = format!("{live}#EXT-X-ENDLIST\n");
+    assert_eq!(get(&app, url).await.text(), ended);
+    assert_eq!(get(&app, "/live/radio/cmaf.m3u8").await.text(), ended);
+    store.tick_at(end + secs(80.0));
+    assert_eq!(get(&app, url).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/live/radio/init-0.mp4").await.status,
+        StatusCode::OK,
+        "the init stays while its segments are downloadable"
+    );
+    store.tick_at(end + secs(200.0));
+    assert_eq!(
+        get(&app, "/live/radio/init-0.mp4").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(store.bytes_held(), 0);
+    assert!(store.stream("live", "radio").is_none());
+
+    // A new life: numbers go on, the same init bytes get a new name in the new life.
+    let h = store.publish("live", "radio", 2);
+    h.set_media(None, Some(opus_only()));
+    let seq = h.push_at(
+        cmaf_segment(8, 64, S2, T0_UNIX_MS + 300_000, INIT_AVC),
+        end + secs(300.0),
+    );
+    assert_eq!(seq, 3);
+    assert_eq!(
+        get(&app, url).await.text(),
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
+         #EXT-X-INDEPENDENT-SEGMENTS\n\
+         #EXT-X-MAP:URI=\"init-1.mp4\"\n\
+         #EXT-X-PROGRAM-DATE-TIME:2026-05-01T12:05:00.000Z\n#EXTINF:2.000,\nseg-3.m4s\n"
+    );
+}
+
+/// Init segments are immutable objects: validators, 304, ranges and HEAD work as for segments.
+#[tokio::test]
+async fn init_segments_are_cacheable_objects() {
+    let t0 = Instant::now();
+    let store = store_at(cfg(), t0);
+    let app = router(store.store.clone());
+    let h = store.publish("live", "cam", 2);
+    h.set_media(Some(h264_aac()), Some(h264_aac()));
+    h.push_at(cmaf_segment(1, 100, S2, T0_UNIX_MS, INIT_HEVC), t0);
+    let r = get(&app, "/live/cam/init-0.mp4").await;
+    let etag = r.header("etag").to_string();
+    assert!(etag.starts_with("\"i"), "{etag}");
+    assert_eq!(r.header("content-length"), INIT_HEVC.len().to_string());
+    let nm = request(
+        &app,
+        "GET",
+        "/live/cam/init-0.mp4",
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(nm.status, StatusCode::NOT_MODIFIED);
+    let part = request(
+        &app,
+        "GET",
+        "/live/cam/init-0.mp4",
+        &[("range", "bytes=0-3")],
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body.as_ref(), &INIT_HEVC[..4]);
+    let head = request(&app, "HEAD", "/live/cam/seg-0.m4s", &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("content-type"), "video/mp4");
+    assert!(head.body.is_empty());
+    // cmaf.m3u8 is gzip-able like every playlist.
+    let gz = request(
+        &app,
+        "GET",
+        "/live/cam/cmaf.m3u8",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gz.header("content-encoding"), "gzip");
+    assert_eq!(gz.header("content-type"), "application/vnd.apple.mpegurl");
+    // The same init bytes again: the same name, no new map, no discontinuity.
+    h.push_at(cmaf_segment(2, 100, S2, T0_UNIX_MS + 2000, INIT_HEVC), t0);
+    let text = get(&app, "/live/cam/cmaf.m3u8").await;
+    assert_eq!(text.text().matches("#EXT-X-MAP").count(), 1);
+    assert!(!text.text().contains("DISCONTINUITY\n"));
+}
+
+/// Measured bandwidth: the peak segment bitrate of the life and the average over the window.
+#[tokio::test]
+async fn bandwidth_is_measured_from_stored_segments() {
+    let t0 = Instant::now();
+    let store = store_at(cfg(), t0);
+    let h = store.publish("live", "bw", 2);
+    // 2 s segments of 250 kB, 500 kB, 250 kB, 250 kB: 1, 2, 1, 1 Mbit/s.
+    for (i, len) in [250_000, 500_000, 250_000, 250_000].into_iter().enumerate() {
+        h.push_at(segment(1, len, S2, T0_UNIX_MS + i as u64 * 2000), t0);
+    }
+    let sum = store.stream("live", "bw").unwrap();
+    let bw = sum.containers.ts.bandwidth;
+    assert_eq!(bw.peak_bps, 2_000_000);
+    // Window: the last 3 (500k + 250k + 250k over 6 s).
+    assert_eq!(bw.average_bps, 1_333_333);
+    let json = serde_json::to_value(&sum).unwrap();
+    assert_eq!(json["containers"]["ts"]["bandwidth"]["peak_bps"], 2_000_000);
+    assert_eq!(json["containers"]["cmaf"]["segments"], 0);
+}

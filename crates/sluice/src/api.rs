@@ -275,3 +275,84 @@ fn preview_page(hlsjs_url: &str) -> String {
         .replace("{{HLSJS_URL}}", &html_escape(url))
         .replace("{{HLSJS_NOTE}}", &html_escape(&note))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use crate::pipeline::LiveStats;
+
+    /// `/api/streams` with 5000 streams in the store, every one with a live publisher: one pass
+    /// joins each stream with its publisher through an index (the old code cloned every
+    /// publisher's stats once per listed stream: 25 million clones here).
+    #[test]
+    fn listing_5000_streams_joins_each_with_its_publisher() {
+        const N: usize = 5000;
+        let clock = Arc::new(hls_edge::SimClock::new(
+            Instant::now(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_777_636_800),
+        ));
+        let store = hls_edge::Store::new(
+            hls_edge::EdgeConfig {
+                max_streams: N,
+                ..hls_edge::EdgeConfig::default()
+            },
+            clock,
+        );
+        let params = hls_edge::PublishParams {
+            target_duration_s: 2,
+            part_target_ms: 500,
+        };
+        let mut handles = Vec::with_capacity(N);
+        let mut live = Vec::with_capacity(N);
+        for i in 0..N {
+            let name = format!("s{i:04}");
+            let h = store.begin_publish("live", &name, params).unwrap();
+            let seg = hls_edge::NewSegment {
+                container: hls_edge::Container::Ts,
+                parts: vec![hls_edge::NewPart {
+                    bytes: bytes::Bytes::from(vec![0u8; 188]),
+                    duration_90k: 180_000,
+                    independent: true,
+                }],
+                init: None,
+                duration_90k: 180_000,
+                discontinuity: false,
+                independent: true,
+                arrival_unix_ms: 1_777_636_800_000,
+            };
+            h.push_segment(seg).unwrap();
+            handles.push(h);
+            // Every other stream has a publisher, listed in reverse order.
+            if i % 2 == 0 {
+                live.push(LiveStats {
+                    app: "live".into(),
+                    stream: name,
+                    bytes_received: i as u64,
+                    ..LiveStats::default()
+                });
+            }
+        }
+        live.reverse();
+        let v = super::streams_json(&store.streams(), live, store.bytes_held_by_container());
+        let streams = v["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), N);
+        for (i, s) in streams.iter().enumerate() {
+            assert_eq!(s["stream"], format!("s{i:04}"));
+            assert_eq!(s["publishing"], i % 2 == 0, "{s}");
+            if i % 2 == 0 {
+                assert_eq!(s["publisher"]["bytes_received"], i as u64);
+            }
+            assert_eq!(s["playlist_url"], format!("/live/s{i:04}/index.m3u8"));
+            assert_eq!(
+                s["containers"]["cmaf"]["playlist_url"],
+                format!("/live/s{i:04}/cmaf.m3u8")
+            );
+            assert_eq!(s["containers"]["ts"]["bytes_held"], 188);
+        }
+        assert_eq!(v["bytes_held"], 188 * N as u64);
+        assert_eq!(v["bytes_held_by_container"]["ts"], 188 * N as u64);
+        assert_eq!(v["bytes_held_by_container"]["cmaf"], 0);
+    }
+}

@@ -343,6 +343,94 @@ mod tests {
         assert!(Av1Config::parse(&v).is_err(), "profile 7 sequence header");
     }
 
+    /// MSB-first bit packing for hand-built headers.
+    fn pack(fields: &[(u64, u32)]) -> Vec<u8> {
+        let mut bits = Vec::new();
+        for &(v, n) in fields {
+            for i in (0..n).rev() {
+                bits.push(((v >> i) & 1) as u8);
+            }
+        }
+        bits.chunks(8)
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .fold(0u8, |a, (i, b)| a | (b << (7 - i)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sequence_header_with_timing_decoder_model_and_two_operating_points() {
+        // AV1 spec §5.5.1, every optional branch taken once.
+        let sh = pack(&[
+            (0, 3),      // seq_profile
+            (0, 1),      // still_picture
+            (0, 1),      // reduced_still_picture_header
+            (1, 1),      // timing_info_present_flag
+            (1001, 32),  // num_units_in_display_tick
+            (60000, 32), // time_scale
+            (1, 1),      // equal_picture_interval
+            (1, 1),      // num_ticks_per_picture_minus_1 = uvlc "1" = 0
+            (1, 1),      // decoder_model_info_present_flag
+            (9, 5),      // buffer_delay_length_minus_1: delays are 10 bits
+            (1, 32),     // num_units_in_decoding_tick
+            (31, 5),     // buffer_removal_time_length_minus_1
+            (31, 5),     // frame_presentation_time_length_minus_1
+            (1, 1),      // initial_display_delay_present_flag
+            (1, 5),      // operating_points_cnt_minus_1: two points
+            (0x10F, 12), // op 0: operating_point_idc
+            (9, 5),      // op 0: seq_level_idx 9 (level 4.1) > 7, so a tier bit
+            (1, 1),      // op 0: seq_tier High
+            (1, 1),      // op 0: decoder_model_present_for_this_op
+            (500, 10),   // op 0: decoder_buffer_delay
+            (500, 10),   // op 0: encoder_buffer_delay
+            (0, 1),      // op 0: low_delay_mode_flag
+            (1, 1),      // op 0: initial_display_delay_present_for_this_op
+            (9, 4),      // op 0: initial_display_delay_minus_1
+            (0x103, 12), // op 1: operating_point_idc
+            (4, 5),      // op 1: seq_level_idx 4: no tier bit
+            (0, 1),      // op 1: decoder_model_present_for_this_op
+            (0, 1),      // op 1: initial_display_delay_present_for_this_op
+            (10, 4),     // frame_width_bits_minus_1
+            (10, 4),     // frame_height_bits_minus_1
+            (1919, 11),  // max_frame_width_minus_1
+            (1079, 11),  // max_frame_height_minus_1
+        ]);
+        let got = parse_sequence_header(&sh).unwrap();
+        assert_eq!(
+            got,
+            SequenceHeader {
+                seq_profile: 0,
+                seq_level_idx_0: 9,
+                seq_tier_0: true,
+                max_frame_width: 1920,
+                max_frame_height: 1080,
+            }
+        );
+        for cut in 0..sh.len() - 1 {
+            assert_eq!(
+                parse_sequence_header(&sh[..cut]),
+                None,
+                "truncated at {cut}"
+            );
+        }
+        // Reduced still picture header: level only, no operating points.
+        let still = pack(&[
+            (1, 3),
+            (1, 1),
+            (1, 1),
+            (12, 5),
+            (3, 4),
+            (3, 4),
+            (15, 4),
+            (7, 4),
+        ]);
+        let got = parse_sequence_header(&still).unwrap();
+        assert_eq!((got.seq_profile, got.seq_level_idx_0), (1, 12));
+        assert_eq!((got.max_frame_width, got.max_frame_height), (16, 8));
+    }
+
     #[test]
     fn metadata_obus_and_sizeless_last_obu_are_accepted() {
         // Metadata OBU (type 5 with size 1) then the sequence header without obu_size.
