@@ -206,7 +206,24 @@ pub(crate) fn remux_row(root: &Path, notes: &mut Vec<String>) -> Row {
                 field("segments"),
                 field("seconds"),
             ) {
-                (Some(f), Some(t), Some(s), Some(sec)) if sec > 0.0 => Ok((f, t, s, sec)),
+                (Some(f), Some(t), Some(s), Some(sec)) if sec > 0.0 => {
+                    // CMAF only and both containers (remux_bench prints them on the same line).
+                    if let (Some(cf), Some(cb), Some(cs), Some(bf), Some(bs)) = (
+                        field("cmaf_flv_bytes"),
+                        field("cmaf_bytes"),
+                        field("cmaf_seconds"),
+                        field("both_flv_bytes"),
+                        field("both_seconds"),
+                    ) {
+                        notes.push(format!(
+                            "Remux in-process, fMP4/CMAF only: {:.2} GB/s of FLV, {:.4} fMP4/FLV; TS and CMAF together: {:.2} GB/s of FLV",
+                            cf / cs.max(1e-9) / 1e9,
+                            cb / cf.max(1.0),
+                            bf / bs.max(1e-9) / 1e9
+                        ));
+                    }
+                    Ok((f, t, s, sec))
+                }
                 _ => bail!(
                     "remux run failed: {}{}",
                     text,

@@ -1,24 +1,30 @@
 //! In-process remux throughput: the parsed FLV tags pushed through `remux::Remuxer` on one
-//! thread, looped with rebased timestamps, outputs drained as they come. Runs inside a release
+//! thread, looped with rebased timestamps, outputs drained as they come; once per container
+//! choice (`ts`, `cmaf`, both), with TS and fMP4 bytes per FLV byte (init segments included). Runs inside a release
 //! build of xtask (`bench` re-executes itself with `XTASK_BENCH_REMUX_ONLY=1`) because the
 //! workspace's dev profile leaves workspace crates unoptimised.
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use remux::{FlvTag, RemuxConfig, RemuxOutput, Remuxer, TagKind};
+use remux::{Container, Containers, FlvTag, RemuxConfig, RemuxOutput, Remuxer, TagKind};
 
 use crate::flv::Media;
 
 pub struct RemuxResult {
     pub flv_bytes: u64,
     pub ts_bytes: u64,
+    pub cmaf_bytes: u64,
     pub segments: u64,
     pub seconds: f64,
 }
 
-pub fn measure(media: &Media, min_time: Duration) -> Result<RemuxResult> {
-    let mut r = Remuxer::new(RemuxConfig::default());
+pub fn measure(media: &Media, min_time: Duration, containers: Containers) -> Result<RemuxResult> {
+    let mut r = Remuxer::new(RemuxConfig {
+        containers,
+        ..RemuxConfig::default()
+    });
     let (mut flv_bytes, mut ts_bytes, mut segments) = (0u64, 0u64, 0u64);
+    let cmaf_bytes = std::cell::Cell::new(0u64);
     let mut lap = 0u64;
     let push_lap = |r: &mut Remuxer,
                     lap: u64,
@@ -58,9 +64,21 @@ pub fn measure(media: &Media, min_time: Duration) -> Result<RemuxResult> {
             )
             .context("remux push")?;
             while let Some(o) = r.poll_output() {
-                if let (RemuxOutput::Segment(s), true) = (&o, count) {
-                    *ts += s.len as u64;
-                    *segs += 1;
+                match (&o, count) {
+                    (RemuxOutput::Segment(s), true) if s.container == Container::Ts => {
+                        *ts += s.len as u64;
+                        *segs += 1;
+                    }
+                    (RemuxOutput::Segment(s), true) => {
+                        cmaf_bytes.set(cmaf_bytes.get() + s.len as u64);
+                        if !containers.ts {
+                            *segs += 1;
+                        }
+                    }
+                    (RemuxOutput::Init(i), true) => {
+                        cmaf_bytes.set(cmaf_bytes.get() + i.bytes.len() as u64)
+                    }
+                    _ => {}
                 }
             }
             if count {
@@ -91,6 +109,7 @@ pub fn measure(media: &Media, min_time: Duration) -> Result<RemuxResult> {
     Ok(RemuxResult {
         flv_bytes,
         ts_bytes,
+        cmaf_bytes: cmaf_bytes.get(),
         segments,
         seconds,
     })
@@ -99,10 +118,13 @@ pub fn measure(media: &Media, min_time: Duration) -> Result<RemuxResult> {
 /// Entry point of the release re-execution: prints one machine-readable line.
 pub fn print(root: &std::path::Path) -> Result<()> {
     let media = crate::flv::load(&crate::flv::ensure_source(root)?)?;
-    let r = measure(&media, Duration::from_secs(5))?;
+    let only = |ts, cmaf| Containers { ts, cmaf };
+    let r = measure(&media, Duration::from_secs(3), only(true, false))?;
+    let c = measure(&media, Duration::from_secs(3), only(false, true))?;
+    let b = measure(&media, Duration::from_secs(3), only(true, true))?;
     println!(
-        "remux flv_bytes={} ts_bytes={} segments={} seconds={:.6}",
-        r.flv_bytes, r.ts_bytes, r.segments, r.seconds
+        "remux flv_bytes={} ts_bytes={} segments={} seconds={:.6} cmaf_flv_bytes={} cmaf_bytes={} cmaf_seconds={:.6} both_flv_bytes={} both_seconds={:.6}",
+        r.flv_bytes, r.ts_bytes, r.segments, r.seconds, c.flv_bytes, c.cmaf_bytes, c.seconds, b.flv_bytes, b.seconds
     );
     Ok(())
 }

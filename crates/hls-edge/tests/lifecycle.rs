@@ -6,6 +6,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
+use hls_edge::Clock as _;
 use hls_edge::{router, EdgeConfig, EdgeError, StreamInfo, StreamState};
 use http::StatusCode;
 
@@ -360,7 +361,18 @@ async fn stream_limit_and_names() {
         Err(EdgeError::TooManyStreams { max_streams: 2 })
     ));
     // The same name again is a reconnect, not a new stream.
-    assert!(store.begin_publish("live", "a", params(2)).is_ok());
+    let a = store.begin_publish("live", "a", params(2)).unwrap();
+    // A stream that ended and was removed frees its place; one that is only ended does not.
+    let t0 = store.clock.now().instant;
+    drop(a);
+    drop(_a);
+    store.tick_at(t0 + secs(21.0));
+    assert_eq!(store.stream("live", "a").unwrap().state, StreamState::Ended);
+    assert!(store.begin_publish("live", "c", params(2)).is_err());
+    store.tick_at(t0 + secs(82.0));
+    assert!(store.stream("live", "a").is_none());
+    let _c = store.begin_publish("live", "c", params(2)).unwrap();
+    assert!(store.begin_publish("live", "d", params(2)).is_err());
     for (app, stream) in [
         ("live", ".."),
         ("live", "a/b"),

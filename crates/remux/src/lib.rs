@@ -14,8 +14,11 @@
 //! * Timestamp jumps (see [`timeline`]) rebase the output and start a discontinuity segment.
 
 pub mod aac;
+pub mod access_unit;
 pub mod avc;
+pub mod cmaf;
 pub mod codec;
+pub mod cut;
 mod error;
 pub mod fmp4;
 mod meta;
@@ -31,8 +34,12 @@ use bytes::Bytes;
 pub use error::RemuxError;
 
 use aac::{AacConfig, Mp3Info};
+use access_unit::{AccessUnit, AccessUnits, AuEvent, DecoderConfig};
 use avc::AvcConfig;
-use flv_tag::{AudioCodec, Codec, Media, PacketKind, VideoCodec};
+use cmaf::{CmafEvent, CmafWriter};
+use cut::CutPolicy;
+pub use flv_tag::Media;
+use flv_tag::{AudioCodec, Codec, PacketKind, VideoCodec};
 use segmenter::{MediaFrame, Segmenter};
 use timeline::{ms_to_90k, Timeline};
 use ts::pes::Piece;
@@ -43,8 +50,10 @@ use ts::psi::Program;
 pub struct RemuxConfig {
     /// Segment target: cut at the first keyframe at or after this. Default 2000.
     pub target_duration_ms: u32,
-    /// LL-HLS part target. Default 500.
-    pub part_duration_ms: u32,
+    /// LL-HLS part target (`PART-TARGET`): no part is longer. Default 333.
+    pub part_target_ms: u32,
+    /// Containers written (`hls.containers`). Default both; TS only carries H.264/AAC/MP3.
+    pub containers: Containers,
     /// A forward step above, or a backward step below, the stream's latest timestamp by more than
     /// this is a discontinuity. Default 3000 (interleaving differs by ~100 ms; 3 s still tolerates
     /// very low frame rates). Forward jumps larger than the playlist target duration are also
@@ -74,13 +83,16 @@ pub struct RemuxConfig {
     pub track_wait_ms: u32,
     /// Maximum tags buffered during that wait. Default 512.
     pub track_wait_max_tags: usize,
+    /// Maximum payload bytes buffered during that wait. Default 8 MiB.
+    pub track_wait_max_bytes: usize,
 }
 
 impl Default for RemuxConfig {
     fn default() -> Self {
         RemuxConfig {
             target_duration_ms: 2000,
-            part_duration_ms: 500,
+            part_target_ms: 333,
+            containers: Containers::default(),
             max_timestamp_jump_ms: 3000,
             backward_tolerance_ms: 500,
             fixed_target_duration_s: None,
@@ -92,8 +104,45 @@ impl Default for RemuxConfig {
             audio_frames_per_pes: 14,
             track_wait_ms: 1000,
             track_wait_max_tags: 512,
+            track_wait_max_bytes: 8 << 20,
         }
     }
+}
+
+/// Which containers a stream is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Containers {
+    /// MPEG-TS (`index.m3u8` for H.264 / AAC / MP3 streams).
+    pub ts: bool,
+    /// fMP4 / CMAF (`cmaf.m3u8`, and `index.m3u8` for every other codec).
+    pub cmaf: bool,
+}
+
+impl Default for Containers {
+    fn default() -> Self {
+        Containers {
+            ts: true,
+            cmaf: true,
+        }
+    }
+}
+
+/// The container of a part, segment or init segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Container {
+    Ts,
+    Cmaf,
+}
+
+/// A CMAF initialization segment (`ftyp`+`moov`); a new version follows every configuration
+/// change and the next segment is a discontinuity.
+#[derive(Clone, Debug)]
+pub struct InitSegment {
+    pub container: Container,
+    /// 1, 2, ...: segments name the version they need (`Segment::init_version`).
+    pub version: u32,
+    pub bytes: Bytes,
+    pub codec: Arc<CodecInfo>,
 }
 
 /// RTMP message / FLV tag type.
@@ -146,9 +195,11 @@ pub struct CodecInfo {
 /// A finished part (LL-HLS partial segment).
 #[derive(Clone, Debug)]
 pub struct Part {
+    pub container: Container,
     pub segment_sequence: u64,
     pub index: u32,
-    pub bytes: Bytes,
+    /// The part's bytes; concatenated they are the part (zero-copy pieces for CMAF).
+    pub chunks: Vec<Bytes>,
     pub duration_90k: u64,
     pub independent: bool,
 }
@@ -156,7 +207,8 @@ pub struct Part {
 /// A finished segment; `parts` concatenated are the segment bytes.
 #[derive(Clone, Debug)]
 pub struct Segment {
-    /// 0-based within this Remuxer.
+    pub container: Container,
+    /// 0-based within this Remuxer, per container.
     pub sequence: u64,
     pub parts: Vec<Bytes>,
     pub len: usize,
@@ -169,6 +221,10 @@ pub struct Segment {
     pub discontinuity: bool,
     /// The EXT-X-TARGETDURATION the playlist must state; fixed for the Remuxer's lifetime.
     pub target_duration_s: u32,
+    /// PART-TARGET of the parts (ms).
+    pub part_target_ms: u32,
+    /// The init segment version it needs (CMAF; 0 for TS).
+    pub init_version: u32,
     pub first_arrival_ms: u64,
     pub codec: Arc<CodecInfo>,
 }
@@ -191,6 +247,7 @@ pub enum RemuxWarning {
 /// What [`Remuxer::poll_output`] returns.
 #[derive(Clone, Debug)]
 pub enum RemuxOutput {
+    Init(InitSegment),
     Part(Part),
     Segment(Segment),
     Warning(RemuxWarning),
@@ -226,8 +283,14 @@ pub struct RemuxStats {
     pub bytes_out: u64,
     pub target_duration_s: Option<u32>,
     pub codec: Option<Arc<CodecInfo>>,
+    /// At most [`MAX_UNSUPPORTED_CODECS_LISTED`] names (each logged once).
     pub unsupported_codecs: Vec<String>,
+    /// Unsupported-codec tags whose name did not fit in the list.
+    pub unsupported_codecs_unlisted: u64,
 }
+
+/// Distinct unsupported codec names remembered (and logged) per stream.
+pub const MAX_UNSUPPORTED_CODECS_LISTED: usize = 8;
 
 #[derive(Clone, Debug, PartialEq)]
 enum AudioConfig {
@@ -256,6 +319,19 @@ pub struct Remuxer {
     measured_fps: Option<f64>,
     warned_gop: bool,
     finished: bool,
+    /// Stage 1: access units of every track, addressable by id.
+    aus: AccessUnits,
+    au_events: Vec<AuEvent>,
+    /// Stage 3b: the CMAF writer (`None` when `containers.cmaf` is off).
+    cmaf: Option<CmafWriter>,
+    /// The TS writer runs while every default track is H.264 / AAC / MP3.
+    ts_enabled: bool,
+    queue_bytes: usize,
+    pts_delay_decided: bool,
+    /// Access units held until the CMAF tracks are decided (bounded like the TS queue).
+    cmaf_pre: VecDeque<(AccessUnit, u64)>,
+    cmaf_pre_bytes: usize,
+    cmaf_started: bool,
 }
 
 const VIDEO: usize = 0;
@@ -273,7 +349,6 @@ impl Remuxer {
             Arc::new(CodecInfo::default()),
         );
         Remuxer {
-            cfg: config,
             stats: RemuxStats::default(),
             timeline: Timeline::default(),
             seg,
@@ -290,6 +365,25 @@ impl Remuxer {
             measured_fps: None,
             warned_gop: false,
             finished: false,
+            aus: AccessUnits::default(),
+            au_events: Vec::new(),
+            cmaf: config.containers.cmaf.then(|| {
+                CmafWriter::new(
+                    CutPolicy::new(
+                        config.target_duration_ms,
+                        config.part_target_ms,
+                        config.fixed_target_duration_s.filter(|s| *s > 0),
+                    ),
+                    config.max_timestamp_jump_ms,
+                )
+            }),
+            ts_enabled: config.containers.ts,
+            queue_bytes: 0,
+            pts_delay_decided: false,
+            cmaf_pre: VecDeque::new(),
+            cmaf_pre_bytes: 0,
+            cmaf_started: false,
+            cfg: config,
         }
     }
 
@@ -299,6 +393,27 @@ impl Remuxer {
 
     pub fn codec_info(&self) -> Option<Arc<CodecInfo>> {
         self.stats.codec.clone()
+    }
+
+    /// Whether MPEG-TS is being written (enabled, and every default track fits TS).
+    pub fn ts_active(&self) -> bool {
+        self.ts_enabled
+    }
+
+    /// Whether CMAF is being written.
+    pub fn cmaf_active(&self) -> bool {
+        self.cmaf.is_some()
+    }
+
+    /// The decoder configuration of any track of the publish, by media and track id (every
+    /// track is kept addressable; only the default ones are written).
+    pub fn track_config(&self, media: Media, track_id: u8) -> Option<&DecoderConfig> {
+        self.aus.config(media, track_id)
+    }
+
+    /// Configured track ids of a media type, ascending (the first is the default track).
+    pub fn track_ids(&self, media: Media) -> Vec<u8> {
+        self.aus.track_ids(media).collect()
     }
 
     pub fn poll_output(&mut self) -> Option<RemuxOutput> {
@@ -312,11 +427,267 @@ impl Remuxer {
             return Ok(());
         }
         self.stats.bytes_in += tag.payload.len() as u64;
-        let r = self.handle(tag, arrival_ms);
+        let staged = self.stage(&tag, arrival_ms);
+        let r = if self.ts_enabled {
+            self.handle(tag, arrival_ms)
+        } else {
+            Ok(())
+        };
+        let r = staged.and(r);
         if let Err(e) = &r {
             self.count_drop(e);
         }
         r
+    }
+
+    /// The lowest configured track id of a media type: the stream's default track (track 0,
+    /// else the lowest id).
+    fn selected(&self, media: Media) -> u8 {
+        self.aus.track_ids(media).next().unwrap_or(0)
+    }
+
+    /// Stages 1 and 3b: access units of every track; the default tracks go to the CMAF writer.
+    fn stage(&mut self, tag: &FlvTag, arrival_ms: u64) -> Result<(), RemuxError> {
+        let media = match tag.kind {
+            TagKind::Script => {
+                if let Some(h) = meta::parse_script(&tag.payload) {
+                    self.hints = h;
+                }
+                return Ok(());
+            }
+            TagKind::Audio => Media::Audio,
+            TagKind::Video => Media::Video,
+        };
+        let ts = tag.timestamp_ms;
+        let parsed = flv_tag::parse(media, &tag.payload).map_err(|e| RemuxError::from(e).at(ts))?;
+        let mut events = std::mem::take(&mut self.au_events);
+        let r = self.aus.push(&parsed, ts, &mut events);
+        for ev in events.drain(..) {
+            match ev {
+                AuEvent::Config(c) => {
+                    if c.track_id != self.selected(c.media) {
+                        continue;
+                    }
+                    if !c.config.fits_ts() && self.ts_enabled {
+                        self.ts_enabled = false;
+                        self.queue.clear();
+                        self.queue_bytes = 0;
+                        self.seg.finish(&mut self.stats);
+                        tracing::info!(
+                            codec = c.config.name(),
+                            "codec not carried in MPEG-TS: CMAF only"
+                        );
+                    }
+                    if c.changed {
+                        self.seg.outputs.push_back(RemuxOutput::Warning(
+                            RemuxWarning::CodecChanged { kind: tag.kind },
+                        ));
+                    }
+                    if let Some(w) = self.cmaf.as_mut() {
+                        w.set_config(c.config);
+                    }
+                }
+                AuEvent::Unit(au) => {
+                    if au.track_id != self.selected(au.media) || self.cmaf.is_none() {
+                        continue;
+                    }
+                    if self.cmaf_started {
+                        if let Some(w) = self.cmaf.as_mut() {
+                            w.push(&au, arrival_ms);
+                        }
+                    } else {
+                        self.cmaf_pre_bytes += au.data.len();
+                        self.cmaf_pre.push_back((au, arrival_ms));
+                        while self.cmaf_pre_bytes > self.cfg.track_wait_max_bytes
+                            && self.cmaf_pre.len() > 1
+                        {
+                            if let Some((old, _)) = self.cmaf_pre.pop_front() {
+                                self.cmaf_pre_bytes -= old.data.len();
+                            }
+                        }
+                        self.try_start_cmaf(false);
+                    }
+                }
+                AuEvent::Unsupported { media, codec, .. } => self.unsupported(
+                    match media {
+                        Media::Audio => TagKind::Audio,
+                        Media::Video => TagKind::Video,
+                    },
+                    codec.name(),
+                ),
+            }
+        }
+        self.au_events = events;
+        self.drain_cmaf();
+        r
+    }
+
+    /// Starts the CMAF writer once every expected default track is configured (onMetaData says
+    /// which; without it, both), or once `track_wait_ms` of media is held, then replays the
+    /// held access units. `force` at the end of the stream.
+    fn try_start_cmaf(&mut self, force: bool) {
+        if self.cmaf_started {
+            return;
+        }
+        let have_v = self
+            .aus
+            .config(Media::Video, self.selected(Media::Video))
+            .is_some();
+        let have_a = self
+            .aus
+            .config(Media::Audio, self.selected(Media::Audio))
+            .is_some();
+        let h = &self.hints;
+        let complete = if h.seen {
+            let video_ok = have_v || h.video_codec_id.is_none();
+            let audio_ok = have_a || h.audio_codec_id.is_none();
+            (have_v || have_a) && video_ok && audio_ok
+        } else {
+            have_v && have_a
+        };
+        let span_ms = match (self.cmaf_pre.front(), self.cmaf_pre.back()) {
+            (Some(a), Some(b)) => b.0.dts_ms - a.0.dts_ms,
+            _ => 0,
+        };
+        let waited = span_ms >= i64::from(self.cfg.track_wait_ms)
+            || self.cmaf_pre.len() >= self.cfg.track_wait_max_tags.max(1);
+        if !(complete || ((waited || force) && (have_v || have_a))) {
+            return;
+        }
+        self.cmaf_started = true;
+        self.cmaf_pre_bytes = 0;
+        let held = std::mem::take(&mut self.cmaf_pre);
+        if let Some(w) = self.cmaf.as_mut() {
+            for (au, arrival) in &held {
+                w.push(au, *arrival);
+            }
+        }
+    }
+
+    /// The CMAF stream's codec description, from the default tracks' configurations.
+    fn cmaf_codec_info(&self) -> Arc<CodecInfo> {
+        let video = self.aus.config(Media::Video, self.selected(Media::Video));
+        let audio = self.aus.config(Media::Audio, self.selected(Media::Audio));
+        let codecs: Vec<String> = [video, audio]
+            .into_iter()
+            .flatten()
+            .map(DecoderConfig::codec_string)
+            .collect();
+        Arc::new(CodecInfo {
+            video: video.map(|v| {
+                let (width, height) = v.video_size().unwrap_or((0, 0));
+                let (profile_idc, level_idc, frame_rate) = match v {
+                    DecoderConfig::Avc(c) => (
+                        c.profile_idc,
+                        c.level_idc,
+                        c.sps_info.as_ref().and_then(|s| s.frame_rate),
+                    ),
+                    _ => (0, 0, None),
+                };
+                VideoInfo {
+                    codec: v.name(),
+                    profile_idc,
+                    level_idc,
+                    width,
+                    height,
+                    frame_rate: frame_rate.or(self.measured_fps),
+                }
+            }),
+            audio: audio.map(|a| match a {
+                DecoderConfig::Aac(c) => AudioInfo {
+                    codec: "aac",
+                    sample_rate_hz: c.sample_rate_hz,
+                    channels: c.channels,
+                    object_type: Some(c.object_type),
+                },
+                DecoderConfig::Mp3(m) => AudioInfo {
+                    codec: "mp3",
+                    sample_rate_hz: m.sample_rate_hz,
+                    channels: m.channels,
+                    object_type: None,
+                },
+                DecoderConfig::Opus(o) => AudioInfo {
+                    codec: "opus",
+                    sample_rate_hz: 48_000,
+                    channels: o.channels,
+                    object_type: None,
+                },
+                _ => AudioInfo {
+                    codec: "unknown",
+                    sample_rate_hz: 0,
+                    channels: 0,
+                    object_type: None,
+                },
+            }),
+            codecs: codecs.join(","),
+        })
+    }
+
+    fn drain_cmaf(&mut self) {
+        let Some(w) = self.cmaf.as_mut() else {
+            return;
+        };
+        if w.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut w.events);
+        let policy = *w.policy();
+        let codec = self.cmaf_codec_info();
+        for ev in events {
+            let out = match ev {
+                CmafEvent::Init { version, bytes } => RemuxOutput::Init(InitSegment {
+                    container: Container::Cmaf,
+                    version,
+                    bytes,
+                    codec: codec.clone(),
+                }),
+                CmafEvent::Part {
+                    segment_sequence,
+                    index,
+                    chunks,
+                    duration_90k,
+                    independent,
+                } => RemuxOutput::Part(Part {
+                    container: Container::Cmaf,
+                    segment_sequence,
+                    index,
+                    chunks,
+                    duration_90k,
+                    independent,
+                }),
+                CmafEvent::Segment {
+                    sequence,
+                    chunks,
+                    duration_90k,
+                    first_dts_90k,
+                    independent,
+                    discontinuity,
+                    init_version,
+                    first_arrival_ms,
+                } => RemuxOutput::Segment(Segment {
+                    container: Container::Cmaf,
+                    sequence,
+                    len: chunks.iter().map(Bytes::len).sum(),
+                    parts: chunks,
+                    duration_90k,
+                    first_dts_90k,
+                    independent,
+                    discontinuity,
+                    target_duration_s: policy.target_duration_s,
+                    part_target_ms: policy.part_target_ms,
+                    init_version,
+                    first_arrival_ms,
+                    codec: codec.clone(),
+                }),
+                CmafEvent::Jump { from_ms, to_ms } => {
+                    RemuxOutput::Warning(RemuxWarning::TimestampJump {
+                        from_ms: from_ms.max(0) as u64,
+                        to_ms: to_ms.max(0) as u64,
+                    })
+                }
+            };
+            self.seg.outputs.push_back(out);
+        }
     }
 
     fn count_drop(&mut self, e: &RemuxError) {
@@ -341,17 +712,11 @@ impl Remuxer {
             TagKind::Video => {
                 let parsed = flv_tag::parse(Media::Video, &tag.payload)
                     .map_err(|e| RemuxError::from(e).at(ts))?;
-                let Some(v) = parsed.default_track() else {
-                    return Ok(()); // command frame
+                let Some(v) = parsed.track(self.selected(Media::Video)) else {
+                    return Ok(()); // command frame, or only non-default tracks
                 };
                 if v.codec != Codec::Video(VideoCodec::Avc) {
-                    if matches!(
-                        v.packet,
-                        PacketKind::SequenceStart | PacketKind::CodedFrames
-                    ) {
-                        self.unsupported(TagKind::Video, v.codec.name());
-                    }
-                    return Ok(());
+                    return Ok(()); // reported by the access-unit stage
                 }
                 match v.packet {
                     PacketKind::SequenceStart => {
@@ -384,20 +749,12 @@ impl Remuxer {
             TagKind::Audio => {
                 let parsed = flv_tag::parse(Media::Audio, &tag.payload)
                     .map_err(|e| RemuxError::from(e).at(ts))?;
-                let Some(a) = parsed.default_track() else {
-                    return Ok(()); // silence
+                let Some(a) = parsed.track(self.selected(Media::Audio)) else {
+                    return Ok(()); // silence, or only non-default tracks
                 };
                 let codec = match a.codec {
                     Codec::Audio(c @ (AudioCodec::Aac | AudioCodec::Mp3)) => c,
-                    other => {
-                        if matches!(
-                            a.packet,
-                            PacketKind::SequenceStart | PacketKind::CodedFrames
-                        ) {
-                            self.unsupported(TagKind::Audio, other.name());
-                        }
-                        return Ok(());
-                    }
+                    _ => return Ok(()), // reported by the access-unit stage
                 };
                 match a.packet {
                     // `.mp3` has no sequence header: its frames configure the track.
@@ -454,7 +811,15 @@ impl Remuxer {
     fn unsupported(&mut self, kind: TagKind, codec: String) {
         self.stats.dropped_unsupported += 1;
         self.stats.dropped_frames += 1;
-        if !self.stats.unsupported_codecs.contains(&codec) {
+        if self.stats.unsupported_codecs.contains(&codec) {
+            return;
+        }
+        if self.stats.unsupported_codecs.len() >= MAX_UNSUPPORTED_CODECS_LISTED {
+            // Counted, not listed or logged: a publisher cycling FourCCs cannot grow this.
+            self.stats.unsupported_codecs_unlisted += 1;
+            return;
+        }
+        {
             self.stats.unsupported_codecs.push(codec.clone());
             tracing::warn!(?kind, codec = %codec, "unsupported codec: track ignored");
             self.seg
@@ -524,7 +889,16 @@ impl Remuxer {
     }
 
     fn enqueue(&mut self, tag: FlvTag, arrival_ms: u64) {
+        self.queue_bytes += tag.payload.len();
         self.queue.push_back((tag, arrival_ms));
+        // Bounded by bytes as well as by count: drop the oldest beyond the byte budget.
+        while self.queue_bytes > self.cfg.track_wait_max_bytes && self.queue.len() > 1 {
+            if let Some((old, _)) = self.queue.pop_front() {
+                self.queue_bytes -= old.payload.len();
+                self.stats.dropped_before_config += 1;
+                self.stats.dropped_frames += 1;
+            }
+        }
         self.maybe_decide();
     }
 
@@ -557,7 +931,9 @@ impl Remuxer {
         if !(complete || (waited && (have_video || have_audio))) {
             // Nothing decodable yet: keep the wait bounded by dropping the oldest tag.
             if self.queue.len() > self.cfg.track_wait_max_tags.max(1) {
-                self.queue.pop_front();
+                if let Some((old, _)) = self.queue.pop_front() {
+                    self.queue_bytes -= old.payload.len();
+                }
                 self.stats.dropped_before_config += 1;
                 self.stats.dropped_frames += 1;
             }
@@ -569,6 +945,7 @@ impl Remuxer {
         self.seg.program = self.program();
         self.seg.refresh_codec(info);
         let queued = std::mem::take(&mut self.queue);
+        self.queue_bytes = 0;
         for (tag, arrival) in queued {
             if let Err(e) = self.handle(tag, arrival) {
                 self.count_drop(&e);
@@ -661,7 +1038,11 @@ impl Remuxer {
         self.stats.video_frames_in += 1;
         let out_ms = self.place(ts, VIDEO);
         let dts = self.monotonic(VIDEO, ms_to_90k(out_ms));
-        if i64::from(cts_ms) + self.pts_delay_ms < 0 {
+        // The presentation delay is decided once, while the first segment is open (nothing is
+        // published yet); afterwards a more negative composition time is clamped to PTS = DTS
+        // and never shifts the rest of the stream.
+        self.pts_delay_decided |= self.stats.segments > 0;
+        if !self.pts_delay_decided && i64::from(cts_ms) + self.pts_delay_ms < 0 {
             self.pts_delay_ms = -i64::from(cts_ms);
             self.stats.pts_delay_ms = u32::try_from(self.pts_delay_ms).unwrap_or(u32::MAX);
         }
@@ -809,6 +1190,11 @@ impl Remuxer {
             self.maybe_decide();
         }
         self.seg.finish(&mut self.stats);
+        self.try_start_cmaf(true);
+        if let Some(w) = self.cmaf.as_mut() {
+            w.finish();
+        }
+        self.drain_cmaf();
         self.finished = true;
     }
 }
@@ -820,5 +1206,7 @@ fn audio_stream_type(a: &AudioConfig) -> u8 {
     }
 }
 
+#[cfg(test)]
+mod pipeline_tests;
 #[cfg(test)]
 mod tests;

@@ -164,7 +164,7 @@ impl Segmenter {
     }
 
     fn part_90k(&self) -> u64 {
-        u64::from(self.cfg.part_duration_ms.max(1)) * 90
+        u64::from(self.cfg.part_target_ms.max(1)) * 90
     }
 
     /// Pushes a video frame. Frames before the first keyframe are dropped (returns false).
@@ -375,9 +375,10 @@ impl Segmenter {
         seg.len += bytes.len();
         seg.parts.push(bytes.clone());
         self.outputs.push_back(RemuxOutput::Part(Part {
+            container: crate::Container::Ts,
             segment_sequence: seg.sequence,
             index: seg.part_index,
-            bytes,
+            chunks: vec![bytes],
             duration_90k: end_90k.saturating_sub(seg.part_first_dts_90k),
             independent: seg.part_independent,
         }));
@@ -433,6 +434,7 @@ impl Segmenter {
             stats.discontinuities += 1;
         }
         self.outputs.push_back(RemuxOutput::Segment(Segment {
+            container: crate::Container::Ts,
             sequence: seg.sequence,
             len: seg.len,
             parts: seg.parts,
@@ -441,6 +443,8 @@ impl Segmenter {
             independent: seg.independent,
             discontinuity: seg.discontinuity,
             target_duration_s: td,
+            part_target_ms: self.cfg.part_target_ms,
+            init_version: 0,
             first_arrival_ms: seg.first_arrival_ms,
             codec: seg.codec,
         }));

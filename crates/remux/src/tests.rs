@@ -47,16 +47,16 @@ fn aac_frame(size: usize) -> Bytes {
 }
 
 #[derive(Clone, Copy)]
-struct Gen {
-    video: bool,
-    audio: bool,
-    seconds: u32,
-    gop: u32,
-    start_ms: u32,
-    video_bytes: usize,
-    audio_bytes: usize,
-    bframes: bool,
-    negative_cts: bool,
+pub(crate) struct Gen {
+    pub(crate) video: bool,
+    pub(crate) audio: bool,
+    pub(crate) seconds: u32,
+    pub(crate) gop: u32,
+    pub(crate) start_ms: u32,
+    pub(crate) video_bytes: usize,
+    pub(crate) audio_bytes: usize,
+    pub(crate) bframes: bool,
+    pub(crate) negative_cts: bool,
 }
 
 impl Default for Gen {
@@ -76,7 +76,7 @@ impl Default for Gen {
 }
 
 /// Interleaved tags in timestamp order: 30 fps video, AAC-LC 44.1 kHz audio.
-fn generate(g: Gen) -> Vec<FlvTag> {
+pub(crate) fn generate(g: Gen) -> Vec<FlvTag> {
     let mut tags = Vec::new();
     if g.video {
         tags.push((
@@ -155,9 +155,11 @@ fn run(
     let mut drain = |r: &mut Remuxer| {
         while let Some(o) = r.poll_output() {
             match o {
-                RemuxOutput::Segment(s) => segs.push(s),
-                RemuxOutput::Part(p) => parts.push(p),
+                // These are the MPEG-TS writer's tests; CMAF has its own (`cmaf_tests`).
+                RemuxOutput::Segment(s) if s.container == Container::Ts => segs.push(s),
+                RemuxOutput::Part(p) if p.container == Container::Ts => parts.push(p),
                 RemuxOutput::Warning(w) => warns.push(w),
+                _ => {}
             }
         }
     };
@@ -235,7 +237,7 @@ fn check_stream(segs: &[Segment], parts: &[Part], video: bool) -> Vec<u8> {
         assert_eq!(mine.len(), s.parts.len());
         for (p, b) in mine.iter().zip(&s.parts) {
             assert_eq!(p.segment_sequence, s.sequence);
-            assert_eq!(&p.bytes, b);
+            assert_eq!(&p.chunks[0], b);
         }
         assert!(mine[0].independent == s.independent);
         // HLS: EXTINF rounded to the nearest integer must not exceed the target duration.
@@ -463,7 +465,7 @@ fn pts_wraps_at_33_bits() {
     let _ = parts;
 }
 
-fn shift(tags: &mut [FlvTag], from: usize, delta: i64) {
+pub(crate) fn shift(tags: &mut [FlvTag], from: usize, delta: i64) {
     for t in tags[from..].iter_mut() {
         t.timestamp_ms = (i64::from(t.timestamp_ms) + delta) as u32;
     }
@@ -625,7 +627,7 @@ fn unsupported_codecs_are_reported_once_and_ignored() {
             FlvTag {
                 kind: TagKind::Video,
                 timestamp_ms: ts,
-                payload: Bytes::from_static(&[0x91, b'h', b'v', b'c', b'1', 0, 0, 0, 1, 2]),
+                payload: Bytes::from_static(&[0x91, b'v', b'p', b'0', b'8', 1, 2]),
             },
         );
     }
@@ -634,7 +636,7 @@ fn unsupported_codecs_are_reported_once_and_ignored() {
         FlvTag {
             kind: TagKind::Audio,
             timestamp_ms: 0,
-            payload: Bytes::from_static(&[0x90, b'O', b'p', b'u', b's', 1]),
+            payload: Bytes::from_static(&[0x90, b'f', b'L', b'a', b'C', 1]),
         },
     );
     let (segs, parts, warns, stats) = run(RemuxConfig::default(), &tags);
@@ -646,7 +648,7 @@ fn unsupported_codecs_are_reported_once_and_ignored() {
     assert_eq!(u.len(), 2, "{warns:?}");
     let mut names = stats.unsupported_codecs.clone();
     names.sort();
-    assert_eq!(names, vec!["hevc".to_string(), "opus".to_string()]);
+    assert_eq!(names, vec!["flac".to_string(), "vp8".to_string()]);
 }
 
 #[test]
@@ -719,7 +721,9 @@ proptest! {
         r.finish();
         while let Some(o) = r.poll_output() {
             if let RemuxOutput::Segment(s) = o {
-                prop_assert_eq!(s.len % 188, 0);
+                if s.container == Container::Ts {
+                    prop_assert_eq!(s.len % 188, 0);
+                }
             }
         }
     }

@@ -152,7 +152,10 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HlsConfig {
     pub target_duration_ms: u32,
-    pub part_duration_ms: u32,
+    /// LL-HLS PART-TARGET; no part is longer.
+    pub part_target_ms: u32,
+    /// Containers written: `ts` (H.264/AAC/MP3 only), `cmaf`.
+    pub containers: Vec<String>,
     pub window_segments: usize,
     pub max_timestamp_jump_ms: u32,
     pub grace_period_ms: u64,
@@ -168,7 +171,8 @@ impl Default for HlsConfig {
     fn default() -> Self {
         Self {
             target_duration_ms: 2000,
-            part_duration_ms: 500,
+            part_target_ms: remux::RemuxConfig::default().part_target_ms,
+            containers: vec!["ts".into(), "cmaf".into()],
             window_segments: 6,
             max_timestamp_jump_ms: 5000,
             grace_period_ms: 20_000,
@@ -376,9 +380,16 @@ impl Config {
             "must be between 500 and 30000",
         )?;
         check(
-            (100..=h.target_duration_ms).contains(&h.part_duration_ms),
-            "hls.part_duration_ms",
+            (100..=h.target_duration_ms).contains(&h.part_target_ms),
+            "hls.part_target_ms",
             "must be between 100 and hls.target_duration_ms",
+        )?;
+        check(
+            !h.containers.is_empty()
+                && h.containers.iter().all(|c| c == "ts" || c == "cmaf")
+                && !(h.containers.len() == 2 && h.containers[0] == h.containers[1]),
+            "hls.containers",
+            "must list \"ts\", \"cmaf\" or both",
         )?;
         check(
             (3..=100).contains(&h.window_segments),

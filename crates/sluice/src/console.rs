@@ -25,6 +25,9 @@ use crate::pipeline::{unix_ms, App, LiveStats};
 pub const SAMPLE_INTERVAL_MS: u64 = 1000;
 /// Warning events kept per stream (the newest).
 const MAX_WARNINGS: usize = 32;
+/// Samples the viewer rate is averaged over (players poll about once per target duration, so a
+/// one-second rate would flicker between 0 and a burst).
+const REQUEST_WINDOW_SAMPLES: usize = 10;
 /// A/V timestamp skew above which a stream is flagged.
 const AV_SKEW_WARN_MS: i64 = 1000;
 
@@ -42,7 +45,8 @@ pub struct Sample {
     pub av_skew_ms: Option<i64>,
     /// Duration of the newest segment.
     pub segment_duration_ms: Option<u64>,
-    /// Playlist requests per second (HLS viewers poll about once per target duration).
+    /// Playlist requests per second over the last ten samples (HLS viewers poll about once per
+    /// target duration).
     pub playlist_requests_per_s: f64,
     /// Players estimated from playlist requests: requests per second x target duration.
     pub players_estimate: f64,
@@ -86,7 +90,6 @@ struct Prev {
     video_frames: u64,
     timestamp_jumps: u64,
     dropped_frames: u64,
-    playlist_requests: u64,
 }
 
 #[derive(Default)]
@@ -95,6 +98,8 @@ struct History {
     warnings: VecDeque<Warning>,
     active: Vec<Warning>,
     prev: Option<Prev>,
+    /// (unix_ms, playlist requests so far) of the last samples, for the viewer rate.
+    requests: VecDeque<(u64, u64)>,
     publishes: u64,
     reconnects: u64,
 }
@@ -143,6 +148,7 @@ impl Console {
                 tick.tick().await;
                 let live = app.live_stats();
                 let edge = app.store.streams();
+                record_process_memory();
                 console.sample(unix_ms(), &live, &edge);
             }
         });
@@ -237,7 +243,11 @@ impl Console {
             .collect();
         drop(streams);
         if i.events.receiver_count() > 0 {
-            let body = serde_json::json!({ "unix_ms": now_ms, "streams": views });
+            let body = serde_json::json!({
+                "unix_ms": now_ms,
+                "resident_memory_bytes": memory_stats::memory_stats().map(|m| m.physical_mem),
+                "streams": views,
+            });
             let _ = i.events.send(body.to_string().into());
         }
     }
@@ -274,6 +284,14 @@ impl Console {
             }
         });
         Some(Sse::new(stream).keep_alive(KeepAlive::default()))
+    }
+}
+
+/// The process's resident memory as `sluice_process_resident_memory_bytes` (the dashboard's
+/// memory panel sets it beside `sluice_edge_bytes_held`), sampled on the console's tick.
+fn record_process_memory() {
+    if let Some(m) = memory_stats::memory_stats() {
+        metrics::gauge!("sluice_process_resident_memory_bytes").set(m.physical_mem as f64);
     }
 }
 
@@ -318,7 +336,6 @@ impl History {
         let mut active = Vec::new();
         let mut next = Prev {
             at_ms: now_ms,
-            playlist_requests,
             ..Prev::default()
         };
         let mut sample = Sample {
@@ -328,11 +345,22 @@ impl History {
             gop_ms: None,
             av_skew_ms: None,
             segment_duration_ms: None,
-            playlist_requests_per_s: per_s(playlist_requests, prev.playlist_requests),
+            playlist_requests_per_s: 0.0,
             players_estimate: 0.0,
             bytes_held: edge.map_or(0, |e| e.bytes_held),
             publishing: live.is_some(),
         };
+        if self.requests.len() >= REQUEST_WINDOW_SAMPLES {
+            self.requests.pop_front();
+        }
+        self.requests.push_back((now_ms, playlist_requests));
+        if let (Some(&(t0, n0)), Some(&(t1, n1))) = (self.requests.front(), self.requests.back()) {
+            if t1 > t0 {
+                sample.playlist_requests_per_s =
+                    (n1.saturating_sub(n0) as f64 * 1000.0 / (t1 - t0) as f64 * 100.0).round()
+                        / 100.0;
+            }
+        }
         sample.players_estimate =
             (sample.playlist_requests_per_s * target_ms as f64 / 1000.0 * 10.0).round() / 10.0;
         if let Some(l) = live {

@@ -66,7 +66,11 @@ fn remux_config(cfg: &Config, fixed_target_duration_s: Option<u32>) -> remux::Re
     let h = &cfg.hls;
     remux::RemuxConfig {
         target_duration_ms: h.target_duration_ms,
-        part_duration_ms: h.part_duration_ms,
+        part_target_ms: h.part_target_ms,
+        containers: remux::Containers {
+            ts: h.containers.iter().any(|c| c == "ts"),
+            cmaf: h.containers.iter().any(|c| c == "cmaf"),
+        },
         max_timestamp_jump_ms: h.max_timestamp_jump_ms,
         fixed_target_duration_s,
         ..remux::RemuxConfig::default()
@@ -241,7 +245,7 @@ impl IngestHandler for App {
         let target_duration_s = self.cfg.hls.target_duration_ms.div_ceil(1000).max(1);
         let params = hls_edge::PublishParams {
             target_duration_s,
-            part_target_ms: self.cfg.hls.part_duration_ms,
+            part_target_ms: self.cfg.hls.part_target_ms,
         };
         let handle = match self.store.begin_publish(app, stream, params) {
             Ok(h) => h,
@@ -275,11 +279,13 @@ impl IngestHandler for App {
             labels: [("app", app.to_string()), ("stream", stream.to_string())],
             warned_gop: false,
             last_segment_bytes_in: 0,
-            last_codec: None,
+            last_codec: hls_edge::PerContainer::default(),
             dropped_reported: 0,
             kick: req.kick.clone(),
             broken: false,
-            pending_parts: Vec::new(),
+            pending_parts: hls_edge::PerContainer::default(),
+            cmaf_init: None,
+            last_ts_active: true,
             metrics: StreamMetrics::new(app, stream),
             video_codec: None,
             audio_codec: None,
@@ -303,12 +309,17 @@ pub struct PublishSink {
     labels: [(&'static str, String); 2],
     warned_gop: bool,
     last_segment_bytes_in: u64,
-    last_codec: Option<Arc<remux::CodecInfo>>,
+    /// The codec description last declared to the edge, per container.
+    last_codec: hls_edge::PerContainer<Option<Arc<remux::CodecInfo>>>,
+    /// The CMAF init segment the next CMAF segments need.
+    cmaf_init: Option<bytes::Bytes>,
+    last_ts_active: bool,
     dropped_reported: u64,
     kick: CancellationToken,
     broken: bool,
-    /// The remuxer's parts of the segment being cut (their bytes are the segment's chunks).
-    pending_parts: Vec<hls_edge::NewPart>,
+    /// The remuxer's parts of the segment being cut, per container (their bytes are the
+    /// segment's chunks).
+    pending_parts: hls_edge::PerContainer<Vec<hls_edge::NewPart>>,
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
@@ -367,6 +378,13 @@ impl StreamMetrics {
     }
 }
 
+fn edge_container(c: remux::Container) -> hls_edge::Container {
+    match c {
+        remux::Container::Ts => hls_edge::Container::Ts,
+        remux::Container::Cmaf => hls_edge::Container::Cmaf,
+    }
+}
+
 /// The edge's typed description of what the remuxer produces.
 fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
     use hls_edge::{AudioCodec, VideoCodec};
@@ -409,18 +427,112 @@ impl PublishSink {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
             match out {
-                remux::RemuxOutput::Part(p) => self.pending_parts.push(hls_edge::NewPart {
-                    bytes: p.bytes,
-                    duration_90k: p.duration_90k,
-                    independent: p.independent,
-                }),
+                remux::RemuxOutput::Init(i) => self.cmaf_init = Some(i.bytes),
+                remux::RemuxOutput::Part(p) => {
+                    // A part is one Bytes for TS; a CMAF part's chunks (styp, moof, samples)
+                    // are joined once here, since the edge stores one body per part.
+                    let bytes = if p.chunks.len() == 1 {
+                        p.chunks.into_iter().next().unwrap_or_default()
+                    } else {
+                        bytes::Bytes::from(p.chunks.concat())
+                    };
+                    self.pending_parts[edge_container(p.container)].push(hls_edge::NewPart {
+                        bytes,
+                        duration_90k: p.duration_90k,
+                        independent: p.independent,
+                    })
+                }
                 remux::RemuxOutput::Segment(seg) => self.publish_segment(seg),
                 remux::RemuxOutput::Warning(w) => self.warn(w),
             }
         }
     }
 
+    /// Declares to the edge which containers this publish produces and what they carry, when
+    /// that changed: TS while the remuxer writes it (H.264/AAC/MP3 only), CMAF when enabled.
+    fn declare_media(&mut self, container: remux::Container, codec: &Arc<remux::CodecInfo>) {
+        let c = edge_container(container);
+        if self.last_codec[c]
+            .as_ref()
+            .is_some_and(|old| Arc::ptr_eq(old, codec))
+            && self.last_ts_active == self.remuxer.ts_active()
+        {
+            return;
+        }
+        self.last_codec[c] = Some(codec.clone());
+        self.last_ts_active = self.remuxer.ts_active();
+        let any = self
+            .last_codec
+            .ts
+            .clone()
+            .or_else(|| self.last_codec.cmaf.clone());
+        let info = |own: &Option<Arc<remux::CodecInfo>>| {
+            own.as_ref().or(any.as_ref()).map(|c| edge_info(c))
+        };
+        let media = hls_edge::PerContainer {
+            ts: self
+                .remuxer
+                .ts_active()
+                .then(|| info(&self.last_codec.ts))
+                .flatten(),
+            cmaf: self
+                .remuxer
+                .cmaf_active()
+                .then(|| info(&self.last_codec.cmaf))
+                .flatten(),
+        };
+        if let Some(h) = &self.handle {
+            h.set_media(media);
+        }
+    }
+
     fn publish_segment(&mut self, seg: remux::Segment) {
+        let container = edge_container(seg.container);
+        self.declare_media(seg.container, &seg.codec);
+        let mut parts = std::mem::take(&mut self.pending_parts[container]);
+        // Stream statistics follow the primary container (TS when it is written).
+        let primary = !self.remuxer.ts_active() || seg.container == remux::Container::Ts;
+        if primary {
+            self.segment_stats(&seg);
+        }
+        let Some(h) = &self.handle else { return };
+        let same_bytes = parts.len() == seg.parts.len()
+            && (parts.iter().zip(&seg.parts))
+                .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
+        let parts_len: usize = parts.iter().map(|p| p.bytes.len()).sum();
+        // CMAF parts were joined per part: complete when their bytes add up to the segment.
+        let complete =
+            same_bytes || (seg.container == remux::Container::Cmaf && parts_len == seg.len);
+        if !complete {
+            // Parts not reported one by one: the segment's chunks, the duration on the last.
+            let n = seg.parts.len();
+            parts = (seg.parts.into_iter().enumerate())
+                .map(|(i, bytes)| hls_edge::NewPart {
+                    bytes,
+                    duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
+                    independent: i == 0 && seg.independent,
+                })
+                .collect();
+        }
+        let init = match seg.container {
+            remux::Container::Ts => None,
+            remux::Container::Cmaf => self.cmaf_init.clone(),
+        };
+        let pushed = h.push_segment(hls_edge::NewSegment {
+            container,
+            parts,
+            init,
+            duration_90k: seg.duration_90k,
+            discontinuity: seg.discontinuity,
+            independent: seg.independent,
+            arrival_unix_ms: seg.first_arrival_ms,
+        });
+        if let Err(e) = pushed {
+            tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed");
+        }
+    }
+
+    fn segment_stats(&mut self, seg: &remux::Segment) {
         let duration = Duration::from_nanos(seg.duration_90k.saturating_mul(1_000_000) / 90);
         let s = self.remuxer.stats();
         let bytes_in = s.bytes_in;
@@ -439,58 +551,16 @@ impl PublishSink {
         if let Some(gop) = s.gop_ms_last {
             metrics::gauge!("sluice_stream_gop_seconds", &self.labels).set(f64::from(gop) / 1000.0);
         }
-        {
-            let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            st.segments += 1;
-            st.last_segment_duration_ms = Some(duration.as_millis() as u64);
-            st.bitrate_bps = bitrate;
-            st.gop_ms = s.gop_ms_last;
-            st.gop_exceeds_target = s.gop_exceeds_target;
-            st.discontinuities = s.discontinuities;
-            st.timestamp_jumps = s.timestamp_jumps;
-            st.dropped_frames = s.dropped_frames;
-            st.codec = serde_json::to_value(&*seg.codec).ok();
-        }
-        let mut parts = std::mem::take(&mut self.pending_parts);
-        if let Some(h) = &self.handle {
-            if !self
-                .last_codec
-                .as_ref()
-                .is_some_and(|c| Arc::ptr_eq(c, &seg.codec))
-            {
-                h.set_media(hls_edge::PerContainer {
-                    ts: Some(edge_info(&seg.codec)),
-                    cmaf: None,
-                });
-                self.last_codec = Some(seg.codec.clone());
-            }
-            let same_bytes = parts.len() == seg.parts.len()
-                && (parts.iter().zip(&seg.parts))
-                    .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
-            if !same_bytes {
-                // Parts not reported one by one: the segment's chunks, the duration on the last.
-                let n = seg.parts.len();
-                parts = (seg.parts.into_iter().enumerate())
-                    .map(|(i, bytes)| hls_edge::NewPart {
-                        bytes,
-                        duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
-                        independent: i == 0 && seg.independent,
-                    })
-                    .collect();
-            }
-            let pushed = h.push_segment(hls_edge::NewSegment {
-                container: hls_edge::Container::Ts,
-                parts,
-                init: None,
-                duration_90k: seg.duration_90k,
-                discontinuity: seg.discontinuity,
-                independent: seg.independent,
-                arrival_unix_ms: seg.first_arrival_ms,
-            });
-            if let Err(e) = pushed {
-                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed");
-            }
-        }
+        let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        st.segments += 1;
+        st.last_segment_duration_ms = Some(duration.as_millis() as u64);
+        st.bitrate_bps = bitrate;
+        st.gop_ms = s.gop_ms_last;
+        st.gop_exceeds_target = s.gop_exceeds_target;
+        st.discontinuities = s.discontinuities;
+        st.timestamp_jumps = s.timestamp_jumps;
+        st.dropped_frames = s.dropped_frames;
+        st.codec = serde_json::to_value(&*seg.codec).ok();
     }
 
     fn warn(&mut self, w: remux::RemuxWarning) {

@@ -75,6 +75,11 @@ fn describe() {
         "Measured keyframe interval per stream"
     );
     describe_gauge!("sluice_streams_live", "Streams with a publisher");
+    describe_gauge!(
+        "sluice_process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the process, sampled once a second"
+    );
     describe_counter!(
         "sluice_publish_refused_total",
         "Publishes refused, by reason"
