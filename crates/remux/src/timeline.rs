@@ -3,11 +3,12 @@
 //! backwards, and the single ms → 90 kHz conversion (ISO/IEC 13818-1 §2.4.3.7 PTS/DTS units).
 //!
 //! Policy:
-//! * one shared clock for all tracks (RTMP timestamps are stream-wide);
-//! * a step backwards of more than `backward_tolerance_ms` below that track's previous DTS, or
-//!   more than `max_jump_ms` below the stream's high-water mark, or a step forwards of more than
-//!   `max_jump_ms` above the high-water mark, is a *jump*: the output is rebased to continue
-//!   `JUMP_GAP_MS` after the high-water mark, and the caller starts a discontinuity;
+//! * one shared clock for all tracks (RTMP timestamps are stream-wide), but jumps are detected
+//!   per track: a step backwards of more than `backward_tolerance_ms` below that track's previous
+//!   DTS, or forwards of more than `max_jump_ms` above it, is a *jump*: the output is rebased to
+//!   continue `JUMP_GAP_MS` after the high-water mark, and the caller starts a discontinuity. A
+//!   track's first timestamp is never a jump, so a track that starts late (audio 5 s after video)
+//!   keeps its place instead of being rebased out of sync;
 //! * smaller backward steps within a track (interleaving jitter, encoder glitches) are absorbed by
 //!   the per-track monotonic nudge in the remuxer (DTS = previous + 1 tick).
 
@@ -69,10 +70,9 @@ impl Timeline {
         self.last_ext = ext;
         let mut out = ext + self.rebase_ms;
         let mut jump = None;
-        if let Some(hw) = self.high_water_ms {
-            let track_last = self.track_last_ms.get(track).copied().flatten();
-            let back_in_track = track_last.is_some_and(|t| out < t - backward_tolerance_ms);
-            if out > hw + max_jump_ms || out < hw - max_jump_ms || back_in_track {
+        let track_last = self.track_last_ms.get(track).copied().flatten();
+        if let (Some(hw), Some(last)) = (self.high_water_ms, track_last) {
+            if out > last + max_jump_ms || out < last - backward_tolerance_ms {
                 let target = hw + JUMP_GAP_MS;
                 self.rebase_ms += target - out;
                 jump = Some((hw, out));
@@ -121,18 +121,30 @@ mod tests {
 
     proptest! {
         #[test]
-        fn output_never_runs_far_backwards(start in any::<u32>(), steps in proptest::collection::vec((any::<i32>(), 0usize..2), 1..200)) {
+        fn no_track_runs_far_backwards_or_forwards(start in any::<u32>(), steps in proptest::collection::vec((any::<i32>(), 0usize..2), 1..200)) {
             let mut t = Timeline::default();
             let mut raw = start;
-            let mut hw = t.place(raw, 0, 3000, 500).out_ms;
+            let mut last = [Some(t.place(raw, 0, 3000, 500).out_ms), None];
             for (d, track) in steps {
                 let d = if d % 3 == 0 { d } else { d % 100 };
                 raw = raw.wrapping_add(d as u32);
                 let p = t.place(raw, track, 3000, 500);
-                prop_assert!(p.out_ms >= hw - 3000);
-                prop_assert!(p.out_ms <= hw + 3000);
-                hw = hw.max(p.out_ms);
+                if let Some(l) = last[track] {
+                    prop_assert!(p.out_ms >= l - 500 || p.jump.is_some());
+                    prop_assert!(p.out_ms <= l.max(t.high_water_ms.unwrap_or(l)) + 3000);
+                }
+                last[track] = Some(last[track].map_or(p.out_ms, |l| l.max(p.out_ms)));
             }
+        }
+
+        #[test]
+        fn late_track_is_not_rebased(late_ms in 0u32..60_000) {
+            let mut t = Timeline::default();
+            for i in 0..100u32 {
+                t.place(i * 40, 0, 3000, 500);
+            }
+            let p = t.place(late_ms, 1, 3000, 500);
+            prop_assert_eq!((p.out_ms, p.jump), (i64::from(late_ms), None));
         }
     }
 }
