@@ -27,6 +27,14 @@ backend sluice {
 }
 
 sub vcl_recv {
+    # RTMPT (RTMP tunnelled over HTTP polling): POSTs carrying one session's RTMP bytes, answered
+    # in order. Never cached, never coalesced, bodies passed through as they are.
+    if (req.url ~ "^/(open|send|idle|close|fcs)/") {
+        if (req.method != "POST") {
+            return (synth(405, "Method Not Allowed"));
+        }
+        return (pass);
+    }
     if (req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS") {
         return (synth(405, "Method Not Allowed"));
     }
@@ -57,6 +65,12 @@ sub vcl_hash {
 
 sub vcl_backend_response {
     unset beresp.http.Set-Cookie;
+    if (bereq.url ~ "^/(open|send|idle|close|fcs)/") {
+        # RTMPT clients need an exact Content-Length (librtmp reads nothing else): no streaming.
+        set beresp.do_stream = false;
+        set beresp.uncacheable = true;
+        return (deliver);
+    }
     if (bereq.url ~ "\.ts(\?|$)" || bereq.url ~ "\.(m4s|mp4)(\?|$)") {
         if (beresp.status == 200 || beresp.status == 206) {
             # Immutable segments: keep the origin's long max-age (at least a minute).

@@ -5,7 +5,10 @@ mod codecs;
 mod console;
 mod hostile;
 mod monitoring;
+mod play;
 mod rawrtmp;
+mod rtmps;
+mod rtmpt;
 mod support;
 mod variants;
 

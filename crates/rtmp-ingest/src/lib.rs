@@ -1,8 +1,14 @@
-//! Sluice RTMP ingest: a sans-IO RTMP server core (handshake, chunk stream, AMF0, publish
-//! sessions, Enhanced RTMP codec recognition) plus a thin tokio driver in [`server`].
+//! Sluice RTMP: a sans-IO RTMP server core (handshake, chunk stream, AMF0, publisher and player
+//! sessions, Enhanced RTMP codec recognition, the player queue and join cache) plus, behind the
+//! default `driver` feature, a thin tokio connection actor in [`server`] and the player
+//! fan-out channel in [`fanout`] ([RTMP] = Adobe RTMP Specification 1.0, 21 Dec 2012).
+//!
+//! The split follows `quinn-proto`/`quinn`: built with `default-features = false` the crate has
+//! no tokio dependency at all and no tokio type in its API; the driver feeds the same
+//! [`session::Session`] whether the bytes come from TCP, TLS or RTMPT polling.
 //!
 //! ```text
-//! TcpStream ─► server (tokio, no protocol decisions) ─► session::Session (sans-IO)
+//! TCP | TLS | RTMPT pipe ─► server (tokio, no protocol decisions) ─► session::Session (sans-IO)
 //!                                                        ├─ handshake::Handshake
 //!                                                        ├─ chunk::ChunkDecoder / ChunkEncoder
 //!                                                        ├─ message (control, user control, aggregate)
@@ -18,21 +24,28 @@ pub mod amf0;
 pub mod chunk;
 pub mod config;
 pub mod error;
+#[cfg(feature = "driver")]
+pub mod fanout;
 pub mod handshake;
 pub mod message;
+pub mod play;
 pub mod query;
+pub mod rtmpt;
+#[cfg(feature = "driver")]
 pub mod server;
 pub mod session;
 
 /// The shared FLV / Enhanced RTMP tag semantics ([`IngestTag::info`] is a [`flv_tag::TagInfo`]).
 pub use flv_tag;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use config::IngestConfig;
 pub use error::IngestError;
-pub use server::{serve, IngestCounters};
+#[cfg(feature = "driver")]
+pub use server::{
+    serve, IngestCounters, IngestHandler, MediaSink, PlayAccepted, PlayRequest, PublishRequest,
+};
 
 /// One media or script message of an accepted publish, exactly the FLV tag body RTMP carried.
 #[derive(Clone, Debug)]
@@ -62,21 +75,6 @@ impl TagKind {
     }
 }
 
-/// A publish waiting for the binary's decision.
-#[derive(Clone, Debug)]
-pub struct PublishRequest {
-    pub connection_id: u64,
-    pub peer: SocketAddr,
-    pub app: String,
-    /// The publish name without its query string.
-    pub stream: String,
-    /// Percent-decoded query parameters of the publish name (stream keys: never log the values).
-    pub params: Vec<(String, String)>,
-    pub tc_url: Option<String>,
-    /// The driver closes the connection when this is cancelled ("kick publisher").
-    pub kick: tokio_util::sync::CancellationToken,
-}
-
 /// Why a publish was refused. The string is sent to the client as the `onStatus` description
 /// and must not contain stream keys.
 #[derive(Clone, Debug)]
@@ -87,22 +85,15 @@ pub enum PublishRefusal {
     Unauthorized(String),
 }
 
-/// Implemented by the binary.
-pub trait IngestHandler: Send + Sync + 'static {
-    type Sink: MediaSink;
-    /// Decide on a publish before NetStream.Publish.Start is sent. May await (webhooks).
-    fn authorize(
-        &self,
-        request: PublishRequest,
-    ) -> impl std::future::Future<Output = Result<Self::Sink, PublishRefusal>> + Send;
-}
-
-/// Receives the tags of one accepted publish.
-pub trait MediaSink: Send + 'static {
-    /// Called synchronously from the connection task for every tag, in arrival order. Must not block.
-    fn on_tag(&mut self, tag: IngestTag);
-    /// The publisher left (unpublish, deleteStream, disconnect, error, timeout, kick or shutdown). Called exactly once.
-    fn on_close(self, summary: PublishSummary);
+/// Why a play was refused (sent as an error `onStatus`; no tokens in the text).
+#[derive(Clone, Debug)]
+pub enum PlayRefusal {
+    /// `NetStream.Play.StreamNotFound`
+    NotFound(String),
+    /// `NetStream.Play.Failed` (bad or missing play key, webhook denied)
+    Unauthorized(String),
+    /// `NetStream.Play.Failed` (player caps)
+    Failed(String),
 }
 
 /// How a publish ended.

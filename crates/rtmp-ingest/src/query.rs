@@ -29,29 +29,12 @@ pub fn split_stream_name(name: &str) -> (String, Vec<(String, String)>) {
     (stream.to_owned(), params)
 }
 
-/// RFC 3986 percent-decoding; `+` stays `+` (stream keys may contain it). Invalid escapes are kept.
+/// RFC 3986 §2.1 percent-decoding (the `percent-encoding` crate); `+` stays `+` (stream keys
+/// may contain it), invalid escapes are kept as they are, invalid UTF-8 becomes U+FFFD.
 pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
 //! The tokio driver: the only module that touches sockets and clocks. It makes no protocol
 //! decisions — it accepts (enforcing connection caps), reads into a buffer, feeds the
 //! [`Session`], writes `poll_transmit` output, turns deadlines into `handle_timeout` calls and
-//! relays events to the [`IngestHandler`] / [`MediaSink`].
+//! relays events to the [`IngestHandler`] / [`MediaSink`] / player inbox.
+//!
+//! The connection actor ([`Server::run_connection`]) takes any `AsyncRead + AsyncWrite`: a
+//! `TcpStream` (RTMP), a TLS stream (RTMPS) or one end of an in-memory pipe fed by HTTP polling
+//! (RTMPT). Only a bare TCP socket gets read coalescing.
 //!
 //! ```text
-//! loop { flush transmit; drain events (authorize → accept/reject, tags → sink);
+//! loop { flush transmit (vectored, shared media slices); drain events (authorize → accept/reject,
+//!        tags → sink, play → authorize_play → accept/reject);
 //!        select { socket read → handle_input | coalescing tick → read | deadline → handle_timeout
-//!                 | shutdown | kick } }
+//!                 | player inbox → send_media | shutdown | kick } }
 //! ```
 //!
 //! **Read coalescing** (while publishing, `IngestConfig::read_coalesce` > 0). A publisher sends
@@ -19,9 +24,10 @@
 //! non-blocking read on a tick aligned across all connections, so one timer wakeup serves them
 //! all. End of stream and errors wake the reader regardless of the watermark.
 
-use std::collections::HashMap;
-use std::io;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +35,8 @@ use std::time::Duration;
 use std::io::Read;
 use std::sync::OnceLock;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -37,8 +44,71 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::{Deadline, Fault, IngestError};
+use crate::fanout::{Drained, Notice, PlayerInbox};
 use crate::session::{Session, SessionEvent};
-use crate::{CloseReason, IngestConfig, IngestHandler, MediaSink, PublishRequest};
+use crate::{CloseReason, IngestConfig, IngestTag, PlayRefusal, PublishRefusal, PublishSummary};
+
+/// A publish waiting for the binary's decision.
+#[derive(Clone, Debug)]
+pub struct PublishRequest {
+    pub connection_id: u64,
+    pub peer: SocketAddr,
+    pub app: String,
+    /// The publish name without its query string.
+    pub stream: String,
+    /// Percent-decoded query parameters of the publish name (stream keys: never log the values).
+    pub params: Vec<(String, String)>,
+    pub tc_url: Option<String>,
+    /// The driver closes the connection when this is cancelled ("kick publisher").
+    pub kick: tokio_util::sync::CancellationToken,
+}
+
+/// A play waiting for the binary's decision.
+#[derive(Clone, Debug)]
+pub struct PlayRequest {
+    pub connection_id: u64,
+    pub peer: SocketAddr,
+    pub app: String,
+    /// The play name without its query string.
+    pub stream: String,
+    /// Percent-decoded query parameters of the play name (play tokens: never log the values).
+    pub params: Vec<(String, String)>,
+    pub tc_url: Option<String>,
+}
+
+/// An accepted play: the inbox the fan-out fills (already holding the join sequence) and a
+/// guard the driver drops when the play ends (the binary unregisters the player there).
+pub struct PlayAccepted<G> {
+    pub inbox: PlayerInbox,
+    pub guard: G,
+}
+
+/// Implemented by the binary.
+pub trait IngestHandler: Send + Sync + 'static {
+    type Sink: MediaSink;
+    /// Dropped when a play ends, however it ends.
+    type PlayGuard: Send + Sync + 'static;
+    /// Decide on a publish before `onFCPublish`/`NetStream.Publish.Start` are sent. May await
+    /// (webhooks).
+    fn authorize(
+        &self,
+        request: PublishRequest,
+    ) -> impl std::future::Future<Output = Result<Self::Sink, PublishRefusal>> + Send;
+    /// Decide on a play before `NetStream.Play.Start` is sent and subscribe the player. May
+    /// await (webhooks).
+    fn authorize_play(
+        &self,
+        request: PlayRequest,
+    ) -> impl std::future::Future<Output = Result<PlayAccepted<Self::PlayGuard>, PlayRefusal>> + Send;
+}
+
+/// Receives the tags of one accepted publish.
+pub trait MediaSink: Send + 'static {
+    /// Called synchronously from the connection task for every tag, in arrival order. Must not block.
+    fn on_tag(&mut self, tag: IngestTag);
+    /// The publisher left (unpublish, deleteStream, disconnect, error, timeout, kick or shutdown). Called exactly once.
+    fn on_close(self, summary: PublishSummary);
+}
 
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// At most one "connection refused at accept" log line per this interval.
@@ -65,13 +135,13 @@ pub async fn serve<H: IngestHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    serve_with_counters(
-        listener,
+    Server::new(
         config,
         handler,
         shutdown,
         Arc::new(IngestCounters::default()),
     )
+    .serve_tcp(listener)
     .await
 }
 
@@ -83,68 +153,218 @@ pub async fn serve_with_counters<H: IngestHandler>(
     shutdown: CancellationToken,
     counters: Arc<IngestCounters>,
 ) -> io::Result<()> {
-    let config = Arc::new(config);
-    let limiter = Arc::new(ConnectionLimiter::new(
-        config.max_connections,
-        config.max_connections_per_ip,
-    ));
-    let mut tasks = JoinSet::new();
-    let mut next_connection_id: u64 = 0;
-    let mut last_refusal_log: Option<Instant> = None;
-    let mut refusals_not_logged: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "RTMP accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let permit = match limiter.try_acquire(peer.ip()) {
-                    Ok(p) => p,
-                    Err(reason) => {
-                        counters.refused_total.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("sluice_rtmp_refused_total", "reason" => reason).increment(1);
-                        let now = Instant::now();
-                        if last_refusal_log.is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_INTERVAL) {
-                            tracing::warn!(%peer, reason, suppressed = refusals_not_logged, "RTMP connection refused at accept");
-                            last_refusal_log = Some(now);
-                            refusals_not_logged = 0;
-                        } else {
-                            refusals_not_logged += 1;
-                        }
-                        drop(socket);
-                        continue;
-                    }
-                };
-                next_connection_id += 1;
-                counters.connections_total.fetch_add(1, Ordering::Relaxed);
+    Server::new(config, handler, shutdown, counters)
+        .serve_tcp(listener)
+        .await
+}
+
+/// The shared state of every connection actor, whatever carries its bytes: configuration,
+/// handler, counters, connection caps (shared by RTMP, RTMPS and RTMPT) and shutdown.
+pub struct Server<H> {
+    config: Arc<IngestConfig>,
+    handler: Arc<H>,
+    counters: Arc<IngestCounters>,
+    shutdown: CancellationToken,
+    limiter: Arc<ConnectionLimiter>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl<H> Clone for Server<H> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            handler: self.handler.clone(),
+            counters: self.counters.clone(),
+            shutdown: self.shutdown.clone(),
+            limiter: self.limiter.clone(),
+            next_id: self.next_id.clone(),
+        }
+    }
+}
+
+/// A connection admitted under the caps; the slot is released when this is dropped.
+pub struct Admission {
+    _permit: Permit,
+    id: u64,
+    peer: SocketAddr,
+}
+
+impl Admission {
+    pub fn connection_id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl<H: IngestHandler> Server<H> {
+    pub fn new(
+        config: IngestConfig,
+        handler: Arc<H>,
+        shutdown: CancellationToken,
+        counters: Arc<IngestCounters>,
+    ) -> Self {
+        let limiter = Arc::new(ConnectionLimiter::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+        ));
+        Self {
+            config: Arc::new(config),
+            handler,
+            counters,
+            shutdown,
+            limiter,
+            next_id: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Takes a connection slot for `peer` (global and per-IP caps), or names the cap that
+    /// refused it (counted in `sluice_rtmp_refused_total{reason}`).
+    pub fn admit(&self, peer: SocketAddr) -> Result<Admission, &'static str> {
+        match self.limiter.try_acquire(peer.ip()) {
+            Ok(permit) => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                self.counters
+                    .connections_total
+                    .fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("sluice_rtmp_connections_total").increment(1);
-                let span = tracing::info_span!("rtmp", connection = next_connection_id, %peer);
-                let conn = Connection {
-                    id: next_connection_id,
+                Ok(Admission {
+                    _permit: permit,
+                    id,
                     peer,
-                    config: config.clone(),
-                    counters: counters.clone(),
-                    shutdown: shutdown.clone(),
-                    kick: CancellationToken::new(),
-                };
-                let handler = handler.clone();
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    conn.run(socket, handler).await;
-                }.instrument(span));
+                })
+            }
+            Err(reason) => {
+                self.counters.refused_total.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("sluice_rtmp_refused_total", "reason" => reason).increment(1);
+                Err(reason)
             }
         }
     }
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+
+    /// Runs one connection to its end over any byte stream (TLS, an RTMPT pipe, ...).
+    pub async fn run_connection<S>(&self, admission: Admission, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        self.run(admission, Transport::Stream(Box::pin(stream)))
+            .await
+    }
+
+    async fn run(&self, admission: Admission, transport: Transport<'_>) {
+        let span = tracing::info_span!("rtmp", connection = admission.id, peer = %admission.peer);
+        let conn = Connection {
+            id: admission.id,
+            peer: admission.peer,
+            config: self.config.clone(),
+            counters: self.counters.clone(),
+            shutdown: self.shutdown.clone(),
+            kick: CancellationToken::new(),
+        };
+        conn.run(transport, self.handler.clone())
+            .instrument(span)
+            .await;
+        drop(admission);
+    }
+
+    /// The RTMP accept loop; returns after shutdown once every connection it started ended.
+    pub async fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {
+        let mut tasks = JoinSet::new();
+        let mut last_refusal_log: Option<Instant> = None;
+        let mut refusals_not_logged: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                accepted = listener.accept() => {
+                    let (socket, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!(error = %e, "RTMP accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let admission = match self.admit(peer) {
+                        Ok(a) => a,
+                        Err(reason) => {
+                            let now = Instant::now();
+                            if last_refusal_log.is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_INTERVAL) {
+                                tracing::warn!(%peer, reason, suppressed = refusals_not_logged, "RTMP connection refused at accept");
+                                last_refusal_log = Some(now);
+                                refusals_not_logged = 0;
+                            } else {
+                                refusals_not_logged += 1;
+                            }
+                            drop(socket);
+                            continue;
+                        }
+                    };
+                    let this = self.clone();
+                    tasks.spawn(async move {
+                        let mut socket = socket;
+                        this.run(admission, Transport::Tcp(&mut socket)).await;
+                    });
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// What carries a connection's bytes. Only a bare TCP socket gets read coalescing
+/// (`SO_RCVLOWAT` says nothing about the plaintext inside TLS or a pipe).
+enum Transport<'a> {
+    Tcp(&'a mut TcpStream),
+    Stream(Pin<Box<dyn AsyncReadWrite + 'a>>),
+}
+
+trait AsyncReadWrite: AsyncRead + AsyncWrite + Send {}
+impl<T: AsyncRead + AsyncWrite + Send> AsyncReadWrite for T {}
+
+impl Transport<'_> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Tcp(s) => Some(s),
+            Transport::Stream(_) => None,
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tcp(s) => s.read(buf).await,
+            Transport::Stream(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Transport::Tcp(s) => s.write_vectored(bufs).await,
+            Transport::Stream(s) => s.write_vectored(bufs).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.flush().await,
+            Transport::Stream(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.shutdown().await,
+            Transport::Stream(s) => s.shutdown().await,
+        }
+    }
 }
 
 /// Global and per-IP connection caps.
@@ -322,17 +542,38 @@ async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
     }
 }
 
+/// The play of one connection: its inbox, the binary's guard, reusable drain buffers.
+struct Player<G> {
+    inbox: PlayerInbox,
+    _guard: G,
+    drained: Drained,
+}
+
+async fn player_changed<G>(player: &Option<Player<G>>) {
+    match player {
+        Some(p) => p.inbox.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Most buffers handed to one vectored write.
+const MAX_IOV: usize = 64;
+
 impl Connection {
-    async fn run<H: IngestHandler>(self, mut socket: TcpStream, handler: Arc<H>) {
+    async fn run<H: IngestHandler>(self, mut socket: Transport<'_>, handler: Arc<H>) {
         self.counters
             .connections_active
             .fetch_add(1, Ordering::Relaxed);
-        let _ = socket.set_nodelay(true);
+        if let Some(tcp) = socket.tcp() {
+            let _ = tcp.set_nodelay(true);
+        }
         let mut session = Session::new(self.id, self.config.clone(), std_now());
         let mut sink: Option<H::Sink> = None;
+        let mut player: Option<Player<H::PlayGuard>> = None;
         let end = self
-            .drive(&mut socket, &mut session, &mut sink, &*handler)
+            .drive(&mut socket, &mut session, &mut sink, &mut player, &*handler)
             .await;
+        drop(player);
         // Tags decoded before an error still reach the sink, in order.
         while let Some(ev) = session.poll_event() {
             if let (SessionEvent::Tag(tag), Some(s)) = (ev, sink.as_mut()) {
@@ -373,31 +614,101 @@ impl Connection {
             }
             End::Shutdown => tracing::debug!("RTMP connection closed for shutdown"),
             End::Kicked => tracing::info!("RTMP publisher kicked"),
-            End::Requested(r) => tracing::info!(reason = %r, "RTMP connection refused"),
+            End::Requested(r) => tracing::info!(reason = %r, "RTMP connection closed"),
         }
         if let Some(s) = sink.take() {
             s.on_close(session.publish_summary(std_now(), reason));
         }
-        let _ = socket.shutdown().await;
+        let _ = tokio::time::timeout(self.config.write_timeout, socket.shutdown()).await;
         self.counters
             .connections_active
             .fetch_sub(1, Ordering::Relaxed);
     }
 
-    async fn flush(&self, socket: &mut TcpStream, session: &mut Session) -> io::Result<()> {
-        while let Some(bytes) = session.poll_transmit() {
-            tokio::time::timeout(self.config.write_timeout, socket.write_all(&bytes))
+    /// Writes everything the session has queued: vectored writes of header bytes and shared
+    /// payload slices, each write bounded by `write_timeout` (a stalled reader is dropped).
+    async fn flush(&self, socket: &mut Transport<'_>, session: &mut Session) -> io::Result<()> {
+        let mut pending: VecDeque<Bytes> = VecDeque::new();
+        loop {
+            while pending.len() < MAX_IOV {
+                match session.poll_transmit() {
+                    Some(b) if b.is_empty() => {}
+                    Some(b) => pending.push_back(b),
+                    None => break,
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            let write = async {
+                while !pending.is_empty() {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                    let n_slices = pending.len().min(MAX_IOV);
+                    for (slot, b) in slices.iter_mut().zip(pending.iter()) {
+                        *slot = IoSlice::new(b);
+                    }
+                    let mut written = socket.write_vectored(&slices[..n_slices]).await?;
+                    if written == 0 {
+                        return Err(io::Error::from(io::ErrorKind::WriteZero));
+                    }
+                    while written > 0 {
+                        let Some(front) = pending.front_mut() else {
+                            break;
+                        };
+                        if written >= front.len() {
+                            written -= front.len();
+                            pending.pop_front();
+                        } else {
+                            let _ = front.split_to(written);
+                            written = 0;
+                        }
+                    }
+                }
+                socket.flush().await
+            };
+            tokio::time::timeout(self.config.write_timeout, write)
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "socket write stalled"))??;
         }
         Ok(())
     }
 
+    /// Feeds what the fan-out queued into the player's session. `Err` ends the connection.
+    fn feed_player<G>(
+        &self,
+        session: &mut Session,
+        player: &mut Option<Player<G>>,
+    ) -> Result<(), End> {
+        let Some(p) = player.as_mut() else {
+            return Ok(());
+        };
+        p.inbox.drain(&mut p.drained);
+        for tag in p.drained.tags.drain(..) {
+            session.send_media(&tag);
+        }
+        for notice in p.drained.notices.drain(..) {
+            match notice {
+                Notice::PublisherLeft => session.publisher_left(),
+                Notice::PublisherReturned => session.publisher_returned(),
+                Notice::Ended(reason) => session.end_play(&reason),
+            }
+        }
+        if p.drained.overflowed {
+            metrics::counter!("sluice_rtmp_players_dropped_total", "reason" => "slow").increment(1);
+            return Err(End::Requested(
+                "player too slow: its queue went over play.hard_cap_ms or play.max_queue_bytes"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn drive<H: IngestHandler>(
         &self,
-        socket: &mut TcpStream,
+        socket: &mut Transport<'_>,
         session: &mut Session,
         sink: &mut Option<H::Sink>,
+        player: &mut Option<Player<H::PlayGuard>>,
         handler: &H,
     ) -> End {
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
@@ -405,7 +716,7 @@ impl Connection {
         let batch_bytes = self.config.read_batch_bytes.max(1);
         let mut watermark = Watermark {
             current: 1,
-            unsupported: coalesce.is_zero(),
+            unsupported: coalesce.is_zero() || socket.tcp().is_none(),
         };
         let mut tick: Option<tokio::time::Interval> = None;
         // The futures of the read loop are created once, not per read: a fresh timer and two
@@ -420,6 +731,10 @@ impl Connection {
         let mut armed: Option<std::time::Instant> = None;
         loop {
             if let Err(e) = self.flush(socket, session).await {
+                if player.is_some() && e.kind() == io::ErrorKind::TimedOut {
+                    metrics::counter!("sluice_rtmp_players_dropped_total", "reason" => "write_stall")
+                        .increment(1);
+                }
                 return End::Io(e);
             }
             while let Some(event) = session.poll_event() {
@@ -436,6 +751,9 @@ impl Connection {
                             );
                         }
                     }
+                    SessionEvent::PlayStopped => {
+                        *player = None;
+                    }
                     SessionEvent::CloseRequested { reason } => {
                         let _ = self.flush(socket, session).await;
                         return End::Requested(reason);
@@ -451,17 +769,10 @@ impl Connection {
                             kick: self.kick.clone(),
                         };
                         let (app, stream) = (request.app.clone(), request.stream.clone());
-                        let deadline = session.poll_timeout();
-                        let decision = tokio::select! {
-                            d = handler.authorize(request) => d,
-                            _ = sleep_until_opt(deadline) => {
-                                return match session.handle_timeout(std_now()) {
-                                    Err(e) => End::Error(e),
-                                    Ok(()) => End::Error(IngestError::Timeout { deadline: Deadline::HandshakeToPublish, elapsed_ms: 0 }),
-                                };
-                            }
-                            _ = self.shutdown.cancelled() => return End::Shutdown,
-                            _ = self.kick.cancelled() => return End::Kicked,
+                        let decision = match self.decide(session, handler.authorize(request)).await
+                        {
+                            Ok(d) => d,
+                            Err(end) => return end,
                         };
                         let result = match decision {
                             Ok(s) => {
@@ -487,27 +798,67 @@ impl Connection {
                             return End::Io(e);
                         }
                     }
+                    SessionEvent::PlayRequested(info) => {
+                        let request = PlayRequest {
+                            connection_id: self.id,
+                            peer: self.peer,
+                            app: info.app,
+                            stream: info.stream,
+                            params: info.params,
+                            tc_url: info.tc_url,
+                        };
+                        let (app, stream) = (request.app.clone(), request.stream.clone());
+                        let decision =
+                            match self.decide(session, handler.authorize_play(request)).await {
+                                Ok(d) => d,
+                                Err(end) => return end,
+                            };
+                        let result = match decision {
+                            Ok(accepted) => {
+                                tracing::info!(%app, %stream, start = info.start, "play started");
+                                *player = Some(Player {
+                                    inbox: accepted.inbox,
+                                    _guard: accepted.guard,
+                                    drained: Drained::default(),
+                                });
+                                session.accept_play(std_now())
+                            }
+                            Err(refusal) => {
+                                tracing::info!(%app, %stream, ?refusal, "play refused");
+                                session.reject_play(refusal)
+                            }
+                        };
+                        if let Err(e) = result {
+                            return End::Error(e);
+                        }
+                        // The join sequence is already queued; it follows Play.Start.
+                        if let Err(end) = self.feed_player(session, player) {
+                            return end;
+                        }
+                    }
                 }
             }
             if session.is_closed() {
                 return End::Disconnected;
             }
             let coalescing = !watermark.unsupported && session.is_publishing();
-            if coalescing {
-                let want = session
-                    .bytes_to_complete_message()
-                    .map_or(batch_bytes, |missing| missing.clamp(1, batch_bytes));
-                watermark.set(socket, want);
-                if tick.is_none() {
-                    tick = Some(aligned_interval(coalesce));
-                }
-            } else {
-                if watermark.current != 1 {
-                    watermark.set(socket, 1);
-                }
-                // The tick goes only once the kernel wakes us for every byte again.
-                if watermark.current == 1 {
-                    tick = None;
+            if let Some(tcp) = socket.tcp() {
+                if coalescing {
+                    let want = session
+                        .bytes_to_complete_message()
+                        .map_or(batch_bytes, |missing| missing.clamp(1, batch_bytes));
+                    watermark.set(tcp, want);
+                    if tick.is_none() {
+                        tick = Some(aligned_interval(coalesce));
+                    }
+                } else {
+                    if watermark.current != 1 {
+                        watermark.set(tcp, 1);
+                    }
+                    // The tick goes only once the kernel wakes us for every byte again.
+                    if watermark.current == 1 {
+                        tick = None;
+                    }
                 }
             }
             match (session.poll_timeout(), armed) {
@@ -523,10 +874,17 @@ impl Connection {
                 // Below the watermark the kernel does not report the socket readable: read
                 // whatever is queued, without waiting.
                 _ = next_tick(&mut tick) => {
-                    match (&*socket2::SockRef::from(&*socket)).read(&mut buf) {
+                    let Some(tcp) = socket.tcp() else { continue };
+                    match (&*socket2::SockRef::from(tcp)).read(&mut buf) {
                         Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
                         other => other,
                     }
+                }
+                _ = player_changed(player) => {
+                    if let Err(end) = self.feed_player(session, player) {
+                        return end;
+                    }
+                    continue;
                 }
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
@@ -547,6 +905,25 @@ impl Connection {
                 }
                 Err(e) => return End::Io(e),
             }
+        }
+    }
+
+    /// Awaits the binary's decision on a publish or play, bounded by the session's deadline,
+    /// shutdown and kick.
+    async fn decide<T>(
+        &self,
+        session: &mut Session,
+        decision: impl std::future::Future<Output = T>,
+    ) -> Result<T, End> {
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            d = decision => Ok(d),
+            _ = sleep_until_opt(deadline) => Err(match session.handle_timeout(std_now()) {
+                Err(e) => End::Error(e),
+                Ok(()) => End::Error(IngestError::Timeout { deadline: Deadline::HandshakeToPublish, elapsed_ms: 0 }),
+            }),
+            _ = self.shutdown.cancelled() => Err(End::Shutdown),
+            _ = self.kick.cancelled() => Err(End::Kicked),
         }
     }
 }

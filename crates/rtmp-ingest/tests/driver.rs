@@ -22,6 +22,13 @@ impl MediaSink for NoSink {
 
 impl IngestHandler for Nobody {
     type Sink = NoSink;
+    type PlayGuard = ();
+    async fn authorize_play(
+        &self,
+        _request: rtmp_ingest::PlayRequest,
+    ) -> Result<rtmp_ingest::PlayAccepted<()>, rtmp_ingest::PlayRefusal> {
+        Err(rtmp_ingest::PlayRefusal::NotFound("no such stream".into()))
+    }
     async fn authorize(&self, _request: PublishRequest) -> Result<NoSink, PublishRefusal> {
         Err(PublishRefusal::Unauthorized("no".into()))
     }
@@ -93,39 +100,49 @@ async fn per_ip_cap_closes_extra_connections_at_accept() {
     task.await.unwrap().unwrap();
 }
 
-#[tokio::test]
+/// The absolute handshake-to-publish deadline against a client dripping one byte every 20 ms,
+/// on tokio's paused clock (the connection actor over an in-memory pipe): the close comes at
+/// exactly the deadline of virtual time, whatever the machine's load.
+#[tokio::test(start_paused = true)]
 async fn byte_dripper_is_closed_on_the_absolute_deadline() {
     let timeout = Duration::from_millis(400);
-    let (addr, shutdown, task) = start(IngestConfig {
-        handshake_to_publish_timeout: timeout,
-        ..IngestConfig::default()
-    })
-    .await;
-    let started = Instant::now();
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut closed = false;
+    let server = server::Server::new(
+        IngestConfig {
+            handshake_to_publish_timeout: timeout,
+            ..IngestConfig::default()
+        },
+        Arc::new(Nobody),
+        CancellationToken::new(),
+        Arc::new(rtmp_ingest::IngestCounters::default()),
+    );
+    let admission = server.admit("127.0.0.1:1".parse().unwrap()).unwrap();
+    let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
+    let actor = {
+        let server = server.clone();
+        tokio::spawn(async move { server.run_connection(admission, theirs).await })
+    };
+    let started = tokio::time::Instant::now();
     let mut buf = [0u8; 4096];
+    let mut closed_at = None;
     for i in 0..200u32 {
         let byte = if i == 0 { 3 } else { i as u8 };
-        if s.write_all(&[byte]).await.is_err() {
-            closed = true;
+        if ours.write_all(&[byte]).await.is_err() {
+            closed_at = Some(tokio::time::Instant::now());
             break;
         }
-        if let Ok(r) = tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await {
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(20), ours.read(&mut buf)).await {
             if matches!(r, Ok(0) | Err(_)) {
-                closed = true;
+                closed_at = Some(tokio::time::Instant::now());
                 break;
             }
         }
     }
-    let elapsed = started.elapsed();
-    assert!(closed, "dripper was never closed");
+    let elapsed = closed_at.expect("dripper was never closed") - started;
     assert!(
-        elapsed >= timeout && elapsed < timeout * 3,
-        "closed after {elapsed:?}"
+        elapsed >= timeout && elapsed <= timeout + Duration::from_millis(20),
+        "closed after {elapsed:?} of virtual time"
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    actor.await.unwrap();
 }
 
 #[tokio::test]
@@ -153,6 +170,13 @@ impl MediaSink for RecorderSink {
 
 impl IngestHandler for Recorder {
     type Sink = RecorderSink;
+    type PlayGuard = ();
+    async fn authorize_play(
+        &self,
+        _request: rtmp_ingest::PlayRequest,
+    ) -> Result<rtmp_ingest::PlayAccepted<()>, rtmp_ingest::PlayRefusal> {
+        Err(rtmp_ingest::PlayRefusal::NotFound("no such stream".into()))
+    }
     async fn authorize(&self, _request: PublishRequest) -> Result<RecorderSink, PublishRefusal> {
         Ok(RecorderSink(self.0.clone()))
     }

@@ -39,6 +39,13 @@ struct Handler(Arc<Recorder>);
 
 impl IngestHandler for Handler {
     type Sink = Sink;
+    type PlayGuard = ();
+    async fn authorize_play(
+        &self,
+        _request: rtmp_ingest::PlayRequest,
+    ) -> Result<rtmp_ingest::PlayAccepted<()>, rtmp_ingest::PlayRefusal> {
+        Err(rtmp_ingest::PlayRefusal::NotFound("no such stream".into()))
+    }
     async fn authorize(&self, request: PublishRequest) -> Result<Sink, PublishRefusal> {
         if !self.0.live.lock().unwrap().insert(request.stream.clone()) {
             self.0.refused.lock().unwrap().push(request.stream.clone());

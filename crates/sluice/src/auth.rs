@@ -46,6 +46,8 @@ struct HookBody<'a> {
 }
 
 pub struct Authorizer {
+    /// `"publish"`, or `"play"` for the play authorizer (the webhook's `action`).
+    action: &'static str,
     keys: Vec<String>,
     on_publish: Option<String>,
     on_unpublish: Option<String>,
@@ -72,6 +74,7 @@ impl Authorizer {
             .context("building the webhook HTTP client")?;
         let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
         Ok(Self {
+            action: "publish",
             keys: cfg.publish_keys.clone(),
             on_publish: non_empty(&cfg.on_publish_url),
             on_unpublish: non_empty(&cfg.on_unpublish_url),
@@ -80,6 +83,19 @@ impl Authorizer {
             timeout,
             max_body_bytes: cfg.webhook_max_body_bytes,
         })
+    }
+
+    /// The same checks for RTMP play: `play.keys` and the `play.on_play_url` webhook (action
+    /// `"play"`), with the `[auth]` webhook limits.
+    pub fn for_play(keys: &[String], on_play_url: &str, cfg: &AuthConfig) -> Result<Self> {
+        let mut a = Self::new(&AuthConfig {
+            publish_keys: keys.to_vec(),
+            on_publish_url: on_play_url.to_string(),
+            on_unpublish_url: String::new(),
+            ..cfg.clone()
+        })?;
+        a.action = "play";
+        Ok(a)
     }
 
     /// Checks the static keys, then asks the webhook. Fails closed.
@@ -105,15 +121,16 @@ impl Authorizer {
         let Some(url) = &self.on_publish else {
             return Ok(());
         };
-        let body = hook_body("publish", app, stream, params, peer, None);
+        let action = self.action;
+        let body = hook_body(action, app, stream, params, peer, None);
         match self.post(url, &body).await {
             Ok(status) if status.is_success() => Ok(()),
             Ok(status) => {
-                tracing::info!(app, stream, %peer, %status, "on_publish webhook refused the publish");
+                tracing::info!(app, stream, %peer, %status, action, "webhook refused");
                 Err(Refusal::WebhookDenied)
             }
             Err(e) => {
-                tracing::warn!(app, stream, %peer, error = %e, "on_publish webhook failed; refusing (fail closed)");
+                tracing::warn!(app, stream, %peer, error = %e, action, "webhook failed; refusing (fail closed)");
                 Err(Refusal::WebhookUnavailable)
             }
         }

@@ -22,6 +22,9 @@ pub struct Cli {
     /// RTMP listen address (rtmp.listen).
     #[arg(long, value_name = "ADDR")]
     pub rtmp: Option<SocketAddr>,
+    /// RTMPS listen address (rtmps.listen); RTMPS runs when a certificate is configured.
+    #[arg(long, value_name = "ADDR")]
+    pub rtmps: Option<SocketAddr>,
     /// HTTP listen address (http.listen).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
@@ -51,6 +54,9 @@ pub struct Config {
     pub hls: HlsConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub play: crate::playback::PlayConfig,
+    pub rtmpt: crate::rtmpt::RtmptConfig,
+    pub rtmps: crate::tls::RtmpsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -293,6 +299,9 @@ impl Config {
         }
         if let Some(a) = cli.http {
             cfg.http.listen = a;
+        }
+        if let Some(a) = cli.rtmps {
+            cfg.rtmps.listen = a;
         }
         if !cli.publish_keys.is_empty() {
             cfg.auth.publish_keys = cli.publish_keys.clone();

@@ -30,6 +30,8 @@ use tower::ServiceExt;
 
 use hls_edge::Edge;
 
+use crate::rtmpt::Rtmpt;
+
 #[derive(Clone, Debug)]
 pub struct HttpLimits {
     pub header_read_timeout: Duration,
@@ -41,11 +43,13 @@ pub struct HttpLimits {
 /// Starts `workers` threads (at least 1), each a current-thread runtime serving `listener` until
 /// `shutdown` is cancelled, then draining for up to `drain`. The connection cap is shared.
 /// Completes when every worker has finished.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_on_workers(
     listener: std::net::TcpListener,
     workers: usize,
     router: Router,
     edge: Edge,
+    rtmpt: Option<Arc<Rtmpt>>,
     limits: HttpLimits,
     shutdown: CancellationToken,
     drain: Duration,
@@ -55,9 +59,10 @@ pub async fn serve_on_workers(
     let mut done = Vec::new();
     for i in 0..workers.max(1) {
         let listener = listener.try_clone()?;
-        let (router, edge, limits, shutdown, permits) = (
+        let (router, edge, rtmpt, limits, shutdown, permits) = (
             router.clone(),
             edge.clone(),
+            rtmpt.clone(),
             limits.clone(),
             shutdown.clone(),
             permits.clone(),
@@ -81,7 +86,8 @@ pub async fn serve_on_workers(
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
-                            serve(listener, router, edge, limits, permits, shutdown, drain).await
+                            serve(listener, router, edge, rtmpt, limits, permits, shutdown, drain)
+                                .await
                         }
                         Err(e) => {
                             tracing::error!(error = %e, worker = i, "HTTP worker cannot register the listener")
@@ -100,10 +106,12 @@ pub async fn serve_on_workers(
 }
 
 /// Serves `router` until `shutdown` is cancelled, then waits up to `drain` for open connections.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listener: TcpListener,
     router: Router,
     edge: Edge,
+    rtmpt: Option<Arc<Rtmpt>>,
     limits: HttpLimits,
     permits: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -115,6 +123,8 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
+        // librtmp finds RTMPT's `Content-Length` by a case-sensitive search for "Content-".
+        .title_case_headers(true)
         .keep_alive(true);
     let builder = Arc::new(builder);
     loop {
@@ -138,15 +148,25 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let mut io = TimeoutStream::new(tcp);
         io.set_write_timeout(Some(limits.write_stall_timeout));
-        let (router, edge) = (router.clone(), edge.clone());
+        let (router, edge, rtmpt) = (router.clone(), edge.clone(), rtmpt.clone());
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                let hls = Edge::is_hls_path(req.uri().path()).then(|| edge.clone());
+                // Routed by real paths: RTMPT's /open, /send, /idle, /close and /fcs requests
+                // go to the tunnel and never to the HLS edge.
+                let tunnel = rtmpt
+                    .as_ref()
+                    .filter(|t| t.claims(req.uri().path()))
+                    .cloned();
+                let hls =
+                    (tunnel.is_none() && Edge::is_hls_path(req.uri().path())).then(|| edge.clone());
                 if hls.is_some() {
                     crate::console::note_request(req.uri().path());
                 }
                 let router = router.clone();
                 async move {
+                    if let Some(tunnel) = tunnel {
+                        return Ok(tunnel.respond(req, peer).await);
+                    }
                     if let Some(edge) = hls {
                         return Ok::<_, std::convert::Infallible>(edge.respond(&req));
                     }

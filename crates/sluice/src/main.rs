@@ -8,9 +8,12 @@ mod config;
 mod console;
 mod http_server;
 mod pipeline;
+mod playback;
+mod rtmpt;
 #[cfg(test)]
 mod sim;
 mod telemetry;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,12 +78,36 @@ async fn run(cfg: Config) -> Result<()> {
 
     let ingest_shutdown = CancellationToken::new();
     let http_shutdown = CancellationToken::new();
-    let ingest = tokio::spawn(rtmp_ingest::server::serve(
-        rtmp_listener,
+    // One connection-actor server for RTMP, RTMPT and RTMPS (shared caps and handler).
+    let rtmp_server = rtmp_ingest::server::Server::new(
         pipeline::ingest_config(&cfg),
         app.clone(),
         ingest_shutdown.clone(),
-    ));
+        std::sync::Arc::new(rtmp_ingest::IngestCounters::default()),
+    );
+    let ingest = {
+        let server = rtmp_server.clone();
+        tokio::spawn(async move { server.serve_tcp(rtmp_listener).await })
+    };
+    let rtmps = if cfg.rtmps.enabled() {
+        Some(
+            tls::serve(
+                cfg.rtmps.clone(),
+                rtmp_server.clone(),
+                ingest_shutdown.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let rtmpt = cfg.rtmpt.enabled.then(|| {
+        rtmpt::Rtmpt::new(
+            cfg.rtmpt.clone(),
+            rtmp_server.clone(),
+            tokio::runtime::Handle::current(),
+        )
+    });
     let edge = hls_edge::Edge::new(app.store.clone());
     let router = api::router(app.clone(), prometheus, edge.clone());
     let limits = http_server::HttpLimits {
@@ -98,6 +125,7 @@ async fn run(cfg: Config) -> Result<()> {
         workers,
         router,
         edge,
+        rtmpt,
         limits,
         http_shutdown.clone(),
         ms(cfg.http.shutdown_timeout_ms),
@@ -112,6 +140,9 @@ async fn run(cfg: Config) -> Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "RTMP server ended with an error"),
         Err(_) => tracing::warn!("RTMP connections did not close within 3 s"),
         _ => {}
+    }
+    if let Some(t) = rtmps {
+        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
     }
     // 2. Every playlist gets EXT-X-ENDLIST so players and CDNs see a clean end.
     store.end_all();

@@ -15,13 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtmp_ingest::{
-    IngestHandler, IngestTag, MediaSink, PublishRefusal, PublishRequest, PublishSummary,
+    IngestHandler, IngestTag, MediaSink, PlayAccepted, PlayRefusal, PlayRequest, PublishRefusal,
+    PublishRequest, PublishSummary,
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authorizer;
 use crate::config::{ms, valid_name, Config};
+use crate::playback::{Hub, PlayGuard, Playback};
 
 pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
     let r = &cfg.rtmp;
@@ -106,6 +108,8 @@ pub struct LiveStats {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub codec: Option<serde_json::Value>,
+    /// RTMP players of this stream right now (filled in by [`App::live_stats`]).
+    pub rtmp_players: usize,
     /// Newest video and audio frame timestamps (their difference is the console's A/V skew).
     pub video_timestamp_ms: Option<u32>,
     pub audio_timestamp_ms: Option<u32>,
@@ -139,12 +143,17 @@ pub struct App {
     pub auth: Arc<Authorizer>,
     pub live: LiveMap,
     next_registration: AtomicU64,
+    /// RTMP playback fan-out (one hub per live stream).
+    pub playback: Arc<Playback>,
     draining: AtomicBool,
 }
 
 impl App {
     pub fn new(cfg: Arc<Config>, store: hls_edge::Store, auth: Authorizer) -> Self {
+        let playback = Playback::new(cfg.play.clone(), &cfg.auth)
+            .expect("the play authorizer's HTTP client builds like the publish one");
         Self {
+            playback: Arc::new(playback),
             cfg,
             store,
             auth: Arc::new(auth),
@@ -165,7 +174,11 @@ impl App {
     pub fn live_stats(&self) -> Vec<LiveStats> {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.values()
-            .map(|e| e.stats.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|e| {
+                let mut st = e.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                st.rtmp_players = self.playback.players(&st.app, &st.stream);
+                st
+            })
             .collect()
     }
 
@@ -189,6 +202,14 @@ impl App {
 
 impl IngestHandler for App {
     type Sink = PublishSink;
+    type PlayGuard = PlayGuard;
+
+    async fn authorize_play(
+        &self,
+        req: PlayRequest,
+    ) -> Result<PlayAccepted<PlayGuard>, PlayRefusal> {
+        self.playback.authorize_play(req).await
+    }
 
     async fn authorize(&self, req: PublishRequest) -> Result<PublishSink, PublishRefusal> {
         let (app, stream, peer) = (req.app.as_str(), req.stream.as_str(), req.peer);
@@ -260,7 +281,10 @@ impl IngestHandler for App {
         metrics::counter!("sluice_publish_total").increment(1);
         metrics::gauge!("sluice_streams_live").increment(1.0);
         tracing::info!(app, stream, %peer, connection = req.connection_id, "publish started");
+        let hub = self.playback.publish_started(app, stream);
         Ok(PublishSink {
+            playback: self.playback.clone(),
+            hub,
             live: self.live.clone(),
             registration,
             auth: self.auth.clone(),
@@ -289,6 +313,9 @@ impl IngestHandler for App {
 }
 
 pub struct PublishSink {
+    playback: Arc<Playback>,
+    /// RTMP players of this stream (fed before the remuxer, sharing the tag bytes).
+    hub: Arc<Hub>,
     live: LiveMap,
     registration: u64,
     auth: Arc<Authorizer>,
@@ -585,6 +612,7 @@ impl Drop for PublishSink {
 
 impl MediaSink for PublishSink {
     fn on_tag(&mut self, tag: IngestTag) {
+        self.hub.push(&tag);
         let kind = match tag.kind {
             rtmp_ingest::TagKind::Audio => remux::TagKind::Audio,
             rtmp_ingest::TagKind::Video => remux::TagKind::Video,
@@ -676,6 +704,7 @@ impl MediaSink for PublishSink {
     }
 
     fn on_close(mut self, summary: PublishSummary) {
+        self.playback.publish_ended(&self.hub);
         self.metrics.flush();
         if !self.broken {
             self.remuxer.finish();

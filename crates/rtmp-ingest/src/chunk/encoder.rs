@@ -5,9 +5,10 @@
 //! real client does (fmt 1/2/3 when fields repeat) — used by the test client to exercise the decoder.
 //! Extended timestamps are repeated on continuation chunks, as Flash, FMS, ffmpeg, OBS and nginx do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{ChunkStreamId, MessageStreamId, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP_MARKER};
 
@@ -98,8 +99,64 @@ impl ChunkEncoder {
         stream_id: MessageStreamId,
         payload: &[u8],
     ) {
-        let length = (payload.len() as u32).min(0xFF_FFFF);
-        let payload = &payload[..length as usize];
+        self.write_with(
+            out,
+            csid,
+            timestamp_ms,
+            type_id,
+            stream_id,
+            payload.len(),
+            |out, range| out.put_slice(&payload[range]),
+        );
+    }
+
+    /// Like [`ChunkEncoder::write_message`] without copying the payload: chunk headers are
+    /// written into `scratch` and pushed to `queue` as frozen `Bytes`, interleaved with
+    /// zero-copy slices of `payload` (one shared tag body fans out to every player).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_message_shared(
+        &mut self,
+        queue: &mut VecDeque<Bytes>,
+        scratch: &mut BytesMut,
+        csid: ChunkStreamId,
+        timestamp_ms: u32,
+        type_id: u8,
+        stream_id: MessageStreamId,
+        payload: &Bytes,
+    ) {
+        self.write_with(
+            scratch,
+            csid,
+            timestamp_ms,
+            type_id,
+            stream_id,
+            payload.len(),
+            |out, range| {
+                if !out.is_empty() {
+                    queue.push_back(out.split().freeze());
+                }
+                queue.push_back(payload.slice(range));
+            },
+        );
+        if !scratch.is_empty() {
+            queue.push_back(scratch.split().freeze());
+        }
+    }
+
+    /// Writes the chunk headers of one message into `out`; `put` emits each chunk's payload
+    /// range right after its header.
+    #[allow(clippy::too_many_arguments)]
+    fn write_with(
+        &mut self,
+        out: &mut BytesMut,
+        csid: ChunkStreamId,
+        timestamp_ms: u32,
+        type_id: u8,
+        stream_id: MessageStreamId,
+        payload_len: usize,
+        mut put: impl FnMut(&mut BytesMut, Range<usize>),
+    ) {
+        let length = (payload_len as u32).min(0xFF_FFFF);
         let prev = self.last.get(&csid).copied();
         let delta = prev.map(|p| timestamp_ms.wrapping_sub(p.timestamp_ms));
         let fmt = match (self.compress, prev, delta) {
@@ -171,16 +228,18 @@ impl ChunkEncoder {
             out.put_u32(ext_value);
         }
         let chunk = self.chunk_size as usize;
-        let mut chunks = payload.chunks(chunk);
-        if let Some(first) = chunks.next() {
-            out.put_slice(first);
-        }
-        for rest in chunks {
-            Self::basic_header(out, 3, csid);
-            if extended && self.repeat_extended_on_type3 {
-                out.put_u32(ext_value);
+        let total = length as usize;
+        let mut at = 0;
+        while at < total {
+            if at > 0 {
+                Self::basic_header(out, 3, csid);
+                if extended && self.repeat_extended_on_type3 {
+                    out.put_u32(ext_value);
+                }
             }
-            out.put_slice(rest);
+            let end = (at + chunk).min(total);
+            put(out, at..end);
+            at = end;
         }
     }
 }

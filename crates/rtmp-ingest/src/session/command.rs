@@ -11,11 +11,11 @@ use crate::message::{BandwidthLimit, ControlMessage, UserControlEvent};
 use crate::query;
 
 /// A decoded command: name, transaction id, command object, further arguments.
-struct Command {
-    name: String,
-    txn: f64,
-    object: Amf0Value,
-    args: Vec<Amf0Value>,
+pub(super) struct Command {
+    pub(super) name: String,
+    pub(super) txn: f64,
+    pub(super) object: Amf0Value,
+    pub(super) args: Vec<Amf0Value>,
 }
 
 /// FourCCs we can forward (E-RTMP `fourCcList`, `*FourCcInfoMap` with CanForward = 4): exactly
@@ -68,24 +68,13 @@ impl Session {
         match cmd.name.as_str() {
             "releaseStream" | "_checkbw" => self.result(cmd.txn, Amf0Value::Undefined),
             "FCPublish" => {
+                // `onFCPublish` waits for the publish decision (sent by `accept_publish`, right
+                // before `Publish.Start`): OBS and FFmpeg only log it, so nothing says "started"
+                // before authorization.
                 self.result(cmd.txn, Amf0Value::Undefined);
-                let name = cmd.args.first().and_then(|v| v.as_str()).unwrap_or("");
-                let (stream, _) = query::split_stream_name(name);
-                let info = Amf0Value::object([
-                    ("code", Amf0Value::string("NetStream.Publish.Start")),
-                    ("description", Amf0Value::string(stream)),
-                ]);
-                self.send_command(
-                    COMMAND_CSID,
-                    0,
-                    &[
-                        Amf0Value::string("onFCPublish"),
-                        Amf0Value::Number(0.0),
-                        Amf0Value::Null,
-                        info,
-                    ],
-                );
+                self.fc_publish = true;
             }
+            "FCSubscribe" | "FCUnsubscribe" => self.result(cmd.txn, Amf0Value::Undefined),
             "createStream" => self.create_stream(cmd.txn)?,
             "publish" => self.publish(msg.stream_id, &cmd),
             "FCUnpublish" => {
@@ -97,17 +86,20 @@ impl Session {
                 if id >= 0.0 && id <= f64::from(u32::MAX) {
                     let id = id as u32;
                     self.unpublish(now, Some(id));
+                    self.stop_play(now, id);
                     self.created_streams.retain(|s| *s != id);
                 }
             }
-            "closeStream" => self.unpublish(now, Some(msg.stream_id)),
+            "closeStream" => {
+                self.unpublish(now, Some(msg.stream_id));
+                self.stop_play(now, msg.stream_id);
+            }
             "getStreamLength" => self.result(cmd.txn, Amf0Value::Number(0.0)),
-            "play" => self.send_status(
-                msg.stream_id,
-                "error",
-                "NetStream.Play.Failed",
-                "playback is not supported",
-            ),
+            "play" => self.play_command(msg.stream_id, &cmd),
+            "pause" => self.pause_command(msg, &cmd),
+            "seek" => self.seek_command(msg),
+            "receiveAudio" => self.receive_command(msg, &cmd, false),
+            "receiveVideo" => self.receive_command(msg, &cmd, true),
             _ => {
                 if cmd.txn != 0.0 {
                     let info = Amf0Value::object([
@@ -285,12 +277,18 @@ impl Session {
     }
 
     fn publish(&mut self, stream_id: MessageStreamId, cmd: &Command) {
-        if self.publish.is_some() {
+        // A publish that ended (unpublished or refused) may be followed by another on the same
+        // connection (OBS and FFmpeg reuse connections); two at once may not.
+        let running = self
+            .publish
+            .as_ref()
+            .is_some_and(|p| matches!(p.state, PublishState::Pending | PublishState::Active));
+        if running || self.is_playing() {
             self.send_status(
                 stream_id,
                 "error",
                 "NetStream.Publish.BadName",
-                "only one publish per connection",
+                "a publish or play is already running on this connection",
             );
             return;
         }

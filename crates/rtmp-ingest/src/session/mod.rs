@@ -12,6 +12,9 @@
 //! [`Session::poll_timeout`]. No sockets, no clocks: `now` is always passed in.
 
 mod command;
+mod play;
+
+pub use play::PlayInfo;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -54,6 +57,10 @@ pub enum SessionEvent {
     Tag(IngestTag),
     /// The publisher ended the publish (FCUnpublish, deleteStream, closeStream).
     Unpublished,
+    /// Decide, then call [`Session::accept_play`] or [`Session::reject_play`].
+    PlayRequested(PlayInfo),
+    /// The player stopped playing (deleteStream, closeStream): stop feeding it.
+    PlayStopped,
     /// Flush the transmit queue, then close the connection.
     CloseRequested { reason: String },
 }
@@ -105,6 +112,10 @@ pub struct Session {
     decoder: ChunkDecoder,
     encoder: ChunkEncoder,
     transmit: BytesMut,
+    /// Output in order, ahead of `transmit`: frozen control bytes and shared media slices.
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    scratch: BytesMut,
     events: VecDeque<SessionEvent>,
     app: String,
     tc_url: Option<String>,
@@ -113,6 +124,9 @@ pub struct Session {
     streams_created: u32,
     publish: Option<Publish>,
     publish_stream_name: String,
+    /// `FCPublish` was called: answer `onFCPublish` once the publish is accepted.
+    fc_publish: bool,
+    play: Option<play::Play>,
     peer_ack_window: Option<u32>,
     last_ack_at: u64,
     accepted_at: Instant,
@@ -152,6 +166,9 @@ impl Session {
             decoder: ChunkDecoder::new(limits),
             encoder: ChunkEncoder::new(),
             transmit: BytesMut::new(),
+            out: VecDeque::new(),
+            out_bytes: 0,
+            scratch: BytesMut::new(),
             events: VecDeque::new(),
             app: String::new(),
             tc_url: None,
@@ -160,6 +177,8 @@ impl Session {
             streams_created: 0,
             publish: None,
             publish_stream_name: String::new(),
+            fc_publish: false,
+            play: None,
             peer_ack_window: None,
             last_ack_at: 0,
             accepted_at: now,
@@ -260,8 +279,17 @@ impl Session {
         if self.phase == Phase::Closed {
             return None;
         }
+        if self.is_playing() {
+            // A player sends next to nothing; the driver's write timeout catches a dead one.
+            return None;
+        }
+        let play_ended = self
+            .play
+            .as_ref()
+            .is_some_and(|p| p.state == play::PlayState::Ended);
         match self.publish.as_ref().map(|p| p.state) {
             Some(PublishState::Active | PublishState::Ended) => self.idle_deadline,
+            _ if play_ended => self.idle_deadline,
             _ => Some(self.publish_deadline),
         }
     }
@@ -292,9 +320,46 @@ impl Session {
         })
     }
 
-    /// Bytes to write to the peer, in order.
+    /// Bytes to write to the peer, in order (media payloads are shared slices, never copies).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.out.pop_front() {
+            self.out_bytes -= b.len();
+            return Some(b);
+        }
         (!self.transmit.is_empty()).then(|| self.transmit.split().freeze())
+    }
+
+    /// Bytes waiting in [`Session::poll_transmit`].
+    pub fn transmit_bytes(&self) -> usize {
+        self.out_bytes + self.transmit.len()
+    }
+
+    /// Queues one message whose payload is shared, keeping it in order after everything
+    /// written so far.
+    fn queue_shared(
+        &mut self,
+        csid: u32,
+        timestamp_ms: u32,
+        type_id: u8,
+        stream_id: MessageStreamId,
+        payload: &Bytes,
+    ) {
+        if !self.transmit.is_empty() {
+            let b = self.transmit.split().freeze();
+            self.out_bytes += b.len();
+            self.out.push_back(b);
+        }
+        let before = self.out.len();
+        self.encoder.write_message_shared(
+            &mut self.out,
+            &mut self.scratch,
+            csid,
+            timestamp_ms,
+            type_id,
+            stream_id,
+            payload,
+        );
+        self.out_bytes += self.out.iter().skip(before).map(Bytes::len).sum::<usize>();
     }
 
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
@@ -319,10 +384,30 @@ impl Session {
         p.started = Some(now);
         let stream_id = p.stream_id;
         self.stats.bytes_received_at_publish = self.stats.bytes_received;
+        self.stats.audio_tags = 0;
+        self.stats.video_tags = 0;
+        self.stats.script_tags = 0;
+        self.stats.keyframes = 0;
         self.idle_deadline = Some(now + self.config.idle_timeout);
         self.send_control(&ControlMessage::UserControl(
             UserControlEvent::StreamBegin { stream_id },
         ));
+        if std::mem::take(&mut self.fc_publish) {
+            let info = Amf0Value::object([
+                ("code", Amf0Value::string("NetStream.Publish.Start")),
+                ("description", Amf0Value::string(&self.publish_stream_name)),
+            ]);
+            self.send_command(
+                COMMAND_CSID,
+                0,
+                &[
+                    Amf0Value::string("onFCPublish"),
+                    Amf0Value::Number(0.0),
+                    Amf0Value::Null,
+                    info,
+                ],
+            );
+        }
         let description = format!("{} is now published.", self.publish_stream_name);
         self.send_status(stream_id, "status", "NetStream.Publish.Start", &description);
         Ok(())
@@ -333,6 +418,7 @@ impl Session {
         let p = self.pending_publish("reject_publish")?;
         p.state = PublishState::Refused;
         let stream_id = p.stream_id;
+        self.fc_publish = false;
         let (code, description) = match &refusal {
             PublishRefusal::BadName(d) => ("NetStream.Publish.BadName", d.as_str()),
             PublishRefusal::Unauthorized(d) => ("NetStream.Publish.Unauthorized", d.as_str()),
