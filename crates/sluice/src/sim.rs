@@ -125,7 +125,8 @@ impl Publisher {
                         s.on_tag(tag);
                     }
                 }
-                SessionEvent::Unpublished | SessionEvent::CloseRequested { .. } => {}
+                // A publisher neither plays nor needs the driver to act on the rest.
+                _ => {}
             }
         }
         while let Some(out) = self.session.poll_transmit() {
