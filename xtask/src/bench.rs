@@ -65,6 +65,9 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
     if std::env::var_os("XTASK_BENCH_CHARTS_ONLY").is_some() {
         return charts_only(root);
     }
+    if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("fanout") {
+        return crate::bench_fanout::run_alone(root, full);
+    }
     if let Ok(spec) = std::env::var("XTASK_BENCH_LOAD") {
         return load_only(root, &spec);
     }
@@ -101,6 +104,8 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
         paced_ingest(root, &media, &opts, n, with_sluice, &mut out)?;
     }
     latency_and_http(root, &media, &opts, with_sluice, &mut out)?;
+    let fan = crate::bench_fanout::FanoutOpts::new(full);
+    crate::bench_fanout::fanout_and_rtmpt(root, &media, &fan, with_sluice, &mut out)?;
     let Collected { rows, notes, figs } = &mut out;
     unpaced_ingest(root, &media, &opts, with_sluice, rows, notes)?;
     if opts.full {

@@ -73,7 +73,20 @@ pub(crate) fn render(
     if !with_sluice {
         s.push_str("\n**Sluice did not build when this was generated: only the nginx-rtmp anchor was measured.**\n");
     }
-    s.push_str("\n## Results\n\n| Metric | Unit | Sluice | nginx-rtmp | Sluice / nginx | Target (ratio) | Notes |\n|---|---|---|---|---|---|---|\n");
+    s.push_str("\n## Results\n\n");
+    s.push_str(&table(rows));
+    s.push_str(CHARTS);
+    s.push_str("\n## Raw observations\n\n");
+    for n in notes {
+        s.push_str(&format!("- {n}\n"));
+    }
+    s.push_str(HOW_TO_READ);
+    s
+}
+
+/// The results table (header and one line per row).
+pub(crate) fn table(rows: &[Row]) -> String {
+    let mut s = String::from("| Metric | Unit | Sluice | nginx-rtmp | Sluice / nginx | Target (ratio) | Notes |\n|---|---|---|---|---|---|---|\n");
     for r in rows {
         let ratio = r
             .sluice
@@ -98,12 +111,6 @@ pub(crate) fn render(
             r.note
         ));
     }
-    s.push_str(CHARTS);
-    s.push_str("\n## Raw observations\n\n");
-    for n in notes {
-        s.push_str(&format!("- {n}\n"));
-    }
-    s.push_str(HOW_TO_READ);
     s
 }
 
