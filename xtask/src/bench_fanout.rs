@@ -73,10 +73,13 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
     crate::bench::ensure_tools()?;
     let started = Instant::now();
     let media = Arc::new(crate::flv::load(&crate::flv::ensure_source(root)?)?);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(Command::new(cargo).args(["build", "--release", "-p", "sluice"]))?;
+    let with_sluice = std::env::var_os("XTASK_BENCH_NGINX_ONLY").is_none();
+    if with_sluice {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        crate::run(Command::new(cargo).args(["build", "--release", "-p", "sluice"]))?;
+    }
     let mut out = Collected::default();
-    fanout_and_rtmpt(root, &media, &FanoutOpts::new(full), true, &mut out)?;
+    fanout_and_rtmpt(root, &media, &FanoutOpts::new(full), with_sluice, &mut out)?;
     let sh = crate::sh;
     let mut sec = format!(
         "{BEGIN}\n## RTMP fan-out and RTMPT publish\n\nMeasured by `XTASK_BENCH_ONLY=fanout cargo xtask bench{}` on {} ({} mode, {:.0} s), Sluice at git {}, {} CPUs (`nproc`) shared with other work during the run: the players, publishers and both servers share these cores, so read the figures as a same-run comparison, not as capacity.\n\n",
