@@ -1201,6 +1201,8 @@ fn audio_stream_type(a: &AudioConfig) -> u8 {
 }
 
 #[cfg(test)]
+mod cut_tests;
+#[cfg(test)]
 mod pipeline_tests;
 #[cfg(test)]
 mod tests;
