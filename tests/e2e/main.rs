@@ -24,6 +24,15 @@ fn tag_value<'a>(playlist: &'a str, tag: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(tag).and_then(|r| r.strip_prefix(':')))
 }
 
+/// Log lines written to a file (or a pipe) carry no ANSI colour codes: colour only on a terminal.
+#[test]
+fn log_lines_to_a_file_carry_no_colour_codes() {
+    let s = Sluice::start(&[]);
+    let log = s.log_text();
+    assert!(log.contains("sluice listening"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a log file: {log:?}");
+}
+
 /// ffmpeg publishes; the playlist is well formed; ffmpeg reads it over HTTP and decodes with zero
 /// errors; ffprobe sees exactly H.264 + AAC; the HTTP headers are right for CDNs.
 #[test]

@@ -7,7 +7,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::rawrtmp::{encode_message, Amf};
+use test_support::rtmp::{self, Amf};
+
 use crate::support::*;
 
 /// Waits until `app/stream` is live (its HLS playlist lists a segment).
@@ -272,38 +273,16 @@ fn raw_player(port: u16, app: &str, name: &str) -> TcpStream {
     let mut s012 = vec![0u8; 3073];
     t.read_exact(&mut s012).unwrap();
     t.write_all(&s012[1..1537]).unwrap();
-    let cmd = |sid: u32, v: &[Amf]| {
-        let mut body = Vec::new();
-        for x in v {
-            x.encode(&mut body);
-        }
-        encode_message(3, 20, sid, 0, &body, 128)
-    };
-    t.write_all(&cmd(
-        0,
-        &[
-            Amf::Str("connect".into()),
-            Amf::Num(1.0),
-            Amf::Obj(vec![
-                ("app".into(), Amf::Str(app.into())),
-                ("tcUrl".into(), Amf::Str(format!("rtmp://127.0.0.1/{app}"))),
-            ]),
-        ],
-    ))
-    .unwrap();
-    t.write_all(&cmd(
-        0,
-        &[Amf::Str("createStream".into()), Amf::Num(2.0), Amf::Null],
-    ))
-    .unwrap();
-    t.write_all(&cmd(
+    t.write_all(&rtmp::connect(app)).unwrap();
+    t.write_all(&rtmp::create_stream()).unwrap();
+    t.write_all(&rtmp::command(
         1,
         &[
-            Amf::Str("play".into()),
-            Amf::Num(3.0),
+            rtmp::str("play"),
+            rtmp::num(3.0),
             Amf::Null,
-            Amf::Str(name.into()),
-            Amf::Num(-1000.0),
+            rtmp::str(name),
+            rtmp::num(-1000.0),
         ],
     ))
     .unwrap();

@@ -1,52 +1,64 @@
-//! A deliberately dumb RTMP client for hostile-input tests: it writes exactly the bytes a test
-//! asks for (valid or not), drains what the server sends, and reports when the server closed.
+//! A deliberately dumb RTMP client for hostile-input tests (RTMP §5.2 handshake, §5.3 chunks,
+//! §7.2 commands): it writes exactly the bytes a test asks for (valid or not; well-formed
+//! messages through the project's own encoder via `test_support::rtmp`), reads what the server
+//! sends back into messages, and reports when the server closed.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use test_support::rtmp::{self, Amf, S0_S1_S2_BYTES};
+
+/// What the reader thread saw, guarded by one mutex and signalled on every change.
+#[derive(Default)]
+struct Seen {
+    bytes: Vec<u8>,
+    closed: bool,
+}
 
 pub struct Raw {
     pub stream: TcpStream,
-    closed: Arc<AtomicBool>,
-    received: Arc<AtomicU64>,
-    opened: Instant,
-    closed_after_ms: Arc<AtomicU64>,
+    seen: Arc<(Mutex<Seen>, Condvar)>,
 }
+
+/// How long a test waits for something the server must do before it is declared missing. Not a
+/// timing assertion: a liveness guard so a broken server fails the test instead of hanging it.
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 impl Raw {
     pub fn connect(port: u16) -> Raw {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream.set_nodelay(true).ok();
-        let closed = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(AtomicU64::new(0));
-        let closed_after_ms = Arc::new(AtomicU64::new(u64::MAX));
-        let opened = Instant::now();
+        let seen = Arc::new((Mutex::new(Seen::default()), Condvar::new()));
         let mut r = stream.try_clone().unwrap();
-        let (c, rcv, after) = (closed.clone(), received.clone(), closed_after_ms.clone());
+        let s = seen.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 16384];
             loop {
-                match r.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        rcv.fetch_add(n as u64, Ordering::Relaxed);
-                    }
+                let n = r.read(&mut buf).unwrap_or(0);
+                let (lock, cv) = &*s;
+                let mut seen = lock.lock().unwrap();
+                if n == 0 {
+                    seen.closed = true;
+                    cv.notify_all();
+                    break;
                 }
+                // Keep what the tests parse (handshake and replies); a flood is only counted.
+                if seen.bytes.len() < 1 << 20 {
+                    seen.bytes.extend_from_slice(&buf[..n]);
+                }
+                cv.notify_all();
             }
-            after.store(opened.elapsed().as_millis() as u64, Ordering::SeqCst);
-            c.store(true, Ordering::SeqCst);
         });
-        Raw {
-            stream,
-            closed,
-            received,
-            opened,
-            closed_after_ms,
-        }
+        Raw { stream, seen }
+    }
+
+    /// Local address of this connection (how the server's log names the peer).
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     /// Writes, ignoring errors (the server may already have closed).
@@ -56,44 +68,34 @@ impl Raw {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.seen.0.lock().unwrap().closed
     }
 
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+    /// Waits (at most `within`) until `done` holds for what was received; returns whether it did.
+    fn wait_for(&self, within: Duration, done: impl Fn(&Seen) -> bool) -> bool {
+        let (lock, cv) = &*self.seen;
+        let guard = lock.lock().unwrap();
+        let (guard, _) = cv.wait_timeout_while(guard, within, |s| !done(s)).unwrap();
+        done(&guard)
     }
 
-    /// Waits until the server closes the connection; returns how long after connect it did.
-    pub fn wait_closed(&self, within: Duration) -> Option<Duration> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.is_closed() {
-                return Some(Duration::from_millis(
-                    self.closed_after_ms.load(Ordering::SeqCst),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    /// Waits until the server closes the connection; true if it did within `within`.
+    pub fn wait_closed(&self, within: Duration) -> bool {
+        self.wait_for(within, |s| s.closed)
     }
 
     /// C0+C1 (simple handshake), waits for S0+S1+S2, then C2.
     pub fn handshake(&mut self) -> &mut Self {
-        let mut c0c1 = vec![3u8];
-        c0c1.extend_from_slice(&[0u8; 8]);
-        c0c1.extend((0..1528).map(|i| (i * 7 % 251) as u8));
-        self.send(&c0c1);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.received() < 3073 && Instant::now() < deadline && !self.is_closed() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(self.received() >= 3073, "no S0+S1+S2 from the server");
-        self.send(&[0u8; 1536]);
-        self
+        self.send(&rtmp::c0c1());
+        assert!(
+            self.wait_for(PATIENCE, |s| s.bytes.len() >= S0_S1_S2_BYTES || s.closed),
+            "no S0+S1+S2 from the server"
+        );
+        assert!(!self.is_closed(), "server closed during the handshake");
+        self.send(&rtmp::c2())
     }
 
-    /// One message as a single fmt-0 chunk on `csid` (caller keeps it under the chunk size) or
-    /// split at `chunk_size` with fmt-3 continuations.
+    /// One message on `csid`, split at `chunk_size` with fmt-3 continuations.
     pub fn message(
         &mut self,
         csid: u8,
@@ -108,44 +110,46 @@ impl Raw {
     }
 
     pub fn command(&mut self, stream_id: u32, values: &[Amf]) -> &mut Self {
-        let mut body = Vec::new();
-        for v in values {
-            v.encode(&mut body);
-        }
-        self.message(3, 20, stream_id, 0, &body, 128)
+        self.send(&rtmp::command(stream_id, values))
     }
 
-    /// connect + createStream + publish(name): a well-behaved publisher up to Publish.Start.
-    pub fn publish(&mut self, app: &str, name: &str) -> &mut Self {
-        self.command(
-            0,
-            &[
-                Amf::Str("connect".into()),
-                Amf::Num(1.0),
-                Amf::Obj(vec![
-                    ("app".into(), Amf::Str(app.into())),
-                    ("type".into(), Amf::Str("nonprivate".into())),
-                    ("tcUrl".into(), Amf::Str(format!("rtmp://127.0.0.1/{app}"))),
-                ]),
-            ],
-        );
-        self.command(
-            0,
-            &[Amf::Str("createStream".into()), Amf::Num(2.0), Amf::Null],
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        self.command(
-            1,
-            &[
-                Amf::Str("publish".into()),
-                Amf::Num(3.0),
-                Amf::Null,
-                Amf::Str(name.into()),
-                Amf::Str("live".into()),
-            ],
-        );
-        std::thread::sleep(Duration::from_millis(200));
-        self
+    /// The `onStatus` codes received so far (after the handshake).
+    pub fn status_codes(&self) -> Vec<String> {
+        let bytes = self.seen.0.lock().unwrap().bytes.clone();
+        let mut reader = rtmp::Reader::new();
+        let after = bytes.get(S0_S1_S2_BYTES..).unwrap_or(&[]);
+        reader
+            .push(after)
+            .iter()
+            .filter_map(rtmp::status_code)
+            .collect()
+    }
+
+    /// Waits for the first `onStatus` the server sends and returns its code.
+    pub fn wait_status(&self) -> Option<String> {
+        let found = self.wait_for(PATIENCE, |s| {
+            s.closed || {
+                let mut reader = rtmp::Reader::new();
+                let after = s.bytes.get(S0_S1_S2_BYTES..).unwrap_or(&[]);
+                reader
+                    .push(after)
+                    .iter()
+                    .any(|m| rtmp::status_code(m).is_some())
+            }
+        });
+        found
+            .then(|| self.status_codes().into_iter().next())
+            .flatten()
+    }
+
+    /// connect + createStream + publish(name), then waits for the server's answer to the
+    /// publish: a well-behaved publisher up to `NetStream.Publish.Start` (or a refusal).
+    /// Returns the `onStatus` code.
+    pub fn publish(&mut self, app: &str, name: &str) -> Option<String> {
+        self.send(&rtmp::connect(app));
+        self.send(&rtmp::create_stream());
+        self.send(&rtmp::publish(name));
+        self.wait_status()
     }
 
     pub fn shutdown(&mut self) {
@@ -153,6 +157,7 @@ impl Raw {
     }
 }
 
+/// One message as a fmt-0 chunk and fmt-3 continuations of `chunk_size` bytes.
 pub fn encode_message(
     csid: u8,
     type_id: u8,
@@ -161,59 +166,12 @@ pub fn encode_message(
     body: &[u8],
     chunk_size: usize,
 ) -> Vec<u8> {
-    assert!((2..64).contains(&csid));
-    let mut out = Vec::with_capacity(body.len() + 32);
-    out.push(csid);
-    let ext = timestamp_ms >= 0xFF_FFFF;
-    let ts24 = if ext { 0xFF_FFFF } else { timestamp_ms };
-    out.extend_from_slice(&ts24.to_be_bytes()[1..]);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    out.push(type_id);
-    out.extend_from_slice(&stream_id.to_le_bytes());
-    if ext {
-        out.extend_from_slice(&timestamp_ms.to_be_bytes());
-    }
-    for (i, chunk) in body.chunks(chunk_size.max(1)).enumerate() {
-        if i > 0 {
-            out.push(0xC0 | csid);
-            if ext {
-                out.extend_from_slice(&timestamp_ms.to_be_bytes());
-            }
-        }
-        out.extend_from_slice(chunk);
-    }
-    out
-}
-
-pub enum Amf {
-    Num(f64),
-    Str(String),
-    Null,
-    Obj(Vec<(String, Amf)>),
-}
-
-impl Amf {
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Amf::Num(n) => {
-                out.push(0);
-                out.extend_from_slice(&n.to_be_bytes());
-            }
-            Amf::Str(s) => {
-                out.push(2);
-                out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-            Amf::Null => out.push(5),
-            Amf::Obj(props) => {
-                out.push(3);
-                for (k, v) in props {
-                    out.extend_from_slice(&(k.len() as u16).to_be_bytes());
-                    out.extend_from_slice(k.as_bytes());
-                    v.encode(out);
-                }
-                out.extend_from_slice(&[0, 0, 9]);
-            }
-        }
-    }
+    rtmp::encode_message(
+        u32::from(csid),
+        type_id,
+        stream_id,
+        timestamp_ms,
+        body,
+        u32::try_from(chunk_size).unwrap_or(u32::MAX),
+    )
 }

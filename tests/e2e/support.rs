@@ -1,7 +1,8 @@
 //! Shared helpers for the end-to-end tests: start the real `sluice` binary, real publishers
 //! (ffmpeg), real players (ffmpeg/ffprobe, hls.js in headless Chromium) and a real CDN (Varnish).
 //!
-//! A missing tool skips a test on a developer machine and fails it when `CI=true`.
+//! A missing tool is a recorded skip on a developer machine (`test_support`, counted and listed
+//! by `cargo xtask test`) and a failure when `CI` is set.
 
 #![allow(dead_code)]
 
@@ -10,24 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// True if `tool` is on PATH (or in /usr/sbin). Without it: skip locally, fail in CI.
+/// True if `tool` is on PATH (or in /usr/sbin). Without it: a recorded skip, or a failure in CI.
 pub fn require(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-        || Path::new("/usr/sbin").join(tool).exists();
-    if !found {
-        if in_ci() {
-            panic!("{tool} is required (CI=true); run `cargo xtask deps`");
-        }
-        eprintln!("SKIP: {tool} not installed; run `cargo xtask deps`");
-    }
-    found
+    test_support::require_tool(tool)
 }
 
 pub fn repo_root() -> PathBuf {
@@ -39,14 +25,12 @@ pub fn repo_root() -> PathBuf {
 
 pub fn node_modules() -> Option<PathBuf> {
     let p = repo_root().join("tests/browser/node_modules");
-    if p.join("hls.js").is_dir() && p.join("playwright-core").is_dir() {
-        return Some(p);
-    }
-    if in_ci() {
-        panic!("tests/browser/node_modules is missing (CI=true); run `cargo xtask deps`");
-    }
-    eprintln!("SKIP: tests/browser/node_modules missing; run `cargo xtask deps`");
-    None
+    let found = p.join("hls.js").is_dir() && p.join("playwright-core").is_dir();
+    test_support::require(
+        found,
+        "tests/browser/node_modules (hls.js, playwright-core)",
+    )
+    .then_some(p)
 }
 
 pub fn free_port() -> u16 {

@@ -1,4 +1,4 @@
-//! FLV file reader for the load generator ([FLV] v10.1 Annex E.3): the file is parsed once into
+//! FLV file reader for the load generator (FLV v10.1 Annex E.3): the file is parsed once into
 //! tags held in memory as `Bytes`, each media tag pre-chunked for the RTMP wire so a publisher
 //! only writes a 12-byte header plus a shared buffer per message.
 //!
@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// RTMP chunk size the publisher announces before `connect` (Set Chunk Size, [RTMP] §5.4.1).
+/// RTMP chunk size the publisher announces before `connect` (Set Chunk Size, RTMP §5.4.1).
 pub const OUT_CHUNK_SIZE: usize = 60_000;
 pub const CSID_AUDIO: u8 = 4;
 pub const CSID_VIDEO: u8 = 6;

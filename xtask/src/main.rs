@@ -35,7 +35,8 @@ struct Cli {
 enum Cmd {
     /// Install what the tests need (Debian packages, npm packages, cargo-fuzz), idempotently.
     Deps,
-    /// The whole suite: deps, fmt, clippy, unit/property/real-peer/browser tests, fuzz smoke, docker checks.
+    /// The whole suite: deps, fmt, clippy, docs, unit/property/real-peer/browser tests (skips
+    /// listed at the end), fuzz smoke, docker checks.
     Test {
         /// Skip `cargo fmt --check` and `cargo clippy`.
         #[arg(long)]
@@ -89,8 +90,9 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `CI=true` or `CI=1` (any case), as `test_support::in_ci` reads it for the tests.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    std::env::var("CI").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 /// Runs a command, inheriting stdio, failing with its name on a non-zero exit.
@@ -140,20 +142,74 @@ fn test(root: &Path, no_lint: bool, fuzz_seconds: u64) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
+        // Docs build without warnings (broken intra-doc links, bad code blocks).
+        run(cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--locked",
+        ]))?;
     }
     // Unit, property, golden, real-peer (ffmpeg, GStreamer) and browser (hls.js in Chromium,
-    // Varnish) tests. The real-peer tests fail rather than skip when CI=true.
+    // Varnish) tests. The real-peer tests fail rather than skip when CI is set; otherwise every
+    // skip is recorded (crates/test-support) and listed below, so a green run says what it
+    // did not run.
+    let skip_log = target_dir(root).join("test-skips.log");
+    std::fs::create_dir_all(target_dir(root))?;
+    match std::fs::remove_file(&skip_log) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("removing the previous skip log")
+        }
+        _ => {}
+    }
     let mut t = cargo();
-    t.args(["test", "--workspace", "--locked", "--", "--test-threads=2"]);
+    t.args(["test", "--workspace", "--locked", "--", "--test-threads=2"])
+        .env("SLUICE_TEST_SKIP_LOG", &skip_log);
     // Tests find the Enhanced RTMP publisher here (not a SLUICE_ name: strict config).
     if let Some(p) = deps::ffmpeg9_path() {
         t.env("FFMPEG9", p);
     }
-    run(&mut t)?;
+    let tests = run(&mut t);
+    let skipped = report_skips(&skip_log)?;
+    tests?;
+    if skipped > 0 && in_ci() {
+        bail!("{skipped} tests skipped with CI set");
+    }
     docker_check(root)?;
     fuzz(root, fuzz_seconds, None)?;
     eprintln!("xtask: the whole suite passed");
     Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Prints, loudly, how many tests skipped for a missing tool and which; returns the count.
+fn report_skips(log: &Path) -> Result<usize> {
+    let text = match std::fs::read_to_string(log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
+    };
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    if lines.is_empty() {
+        eprintln!("xtask: no test skipped");
+    } else {
+        eprintln!("\n================================================================");
+        eprintln!(
+            "xtask: {} TESTS SKIPPED (they passed without running; run `cargo xtask deps`):",
+            lines.len()
+        );
+        for l in &lines {
+            let (test, reason) = l.split_once('\t').unwrap_or((l, ""));
+            eprintln!("  SKIPPED {test}: {reason}");
+        }
+        eprintln!("================================================================\n");
+    }
+    Ok(lines.len())
 }
 
 /// Every cargo-fuzz project in the tree, with its targets.

@@ -1,5 +1,5 @@
-//! A minimal RTMP publish client for the load generator: simple handshake ([RTMP] §5.2),
-//! chunk writer/reader ([RTMP] §5.3), AMF0 commands ([AMF0] §2, [RTMP] §7.2) and the publish
+//! A minimal RTMP publish client for the load generator: simple handshake (RTMP §5.2),
+//! chunk writer/reader (RTMP §5.3), AMF0 commands (AMF0 §2, RTMP §7.2) and the publish
 //! sequence FFmpeg sends (`libavformat/rtmpproto.c`).
 //! It parses only what it needs from the server: control messages and command replies.
 use std::collections::HashMap;

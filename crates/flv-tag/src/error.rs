@@ -1,4 +1,4 @@
-//! The crate's single error type: every way an FLV audio/video tag body ([FLV] E.4.2.1, E.4.3.1;
+//! The crate's single error type: every way an FLV audio/video tag body (FLV E.4.2.1, E.4.3.1;
 //! Enhanced RTMP v2 "ExVideoTagHeader"/"ExAudioTagHeader") can be refused, with the byte offset
 //! and a capped hex excerpt so the tag can be found in a capture.
 

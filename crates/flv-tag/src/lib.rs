@@ -1,5 +1,5 @@
 //! The one definition of FLV audio/video tag semantics as RTMP messages 8/9 carry them: the legacy
-//! headers ([FLV] Adobe FLV File Format Specification v10.1 §E.4.2.1 AUDIODATA, §E.4.3.1 VIDEODATA)
+//! headers (Adobe FLV File Format Specification v10.1, "FLV", §E.4.2.1 AUDIODATA, §E.4.3.1 VIDEODATA)
 //! and the Enhanced RTMP v2 headers (veovera "Enhanced RTMP" v2: ExVideoTagHeader,
 //! ExAudioTagHeader, ModEx, Multitrack, FourCCs).
 //!
@@ -147,7 +147,7 @@ impl VideoCodec {
         }
     }
 
-    /// Legacy VIDEODATA CodecID ([FLV] §E.4.3.1; 12 = HEVC extension).
+    /// Legacy VIDEODATA CodecID (FLV §E.4.3.1; 12 = HEVC extension).
     pub fn from_legacy_id(id: u8) -> Self {
         match id {
             7 => Self::Avc,
@@ -189,7 +189,7 @@ impl AudioCodec {
         }
     }
 
-    /// Legacy AUDIODATA SoundFormat ([FLV] §E.4.2.1).
+    /// Legacy AUDIODATA SoundFormat (FLV §E.4.2.1).
     pub fn from_sound_format(format: u8) -> Self {
         match format {
             10 => Self::Aac,
@@ -265,7 +265,7 @@ impl Codec {
     }
 }
 
-/// VideoFrameType ([FLV] §E.4.3.1; Enhanced RTMP keeps the values, in 3 bits).
+/// VideoFrameType (FLV §E.4.3.1; Enhanced RTMP keeps the values, in 3 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FrameType {
     /// 1: keyframe (seekable).

@@ -1,4 +1,4 @@
-//! The parser for [FLV] §E.4.2.1 / §E.4.3.1 legacy headers and the Enhanced RTMP v2
+//! The parser for FLV §E.4.2.1 / §E.4.3.1 legacy headers and the Enhanced RTMP v2
 //! ExVideoTagHeader / ExAudioTagHeader (ModEx, Multitrack), bounded and panic-free: every read is
 //! checked against the body length, ModEx chains and tracks per message are capped.
 

@@ -1,4 +1,4 @@
-//! Table tests for the header rules of [FLV] §E.4.2.1/§E.4.3.1 and Enhanced RTMP v2, including
+//! Table tests for the header rules of FLV §E.4.2.1/§E.4.3.1 and Enhanced RTMP v2, including
 //! every case where the two former copies (ingest statistics and remux) disagreed.
 
 use bytes::Bytes;

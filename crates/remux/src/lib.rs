@@ -1,4 +1,4 @@
-//! Sans-IO remuxer: FLV tag bodies (as carried in RTMP messages 8/9/18, [FLV] E.4) in, MPEG-TS
+//! Sans-IO remuxer: FLV tag bodies (as carried in RTMP messages 8/9/18, FLV E.4) in, MPEG-TS
 //! segments built from LL-HLS parts out ([RFC 8216bis] §3.1, §4.4.4.9; ISO/IEC 13818-1).
 //!
 //! No sockets, clock, files or environment: the caller pushes tags (with an opaque arrival clock

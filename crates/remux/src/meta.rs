@@ -1,4 +1,4 @@
-//! `onMetaData` hints (AMF0, [AMF0] §2; field names per [FLV] E.5 and [ERTMP2] "Enhancing
+//! `onMetaData` hints (AMF0 §2; field names per FLV E.5 and Enhanced RTMP v2 "Enhancing
 //! onMetaData"): only `videocodecid` / `audiocodecid` are read, to know early which tracks to
 //! expect. Advisory only — sequence headers decide.
 

@@ -1,4 +1,4 @@
-//! Stream timeline: RTMP's 32-bit millisecond timestamps ([RTMP] §5.3.1.3, wrapping every ~49.7
+//! Stream timeline: RTMP's 32-bit millisecond timestamps (RTMP §5.3.1.3, wrapping every ~49.7
 //! days) unwrapped to 64 bits, jump detection, rebasing after a jump so the output never runs
 //! backwards, and the single ms → 90 kHz conversion (ISO/IEC 13818-1 §2.4.3.7 PTS/DTS units).
 //!

@@ -1,7 +1,7 @@
 //! End to end with real tools: ffmpeg writes FLV files, a tiny FLV reader turns them into
 //! `FlvTag`s, the remuxer writes TS segments, and ffprobe/ffmpeg check the result (tracks, decode
 //! errors, DTS order) — plus the TS/FLV byte ratio for a 3 Mbit/s stream.
-//! Missing tools: skip (print) unless `CI=true`, where it is a failure.
+//! Missing tools: a recorded skip (`test_support`), or a failure when `CI` is set.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,20 +12,7 @@ mod support;
 use support::read_flv;
 
 fn tools_available() -> bool {
-    let ok = ["ffmpeg", "ffprobe"].iter().all(|t| {
-        Command::new(t)
-            .arg("-version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("ffmpeg/ffprobe not found on PATH: install ffmpeg (apt-get install -y ffmpeg)");
-        }
-        eprintln!("skipping: ffmpeg/ffprobe not found");
-    }
-    ok
+    test_support::require_tool("ffmpeg") && test_support::require_tool("ffprobe")
 }
 
 fn workdir(name: &str) -> PathBuf {

@@ -7,7 +7,7 @@
 //! durations and presentation times, and FFmpeg 9 decodes the file with no error output.
 //! Codec strings are compared with what FFmpeg 9's own HLS muxer writes in `CODECS`.
 //!
-//! Missing tools: a failure with `CI=true`, otherwise a `SKIP:` line.
+//! Missing tools: a failure with `CI` set, otherwise a recorded skip (`test_support`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,44 +18,10 @@ use remux::fmp4::{
     write_fragment, write_init, write_styp, Fragment, Sample, SampleEntry, TrackConfig,
 };
 
-fn ffmpeg9() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FFMPEG9") {
-        if !p.is_empty() {
-            return Some(PathBuf::from(p));
-        }
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    let p = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !p.is_empty()).then(|| PathBuf::from(p))
-}
-
-/// FFmpeg 9 and ffprobe, or `None` after printing why (a panic with `CI=true`).
+/// FFmpeg 9 and ffprobe through the shared gate (a recorded skip, or a failure with `CI` set).
 fn tools() -> Option<PathBuf> {
-    let ffprobe_ok = Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let f9 = ffmpeg9().filter(|p| p.exists());
-    match (f9, ffprobe_ok) {
-        (Some(p), true) => Some(p),
-        (f9, _) => {
-            let why = format!(
-                "FFmpeg 9 (imageio-ffmpeg, $FFMPEG9) found: {}, ffprobe found: {ffprobe_ok}",
-                f9.is_some()
-            );
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("required tools missing: {why}");
-            }
-            println!("SKIP: {why}");
-            None
-        }
-    }
+    let f9 = test_support::ffmpeg9()?;
+    test_support::require_tool("ffprobe").then_some(f9)
 }
 
 fn workdir(name: &str) -> PathBuf {

@@ -1,4 +1,4 @@
-//! AMF0 values, decoder and encoder ([AMF0] §2).
+//! AMF0 values, decoder and encoder (AMF0 §2).
 //!
 //! The decoder recurses for objects and arrays, bounded by [`Amf0Limits::max_depth`], and counts
 //! every value and property against [`Amf0Limits::max_elements`] before storing it. Counts from

@@ -1,4 +1,4 @@
-//! Server side of the RTMP handshake ([RTMP] §5.2): simple and FP9 digest
+//! Server side of the RTMP handshake (RTMP §5.2): simple and FP9 digest
 //! (the digest scheme is outside the spec; as librtmp `handshake.h` and nginx-rtmp do it).
 //!
 //! ```text

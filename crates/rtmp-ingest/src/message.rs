@@ -1,4 +1,4 @@
-//! Protocol control messages (types 1, 2, 3, 5, 6; [RTMP] §5.4), User Control (type 4; §7.1.7)
+//! Protocol control messages (types 1, 2, 3, 5, 6; RTMP §5.4), User Control (type 4; §7.1.7)
 //! and aggregate messages (type 22; §7.1.6).
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -1,5 +1,5 @@
 //! Splitting `app` and publish names the way nginx-rtmp does: `name?k=v&k2=v2`
-//! (nginx-rtmp `ngx_rtmp_cmd_module.c`; the query is outside [RTMP] §7.2.2.6).
+//! (nginx-rtmp `ngx_rtmp_cmd_module.c`; the query is outside RTMP §7.2.2.6).
 //! Parameter values are stream keys: never log them.
 
 /// Most query parameters kept from one publish name (the rest are ignored).

@@ -235,13 +235,7 @@ async fn kick_stream(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| {
-                t.len() == token.len()
-                    && t.bytes()
-                        .zip(token.bytes())
-                        .fold(0u8, |a, (x, y)| a | (x ^ y))
-                        == 0
-            })
+            .is_some_and(|t| crate::auth::constant_time_eq(t.as_bytes(), token.as_bytes()))
     };
     if !allowed {
         return no_store((StatusCode::UNAUTHORIZED, "admin token required\n"));

@@ -57,12 +57,10 @@ pub struct Authorizer {
     max_body_bytes: usize,
 }
 
-/// Compares without an early exit so response time does not reveal how much of a key matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares secrets (stream keys, the admin token) in time independent of how much of them
+/// matched (`subtle`; only the length may show).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 impl Authorizer {

@@ -80,25 +80,33 @@ pub struct RtmpConfig {
     pub read_batch_bytes: usize,
 }
 
+/// Milliseconds of a library `Duration` default, for the `*_ms` settings.
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Library settings take their defaults from `rtmp_ingest::IngestConfig::default()`: one source
+/// of truth per default (`pipeline::ingest_config` maps them back; a test checks the round trip).
 impl Default for RtmpConfig {
     fn default() -> Self {
+        let lib = rtmp_ingest::IngestConfig::default();
         Self {
             listen: "0.0.0.0:1935".parse().expect("valid literal"),
-            max_message_bytes: 16 * 1024 * 1024 - 1,
-            max_chunk_size: 16 * 1024 * 1024 - 1,
-            max_chunk_streams: 64,
-            max_partial_bytes: 32 * 1024 * 1024,
-            max_streams_per_connection: 8,
-            out_chunk_size: 4096,
-            ack_window_bytes: 5_000_000,
-            handshake_timeout_ms: 10_000,
-            idle_timeout_ms: 30_000,
-            max_connections: 1000,
-            max_connections_per_ip: 64,
+            max_message_bytes: lib.max_message_bytes,
+            max_chunk_size: lib.max_chunk_size,
+            max_chunk_streams: lib.max_chunk_streams,
+            max_partial_bytes: lib.max_partial_bytes,
+            max_streams_per_connection: lib.max_streams_per_connection,
+            out_chunk_size: lib.out_chunk_size,
+            ack_window_bytes: lib.ack_window_bytes,
+            handshake_timeout_ms: duration_ms(lib.handshake_to_publish_timeout),
+            idle_timeout_ms: duration_ms(lib.idle_timeout),
+            max_connections: lib.max_connections,
+            max_connections_per_ip: lib.max_connections_per_ip,
             max_publishers: 256,
-            allowed_apps: Vec::new(),
-            read_coalesce_ms: 50,
-            read_batch_bytes: 32 * 1024,
+            allowed_apps: lib.allowed_apps.unwrap_or_default(),
+            read_coalesce_ms: duration_ms(lib.read_coalesce),
+            read_batch_bytes: lib.read_batch_bytes,
         }
     }
 }
@@ -131,7 +139,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".parse().expect("valid literal"),
-            cors_allow_origin: "*".into(),
+            cors_allow_origin: hls_edge::EdgeConfig::default()
+                .cors_allow_origin
+                .unwrap_or_default(),
             admin_token: String::new(),
             hlsjs_url: String::new(),
             request_timeout_ms: 10_000,
@@ -167,21 +177,28 @@ pub struct HlsConfig {
     pub not_found_max_age_s: u32,
 }
 
+/// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
 impl Default for HlsConfig {
     fn default() -> Self {
+        let remux = remux::RemuxConfig::default();
+        let edge = hls_edge::EdgeConfig::default();
         Self {
-            target_duration_ms: 2000,
-            part_target_ms: remux::RemuxConfig::default().part_target_ms,
-            containers: vec!["ts".into(), "cmaf".into()],
-            window_segments: 6,
-            max_timestamp_jump_ms: 5000,
-            grace_period_ms: 20_000,
-            ended_retention_ms: 60_000,
-            max_bytes_total: 1024 * 1024 * 1024,
-            max_bytes_per_stream: 128 * 1024 * 1024,
-            max_streams: 1000,
-            segment_max_age_s: 86_400,
-            not_found_max_age_s: 1,
+            target_duration_ms: remux.target_duration_ms,
+            part_target_ms: remux.part_target_ms,
+            containers: [("ts", remux.containers.ts), ("cmaf", remux.containers.cmaf)]
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            window_segments: edge.window_segments,
+            max_timestamp_jump_ms: remux.max_timestamp_jump_ms,
+            grace_period_ms: duration_ms(edge.grace_period),
+            ended_retention_ms: duration_ms(edge.ended_retention),
+            max_bytes_total: edge.max_bytes_total,
+            max_bytes_per_stream: edge.max_bytes_per_stream,
+            max_streams: edge.max_streams,
+            segment_max_age_s: edge.segment_cache_max_age_s,
+            not_found_max_age_s: edge.not_found_max_age_s,
         }
     }
 }
@@ -638,6 +655,28 @@ mod tests {
         assert_eq!(c.hls.target_duration_ms, 2000);
         assert_eq!(c.hls.window_segments, 6);
         assert_eq!(c.hls.grace_period_ms, 20_000);
+    }
+
+    /// One source of truth per default: the binary's defaults, printed by `--print-config` and
+    /// read back, map to exactly the libraries' `Default`s (compared field by field through
+    /// `Debug`, so a field added to a library config is covered too).
+    #[test]
+    fn printed_defaults_are_the_library_defaults() {
+        let printed = Config::default().to_toml_masked();
+        let cfg: Config = toml::from_str(&printed).unwrap();
+        assert_eq!(cfg, Config::default());
+        assert_eq!(
+            format!("{:?}", crate::pipeline::ingest_config(&cfg)),
+            format!("{:?}", rtmp_ingest::IngestConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", crate::pipeline::edge_config(&cfg)),
+            format!("{:?}", hls_edge::EdgeConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", crate::pipeline::remux_config(&cfg, None)),
+            format!("{:?}", remux::RemuxConfig::default())
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod http_server;
 mod pipeline;
 mod playback;
 mod rtmpt;
+#[cfg(test)]
+mod sim;
 mod telemetry;
 mod tls;
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,7 +62,10 @@ pub fn edge_config(cfg: &Config) -> hls_edge::EdgeConfig {
     }
 }
 
-fn remux_config(cfg: &Config, fixed_target_duration_s: Option<u32>) -> remux::RemuxConfig {
+pub(crate) fn remux_config(
+    cfg: &Config,
+    fixed_target_duration_s: Option<u32>,
+) -> remux::RemuxConfig {
     let h = &cfg.hls;
     remux::RemuxConfig {
         target_duration_ms: h.target_duration_ms,
@@ -114,17 +117,32 @@ pub struct LiveStats {
 }
 
 pub struct LiveEntry {
+    /// Which publish registered this entry: unique for the life of the process, so a sink only
+    /// ever removes its own entry, never that of a later publisher of the same name.
+    pub registration: u64,
     pub kick: CancellationToken,
     pub stats: Arc<Mutex<LiveStats>>,
 }
 
 pub type LiveMap = Arc<Mutex<HashMap<(String, String), LiveEntry>>>;
 
+/// Removes `key` from the registry if, and only if, it is still the entry `registration` made.
+fn release_registration(live: &LiveMap, key: &(String, String), registration: u64) {
+    let mut live = live.lock().unwrap_or_else(|e| e.into_inner());
+    if live
+        .get(key)
+        .is_some_and(|e| e.registration == registration)
+    {
+        live.remove(key);
+    }
+}
+
 pub struct App {
     pub cfg: Arc<Config>,
     pub store: hls_edge::Store,
     pub auth: Arc<Authorizer>,
     pub live: LiveMap,
+    next_registration: AtomicU64,
     /// RTMP playback fan-out (one hub per live stream).
     pub playback: Arc<Playback>,
     draining: AtomicBool,
@@ -140,6 +158,7 @@ impl App {
             store,
             auth: Arc::new(auth),
             live: Arc::new(Mutex::new(HashMap::new())),
+            next_registration: AtomicU64::new(1),
             draining: AtomicBool::new(false),
         }
     }
@@ -218,6 +237,7 @@ impl IngestHandler for App {
             publish_started_unix_ms: unix_ms(),
             ..LiveStats::default()
         }));
+        let registration = self.next_registration.fetch_add(1, Ordering::Relaxed);
         {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             if live.contains_key(&key) {
@@ -235,6 +255,7 @@ impl IngestHandler for App {
             live.insert(
                 key.clone(),
                 LiveEntry {
+                    registration,
                     kick: req.kick.clone(),
                     stats: stats.clone(),
                 },
@@ -250,10 +271,7 @@ impl IngestHandler for App {
         let handle = match self.store.begin_publish(app, stream, params) {
             Ok(h) => h,
             Err(e) => {
-                self.live
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
+                release_registration(&self.live, &key, registration);
                 self.refuse("store_full", app, stream, peer);
                 tracing::warn!(app, stream, error = %e, "HLS store refused a new stream");
                 return Err(PublishRefusal::BadName("no room for another stream".into()));
@@ -268,6 +286,7 @@ impl IngestHandler for App {
             playback: self.playback.clone(),
             hub,
             live: self.live.clone(),
+            registration,
             auth: self.auth.clone(),
             key,
             peer,
@@ -298,6 +317,7 @@ pub struct PublishSink {
     /// RTMP players of this stream (fed before the remuxer, sharing the tag bytes).
     hub: Arc<Hub>,
     live: LiveMap,
+    registration: u64,
     auth: Arc<Authorizer>,
     key: (String, String),
     peer: SocketAddr,
@@ -583,12 +603,10 @@ impl PublishSink {
 }
 
 impl Drop for PublishSink {
-    /// However the sink ends (on_close, or a connection task that died), the name is released.
+    /// However the sink ends (on_close, or a connection task that died), the name is released;
+    /// only this publish's own entry, in case the name was already released and taken again.
     fn drop(&mut self) {
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        release_registration(&self.live, &self.key, self.registration);
     }
 }
 
@@ -711,10 +729,7 @@ impl MediaSink for PublishSink {
             discontinuities = st.discontinuities,
             "publish ended"
         );
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        release_registration(&self.live, &self.key, self.registration);
         self.auth.notify_unpublish(
             &self.key.0,
             &self.key.1,
@@ -723,5 +738,56 @@ impl MediaSink for PublishSink {
             self.started.elapsed().as_millis() as u64,
             summary.bytes_received,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(app: &str, stream: &str) -> PublishRequest {
+        PublishRequest {
+            connection_id: 1,
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            app: app.into(),
+            stream: stream.into(),
+            params: Vec::new(),
+            tc_url: None,
+            kick: CancellationToken::new(),
+        }
+    }
+
+    fn app() -> App {
+        let cfg = Arc::new(Config::default());
+        let store = hls_edge::Store::new(
+            edge_config(&cfg),
+            Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::UNIX_EPOCH)),
+        );
+        App::new(cfg.clone(), store, Authorizer::new(&cfg.auth).unwrap())
+    }
+
+    /// The window between one publish releasing its name and its sink being dropped: a new
+    /// publisher of the same name that registers there must keep its entry when the old sink
+    /// goes (before the fix, the old sink's `Drop` removed the new publisher's entry: the API
+    /// kick answered 404 and a third publisher was let in).
+    #[tokio::test]
+    async fn an_old_sink_never_releases_a_newer_publishers_name() {
+        let app = app();
+        let first = app.authorize(request("live", "s")).await.ok().unwrap();
+        // The name is released (as `on_close` does) while the first sink is still alive.
+        release_registration(&app.live, &first.key, first.registration);
+        let second = app.authorize(request("live", "s")).await.ok().unwrap();
+        drop(first);
+        assert!(app.kick("live", "s"), "the second publisher lost its entry");
+        assert!(
+            app.authorize(request("live", "s")).await.is_err(),
+            "a third publisher was admitted next to the second"
+        );
+        drop(second);
+        assert!(
+            !app.kick("live", "s"),
+            "the second sink released its own entry"
+        );
+        assert!(app.authorize(request("live", "s")).await.is_ok());
     }
 }

@@ -1,5 +1,7 @@
 //! Logging (tracing, text or JSON) and the Prometheus metrics recorder.
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -10,8 +12,13 @@ pub fn init_logging(cfg: &LogConfig) -> Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .with_context(|| format!("invalid value for log.level: {:?}", cfg.level))?;
+    // Colour only on a terminal: log files, pipes and container log drivers get plain text.
+    // `NO_COLOR` (https://no-color.org) turns it off on a terminal too.
+    let ansi = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_target(false);
     if cfg.format == "json" {
         builder.json().flatten_event(true).init();

@@ -1,4 +1,4 @@
-//! Chunk stream decoder ([RTMP] §5.3.1–5.3.2, §5.4.1–5.4.2).
+//! Chunk stream decoder (RTMP §5.3.1–5.3.2, §5.4.1–5.4.2).
 //!
 //! Bytes go in with [`ChunkDecoder::handle_input`]; complete messages come out of
 //! [`ChunkDecoder::poll_message`]. Header bytes split across reads are kept in an 18-byte buffer;
@@ -6,7 +6,7 @@
 //! Set Chunk Size (type 1) and Abort (type 2) are applied here, at the exact point in the stream
 //! where they arrive, and still handed on so the session can see them.
 //!
-//! Extended timestamps on type-3 chunks: [RTMP] §5.3.1.3 says they are repeated; OBS/librtmp
+//! Extended timestamps on type-3 chunks: RTMP §5.3.1.3 says they are repeated; OBS/librtmp
 //! readers never read them and some writers leave them out. Like SRS (`SrsChunkStream`, PR #4356)
 //! we peek at 4 bytes and consume them only if they equal the last extended value on that chunk
 //! stream.

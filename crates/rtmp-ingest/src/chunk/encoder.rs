@@ -1,4 +1,4 @@
-//! Chunk stream encoder ([RTMP] §5.3.1, §5.4.1).
+//! Chunk stream encoder (RTMP §5.3.1, §5.4.1).
 //!
 //! The server writes every message with a fmt 0 header (continuations fmt 3), which no reader can
 //! misinterpret. With [`ChunkEncoder::with_header_compression`] it picks the smallest header like a

@@ -1,4 +1,4 @@
-//! The RTMP chunk stream ([RTMP] §5.3–5.4): decoder and encoder.
+//! The RTMP chunk stream (RTMP §5.3–5.4): decoder and encoder.
 //!
 //! ```text
 //! chunk = basic header (1-3 bytes: fmt:2 | csid:6 [+ 1-2 bytes])
@@ -20,7 +20,7 @@ pub type ChunkStreamId = u32;
 /// Message stream id (0 = NetConnection).
 pub type MessageStreamId = u32;
 
-/// Message type ids ([RTMP] §5.4, §7.1).
+/// Message type ids (RTMP §5.4, §7.1).
 pub mod message_type {
     pub const SET_CHUNK_SIZE: u8 = 1;
     pub const ABORT: u8 = 2;

@@ -1,4 +1,4 @@
-//! NetConnection / NetStream commands ([RTMP] §7.2.1–7.2.2; [ERTMP2]
+//! NetConnection / NetStream commands (RTMP §7.2.1–7.2.2; Enhanced RTMP v2
 //! "Enhancing NetConnection connect Command").
 
 use std::time::Instant;

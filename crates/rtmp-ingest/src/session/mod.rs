@@ -1,5 +1,5 @@
 //! The sans-IO connection state machine: handshake → chunk stream → commands → publish
-//! ([RTMP] §7.2).
+//! (RTMP §7.2).
 //!
 //! ```text
 //!  Handshake ──C2──► AwaitConnect ──connect──► Connected ──publish──► Pending ──accept_publish──► Active

@@ -1,0 +1,15 @@
+//! Test support shared by the workspace's tests (dev-dependency only; the h2 pattern of a
+//! separate test-support crate).
+//!
+//! * [`gate`]: the one tool gate. A test that needs a real peer (ffmpeg, GStreamer, Chromium,
+//!   Varnish, ...) asks [`require_tool`]; a missing tool fails the test when `CI` is `true` or
+//!   `1`, and otherwise skips it *visibly*: `SKIP:` on stderr and a line in the file named by
+//!   [`SKIP_LOG_ENV`], which `cargo xtask test` counts and lists at the end of the run.
+//! * `rtmp` (feature `rtmp`): a test-side RTMP publish client and AMF0 reader that reuse the
+//!   project's own codec (`rtmp_ingest::{amf0, chunk, message}`) instead of private copies.
+
+pub mod gate;
+#[cfg(feature = "rtmp")]
+pub mod rtmp;
+
+pub use gate::{ffmpeg9, in_ci, require, require_command, require_tool, skip, SKIP_LOG_ENV};
