@@ -93,9 +93,15 @@ fn irregular_gop_cuts_identically_and_is_force_cut_under_target() {
     }
     let (ts, cmaf, stats) = run_both(RemuxConfig::default(), &tags);
     assert_same_cuts(&ts, &cmaf, 0);
-    assert!(ts.iter().any(|s| !s.3), "a forced cut is not independent: {ts:?}");
+    assert!(
+        ts.iter().any(|s| !s.3),
+        "a forced cut is not independent: {ts:?}"
+    );
     assert!(stats.forced_cuts > 0);
-    assert!(ts.iter().all(|s| !s.2), "forced cuts are not discontinuities");
+    assert!(
+        ts.iter().all(|s| !s.2),
+        "forced cuts are not discontinuities"
+    );
 }
 
 #[test]

@@ -573,7 +573,10 @@ fn pinned_target_duration_forces_cuts() {
     );
     check_stream(&segs, &parts, true);
     assert!(stats.forced_cuts > 0);
-    assert_eq!(stats.discontinuities, 0, "forced cuts are not discontinuities");
+    assert_eq!(
+        stats.discontinuities, 0,
+        "forced cuts are not discontinuities"
+    );
     assert!(segs.iter().any(|s| !s.independent));
     assert!(segs
         .iter()
