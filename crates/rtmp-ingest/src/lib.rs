@@ -1,7 +1,7 @@
 //! Sluice RTMP: a sans-IO RTMP server core (handshake, chunk stream, AMF0, publisher and player
 //! sessions, Enhanced RTMP codec recognition, the player queue and join cache) plus, behind the
 //! default `driver` feature, a thin tokio connection actor in [`server`] and the player
-//! fan-out channel in [`fanout`] ([RTMP] = Adobe RTMP Specification 1.0, 21 Dec 2012).
+//! fan-out channel in [`fanout`] (RTMP = Adobe RTMP Specification 1.0, 21 Dec 2012).
 //!
 //! The split follows `quinn-proto`/`quinn`: built with `default-features = false` the crate has
 //! no tokio dependency at all and no tokio type in its API; the driver feeds the same

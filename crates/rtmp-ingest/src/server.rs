@@ -1,6 +1,6 @@
 //! The tokio driver: the only module that touches sockets and clocks. It makes no protocol
 //! decisions — it accepts (enforcing connection caps), reads into a buffer, feeds the
-//! [`Session`], writes `poll_transmit` output, turns deadlines into `handle_timeout` calls and
+//! [`Session`](crate::session::Session), writes `poll_transmit` output, turns deadlines into `handle_timeout` calls and
 //! relays events to the [`IngestHandler`] / [`MediaSink`] / player inbox.
 //!
 //! The connection actor ([`Server::run_connection`]) takes any `AsyncRead + AsyncWrite`: a
@@ -18,7 +18,7 @@
 //! ~75 messages a second (video frames and AAC frames); waking a thread for each one is most of
 //! the CPU an idle-looking origin spends per stream. So the driver sets the socket's receive low
 //! watermark (`SO_RCVLOWAT`, socket(7)) to the bytes still missing from the partly received
-//! message ([`Session::bytes_to_complete_message`], a lower bound) or, at a message boundary, to
+//! message ([`Session::bytes_to_complete_message`](crate::session::Session::bytes_to_complete_message), a lower bound) or, at a message boundary, to
 //! `read_batch_bytes`; the kernel then wakes the reader exactly when a large message (a
 //! keyframe, which closes a segment) is complete, and small messages are picked up by a
 //! non-blocking read on a tick aligned across all connections, so one timer wakeup serves them
@@ -126,7 +126,7 @@ pub struct IngestCounters {
 }
 
 /// Serves RTMP on `listener` until `shutdown` is cancelled; then every connection is closed
-/// (open publishes end with [`CloseReason::Shutdown`]) and this returns once all have finished.
+/// (open publishes end with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown)) and this returns once all have finished.
 pub async fn serve<H: IngestHandler>(
     listener: TcpListener,
     config: IngestConfig,

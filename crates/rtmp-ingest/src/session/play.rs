@@ -157,7 +157,7 @@ impl Session {
     }
 
     /// Starts the pending play: StreamBegin, `Play.Reset`, `Play.Start`, `|RtmpSampleAccess`
-    /// ([RTMP] §7.2.2.1). Media follows through [`Session::send_media`].
+    /// (Adobe RTMP 1.0 §7.2.2.1). Media follows through [`Session::send_media`].
     pub fn accept_play(&mut self, _now: Instant) -> Result<(), IngestError> {
         let p = self.pending_play("accept_play")?;
         p.state = PlayState::Active;
