@@ -288,15 +288,22 @@ impl CmafWriter {
             };
             let frame_ms = prev_ms.map_or(0, |p| (out_ms - p).max(0));
             if let (Some(seg_start), Some(part_start)) = (self.seg_start_ms, self.part_start_ms) {
-                // The previous lead sample ends here: finalise it before deciding.
-                self.finalise_video(out_ms);
-                match self.policy.decide(
+                let cut = self.policy.decide(
                     out_ms - seg_start,
                     out_ms - part_start,
                     frame_ms,
                     au.keyframe,
-                ) {
-                    Cut::None => {}
+                );
+                if let Cut::Gap { .. } = cut {
+                    // The segment ends where its media ends; the gap is a discontinuity.
+                    self.close_segment_flush();
+                    self.discontinuity_next = true;
+                } else {
+                    // The previous lead sample ends here.
+                    self.finalise_video(out_ms);
+                }
+                match cut {
+                    Cut::None | Cut::Gap { .. } => {}
                     Cut::Part => {
                         self.close_part();
                         self.part_start_ms = Some(out_ms);

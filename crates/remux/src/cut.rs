@@ -8,11 +8,17 @@
 //!
 //! * a segment ends at the first keyframe at or after `target_ms`;
 //! * a segment is force-cut (not independent) before its duration could round above
-//!   TARGETDURATION (§4.4.3.1: EXTINF rounded to the nearest integer ≤ TARGETDURATION);
+//!   TARGETDURATION (§4.4.3.1: EXTINF rounded to the nearest integer ≤ TARGETDURATION), with
+//!   the next frame step estimated generously (previous step + 25% + 1 ms);
 //! * a part ends before adding the next sample would make it longer than `part_target_ms`
 //!   (estimated with the previous sample duration; constant-rate streams never exceed it);
-//! * timestamp gaps are not this module's business: the timeline turns them into
-//!   discontinuities before they reach a cut, so durations are never clamped.
+//! * a timestamp gap is a discontinuity, never a clamped duration: large gaps are jumps that the
+//!   timeline rebases; a smaller gap that still leaves the open segment longer than the
+//!   TARGETDURATION allows ([`Cut::Gap`]) ends the segment at its last sample's own end and
+//!   starts a discontinuity, so `EXTINF` stays the real media duration.
+//!
+//! Every container writer (MPEG-TS in `segmenter`, fMP4/CMAF in `cmaf`) applies these decisions
+//! to the same lead-track timeline, so both containers have the same segment boundaries.
 
 /// What to do before adding a sample of the lead track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +29,13 @@ pub enum Cut {
     Part,
     /// Close the part and the segment; the sample starts a new segment.
     Segment {
+        /// The new segment starts with a random access point.
+        independent: bool,
+    },
+    /// The gap before the sample would make the open segment longer than TARGETDURATION allows:
+    /// close the segment at its last sample's estimated end (not at this sample) and start a new
+    /// segment with `#EXT-X-DISCONTINUITY` (RFC 8216bis §4.4.2.3).
+    Gap {
         /// The new segment starts with a random access point.
         independent: bool,
     },
@@ -62,10 +75,18 @@ impl CutPolicy {
     /// part's durations if the sample is not added (its DTS minus their start), `frame_ms` the
     /// previous sample's duration (the estimate of this one's).
     pub fn decide(&self, segment_ms: i64, part_ms: i64, frame_ms: i64, keyframe: bool) -> Cut {
+        if segment_ms > self.max_segment_ms() {
+            return Cut::Gap {
+                independent: keyframe,
+            };
+        }
         if keyframe && segment_ms >= i64::from(self.target_ms) {
             return Cut::Segment { independent: true };
         }
-        if segment_ms + frame_ms.max(0) > self.max_segment_ms() {
+        // The next step is estimated as the previous one plus a quarter and a millisecond, so
+        // millisecond timestamps (33/34 ms steps) and mild frame-rate jitter never overrun.
+        let frame_ms = frame_ms.max(0);
+        if segment_ms + frame_ms + frame_ms / 4 + 1 > self.max_segment_ms() {
             return Cut::Segment {
                 independent: keyframe,
             };
@@ -97,7 +118,7 @@ mod tests {
                     parts.push(dts - part_start);
                     part_start = dts;
                 }
-                Cut::Segment { independent } => {
+                Cut::Segment { independent } | Cut::Gap { independent } => {
                     parts.push(dts - part_start);
                     segs.push(dts - seg_start);
                     indep.push(independent);

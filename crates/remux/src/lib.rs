@@ -64,8 +64,6 @@ pub struct RemuxConfig {
     pub backward_tolerance_ms: u32,
     /// Pin EXT-X-TARGETDURATION (publisher reconnecting to an existing playlist). Default None.
     pub fixed_target_duration_s: Option<u32>,
-    /// Cap for the target duration derived from the first segment. Default 10.
-    pub max_target_duration_s: u32,
     /// An open segment reaching this size is force-cut. Default 32 MiB.
     pub max_segment_bytes: usize,
     /// Frames larger than this are dropped with an error. Default 8 MiB.
@@ -96,7 +94,6 @@ impl Default for RemuxConfig {
             max_timestamp_jump_ms: 3000,
             backward_tolerance_ms: 500,
             fixed_target_duration_s: None,
-            max_target_duration_s: 10,
             max_segment_bytes: 32 << 20,
             max_frame_bytes: 8 << 20,
             max_nal_units_per_frame: 1024,
@@ -271,8 +268,6 @@ pub struct RemuxStats {
     pub timestamps_nudged: u64,
     /// Presentation delay added because of negative composition times.
     pub pts_delay_ms: u32,
-    /// Segment durations capped to the target duration (a gap landed on a cut).
-    pub durations_clamped: u64,
     /// Sum of the dropped_* counters.
     pub dropped_frames: u64,
     pub dropped_before_keyframe: u64,
@@ -885,7 +880,8 @@ impl Remuxer {
     fn request_track_change(&mut self) {
         let info = self.build_codec_info();
         self.stats.codec = Some(info.clone());
-        self.seg.request_program(self.program(), info);
+        self.seg
+            .request_program(self.program(), info, &mut self.stats);
     }
 
     fn enqueue(&mut self, tag: FlvTag, arrival_ms: u64) {
@@ -955,13 +951,11 @@ impl Remuxer {
 
     /// Places `ts` on the timeline, reporting jumps. Returns output ms.
     fn place(&mut self, ts: u32, track: usize) -> i64 {
-        let limit_ms = i64::from(
-            self.seg
-                .target_duration_s
-                .unwrap_or(self.cfg.max_target_duration_s),
-        )
-        .saturating_mul(1000);
-        let max_jump = i64::from(self.cfg.max_timestamp_jump_ms).min(limit_ms.max(1000));
+        // The same jump threshold as the CMAF writer's: at most TARGETDURATION, at least 1 s.
+        let limit_ms = i64::from(self.seg.policy.target_duration_s).saturating_mul(1000);
+        let max_jump = i64::from(self.cfg.max_timestamp_jump_ms)
+            .min(limit_ms)
+            .max(1000);
         let p = self.timeline.place(
             ts,
             track,
@@ -977,7 +971,7 @@ impl Remuxer {
                     from_ms: from.max(0) as u64,
                     to_ms: to.max(0) as u64,
                 }));
-            self.seg.request_discontinuity();
+            self.seg.request_discontinuity(&mut self.stats);
         }
         p.out_ms
     }
@@ -1206,6 +1200,8 @@ fn audio_stream_type(a: &AudioConfig) -> u8 {
     }
 }
 
+#[cfg(test)]
+mod cut_tests;
 #[cfg(test)]
 mod pipeline_tests;
 #[cfg(test)]

@@ -1,12 +1,14 @@
-//! Segmenter and part builder: decides where segments and parts are cut and writes the TS bytes
-//! (HLS [RFC 8216bis] §3.1 / §4.4.3.1 target duration, §4.4.4.9 parts; ISO/IEC 13818-1 for TS).
+//! Stage 3a of the pipeline: the MPEG-TS writer. It applies the cut policy's decisions
+//! ([`CutPolicy::decide`], the same policy and lead-track timeline the CMAF writer uses) and
+//! writes the TS bytes (HLS [RFC 8216bis] §3.1 / §4.4.3.1 target duration, §4.4.4.9 parts;
+//! ISO/IEC 13818-1 for TS).
 //!
 //! * A segment starts with PAT, PMT and — when the stream has video — a keyframe PES.
-//! * Cut at the first video keyframe at or after the target (audio-only: the first audio frame).
-//! * The playlist target duration is fixed when the first segment closes (or pinned by the
-//!   caller). A segment that would outgrow it is cut at a non-keyframe (a *forced cut*:
-//!   counted, warned, `independent: false`). The open segment is also force-cut when its bytes
-//!   reach `max_segment_bytes`, so a stream without keyframes cannot grow without bound.
+//! * Where segments and parts end, EXT-X-TARGETDURATION, and how a gap becomes a discontinuity
+//!   are the cut policy's; the lead track is video, else audio. EXTINF is the real media
+//!   duration (next lead DTS minus the first), never clamped.
+//! * The only rule of this writer's own: the open segment is force-cut when its bytes reach
+//!   `max_segment_bytes`, so a stream without keyframes cannot grow without bound.
 //! * Parts end on frame boundaries; a segment's body is the list of its parts' `Bytes`.
 //! * Audio PES group up to `audio_frames_per_pes` frames, flushed at part boundaries.
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::cut::{Cut, CutPolicy};
 use crate::timeline::BASE_OFFSET_90K;
 use crate::ts::packet::ContinuityCounter;
 use crate::ts::pes::{write_pes, PesParams, Piece, STREAM_ID_AUDIO, STREAM_ID_VIDEO};
@@ -55,6 +58,14 @@ struct OpenSegment {
     last_primary_delta_90k: u64,
 }
 
+/// What the lead-track sample does to the open segment.
+enum LeadStep {
+    /// Dropped: no segment is open and it cannot start one.
+    Drop,
+    /// Written into the open segment (possibly after a cut).
+    Write,
+}
+
 struct AudioPes {
     pieces: Vec<Piece>,
     len: usize,
@@ -75,12 +86,11 @@ pub struct Segmenter {
     audio: AudioPes,
     last_pcr_90k: Option<u64>,
     next_sequence: u64,
-    /// The playlist's EXT-X-TARGETDURATION once fixed.
-    pub target_duration_s: Option<u32>,
+    /// Segment and part boundaries (shared with the CMAF writer).
+    pub policy: CutPolicy,
     /// The last frame step of the previous segment, for one-frame segments.
     last_frame_step_90k: u64,
-    /// Cut at the next opportunity and mark the new segment as a discontinuity.
-    cut_requested: bool,
+    /// The next segment is a discontinuity.
     discontinuity_pending: bool,
     /// Program/codec to switch to at the next cut.
     pending_program: Option<(Program, Arc<CodecInfo>)>,
@@ -90,7 +100,11 @@ pub struct Segmenter {
 
 impl Segmenter {
     pub fn new(cfg: RemuxConfig, program: Program, codec: Arc<CodecInfo>) -> Self {
-        let target_duration_s = cfg.fixed_target_duration_s.filter(|s| *s > 0);
+        let policy = CutPolicy::new(
+            cfg.target_duration_ms,
+            cfg.part_target_ms,
+            cfg.fixed_target_duration_s.filter(|s| *s > 0),
+        );
         Segmenter {
             cfg,
             program,
@@ -109,9 +123,8 @@ impl Segmenter {
             },
             last_pcr_90k: None,
             next_sequence: 0,
-            target_duration_s,
+            policy,
             last_frame_step_90k: 0,
-            cut_requested: false,
             discontinuity_pending: false,
             pending_program: None,
             part_capacity: 64 * 1024,
@@ -124,16 +137,22 @@ impl Segmenter {
         self.open.is_some()
     }
 
-    /// Start a new segment, marked discontinuity, at the next cut opportunity.
-    pub fn request_discontinuity(&mut self) {
-        self.cut_requested = true;
+    /// A timestamp jump or a track change: the open segment ends where its media ends, and the
+    /// next segment (at the next lead keyframe, as in the CMAF writer) is a discontinuity.
+    pub fn request_discontinuity(&mut self, stats: &mut RemuxStats) {
+        self.finish(stats);
         self.discontinuity_pending = true;
     }
 
-    /// Switches program/codec info at the next cut (a discontinuity if the tracks changed).
-    pub fn request_program(&mut self, program: Program, codec: Arc<CodecInfo>) {
+    /// Switches program/codec info with a discontinuity.
+    pub fn request_program(
+        &mut self,
+        program: Program,
+        codec: Arc<CodecInfo>,
+        stats: &mut RemuxStats,
+    ) {
         self.pending_program = Some((program, codec));
-        self.request_discontinuity();
+        self.request_discontinuity(stats);
     }
 
     /// Replaces the codec info for segments opened from now on (no cut; e.g. measured frame rate).
@@ -141,30 +160,73 @@ impl Segmenter {
         self.codec = codec;
     }
 
-    fn target_90k(&self) -> u64 {
-        let mut ms = u64::from(self.cfg.target_duration_ms.max(1));
-        if let Some(p) = self.cfg.fixed_target_duration_s.filter(|s| *s > 0) {
-            ms = ms.min(u64::from(p) * 1000);
+    /// Applies the cut policy to a lead-track sample at `t_90k` (DTS; PTS when audio-only).
+    fn lead_sample(
+        &mut self,
+        f: &MediaFrame,
+        t_90k: u64,
+        keyframe: bool,
+        stats: &mut RemuxStats,
+    ) -> LeadStep {
+        let Some(seg) = &self.open else {
+            if !keyframe {
+                return LeadStep::Drop;
+            }
+            self.open_segment(f, true);
+            return LeadStep::Write;
+        };
+        let ms = |from_90k: u64| (t_90k.saturating_sub(from_90k) / 90) as i64;
+        let (segment_ms, part_ms) = (ms(seg.first_dts_90k), ms(seg.part_first_dts_90k));
+        let frame_ms = ms(seg.last_primary_dts_90k);
+        let too_big = seg.len + self.out.len() + f.len >= self.cfg.max_segment_bytes;
+        match self.policy.decide(segment_ms, part_ms, frame_ms, keyframe) {
+            Cut::Gap { independent } => {
+                // The segment's media ends one frame step after its last sample; what follows
+                // the gap is a discontinuity.
+                let end = seg
+                    .last_primary_dts_90k
+                    .saturating_add(seg.last_primary_delta_90k.max(1));
+                self.close_segment(end, stats);
+                self.discontinuity_pending = true;
+                self.open_segment(f, independent);
+            }
+            Cut::Segment { independent } => {
+                if !independent {
+                    self.forced_cut("target duration", stats);
+                }
+                self.cut(f, t_90k, independent, stats);
+            }
+            Cut::None | Cut::Part if too_big => {
+                self.forced_cut("max_segment_bytes", stats);
+                // A byte-limit cut can land on a keyframe: that segment is still independent.
+                self.cut(f, t_90k, keyframe, stats);
+            }
+            Cut::Part => {
+                self.close_part(t_90k, stats);
+                self.start_part(t_90k, keyframe);
+            }
+            Cut::None => {}
         }
-        ms * 90
+        LeadStep::Write
     }
 
-    /// The longest a segment may be. HLS requires every EXTINF *rounded to the nearest integer*
-    /// to be <= EXT-X-TARGETDURATION, so a segment may last up to (but not including) TD + 0.5 s.
-    /// Cutting at TD instead would force non-keyframe cuts on every stream whose GOP is exactly
-    /// the target (2.000 s GOPs arrive as 1.967 + 0.034 s of millisecond timestamps).
-    fn limit_90k(&self) -> u64 {
-        let s = self.target_duration_s.unwrap_or_else(|| {
-            self.cfg
-                .max_target_duration_s
-                .max(1)
-                .max(self.cfg.target_duration_ms.div_ceil(1000))
-        });
-        max_honest_duration_90k(s)
+    fn forced_cut(&mut self, reason: &'static str, stats: &mut RemuxStats) {
+        stats.forced_cuts += 1;
+        self.outputs
+            .push_back(RemuxOutput::Warning(RemuxWarning::ForcedCut {
+                sequence: self.next_sequence,
+                reason,
+            }));
     }
 
-    fn part_90k(&self) -> u64 {
-        u64::from(self.cfg.part_target_ms.max(1)) * 90
+    /// Records the lead sample at `t_90k` as the open segment's last.
+    fn lead_written(&mut self, t_90k: u64) {
+        if let Some(seg) = &mut self.open {
+            if t_90k > seg.last_primary_dts_90k {
+                seg.last_primary_delta_90k = t_90k - seg.last_primary_dts_90k;
+            }
+            seg.last_primary_dts_90k = t_90k;
+        }
     }
 
     /// Pushes a video frame. Frames before the first keyframe are dropped (returns false).
@@ -172,49 +234,10 @@ impl Segmenter {
         if self.program.video.is_none() {
             return false;
         }
-        match &self.open {
-            None => {
-                if !f.keyframe {
-                    return false;
-                }
-                self.open_segment(&f, true);
-            }
-            Some(seg) => {
-                let elapsed = f.dts_90k.saturating_sub(seg.first_dts_90k);
-                let keyframe_cut =
-                    f.keyframe && (elapsed >= self.target_90k() || self.cut_requested);
-                let too_long =
-                    elapsed.saturating_add(seg.last_primary_delta_90k) > self.limit_90k();
-                let too_big = seg.len + self.out.len() + f.len >= self.cfg.max_segment_bytes;
-                if keyframe_cut {
-                    self.cut(&f, true, stats);
-                } else if too_long || too_big {
-                    stats.forced_cuts += 1;
-                    let reason = if too_big {
-                        "max_segment_bytes"
-                    } else {
-                        "target duration"
-                    };
-                    self.outputs
-                        .push_back(RemuxOutput::Warning(RemuxWarning::ForcedCut {
-                            sequence: self.next_sequence,
-                            reason,
-                        }));
-                    // A byte-limit cut can land on a keyframe: that segment is still independent.
-                    self.cut(&f, f.keyframe, stats);
-                } else if f.dts_90k.saturating_sub(seg.part_first_dts_90k) >= self.part_90k() {
-                    self.close_part(f.dts_90k, stats);
-                    self.start_part(&f, f.keyframe);
-                }
-            }
+        if let LeadStep::Drop = self.lead_sample(&f, f.dts_90k, f.keyframe, stats) {
+            return false;
         }
-        if let Some(seg) = &mut self.open {
-            seg.last_primary_delta_90k = f
-                .dts_90k
-                .saturating_sub(seg.last_primary_dts_90k)
-                .min(90_000);
-            seg.last_primary_dts_90k = f.dts_90k;
-        }
+        self.lead_written(f.dts_90k);
         let pcr_due = f.keyframe
             || self.last_pcr_90k.is_none_or(|p| {
                 f.dts_90k.saturating_sub(p) >= u64::from(self.cfg.pcr_interval_ms) * 90
@@ -241,27 +264,11 @@ impl Segmenter {
         }
         let audio_only = self.program.video.is_none();
         if audio_only {
-            match &self.open {
-                None => self.open_segment(&f, true),
-                Some(seg) => {
-                    let elapsed = f.pts_90k.saturating_sub(seg.first_dts_90k);
-                    let over_limit =
-                        elapsed.saturating_add(seg.last_primary_delta_90k) > self.limit_90k();
-                    if elapsed >= self.target_90k() || self.cut_requested || over_limit {
-                        self.cut(&f, true, stats);
-                    } else if f.pts_90k.saturating_sub(seg.part_first_dts_90k) >= self.part_90k() {
-                        self.close_part(f.pts_90k, stats);
-                        self.start_part(&f, true);
-                    }
-                }
+            // Every audio frame is a random access point.
+            if let LeadStep::Drop = self.lead_sample(&f, f.pts_90k, true, stats) {
+                return false;
             }
-            if let Some(seg) = &mut self.open {
-                seg.last_primary_delta_90k = f
-                    .pts_90k
-                    .saturating_sub(seg.last_primary_dts_90k)
-                    .min(90_000);
-                seg.last_primary_dts_90k = f.pts_90k;
-            }
+            self.lead_written(f.pts_90k);
         } else if self.open.is_none() {
             return false;
         }
@@ -311,7 +318,6 @@ impl Segmenter {
 
     fn open_segment(&mut self, f: &MediaFrame, independent: bool) {
         let discontinuity = std::mem::take(&mut self.discontinuity_pending);
-        self.cut_requested = false;
         if let Some((program, codec)) = self.pending_program.take() {
             if program.video != self.program.video || program.audio != self.program.audio {
                 self.program = Program {
@@ -350,13 +356,9 @@ impl Segmenter {
         self.last_pcr_90k = None;
     }
 
-    fn start_part(&mut self, f: &MediaFrame, independent: bool) {
+    fn start_part(&mut self, t_90k: u64, independent: bool) {
         if let Some(seg) = &mut self.open {
-            seg.part_first_dts_90k = if self.program.video.is_some() {
-                f.dts_90k
-            } else {
-                f.pts_90k
-            };
+            seg.part_first_dts_90k = t_90k;
             seg.part_independent = independent;
             self.out.reserve(self.part_capacity);
         }
@@ -385,13 +387,8 @@ impl Segmenter {
         seg.part_index += 1;
     }
 
-    fn cut(&mut self, f: &MediaFrame, independent: bool, stats: &mut RemuxStats) {
-        let end = if self.program.video.is_some() {
-            f.dts_90k
-        } else {
-            f.pts_90k
-        };
-        self.close_segment(end, stats);
+    fn cut(&mut self, f: &MediaFrame, end_90k: u64, independent: bool, stats: &mut RemuxStats) {
+        self.close_segment(end_90k, stats);
         self.open_segment(f, independent);
     }
 
@@ -403,32 +400,10 @@ impl Segmenter {
         if seg.parts.is_empty() {
             return;
         }
-        let mut duration_90k = end_90k.saturating_sub(seg.first_dts_90k);
-        let td = match self.target_duration_s {
-            Some(td) => td,
-            None => {
-                let want = self
-                    .cfg
-                    .target_duration_ms
-                    .div_ceil(1000)
-                    .max(u32::try_from(duration_90k.div_ceil(90_000)).unwrap_or(u32::MAX));
-                let td = want
-                    .min(
-                        self.cfg
-                            .max_target_duration_s
-                            .max(self.cfg.target_duration_ms.div_ceil(1000)),
-                    )
-                    .max(1);
-                self.target_duration_s = Some(td);
-                stats.target_duration_s = Some(td);
-                td
-            }
-        };
-        if duration_90k > max_honest_duration_90k(td) {
-            // Only reachable when a timestamp gap lands on the cut: keep the playlist honest.
-            duration_90k = max_honest_duration_90k(td);
-            stats.durations_clamped += 1;
-        }
+        // EXTINF is the real media duration: the cut policy keeps it within TARGETDURATION.
+        let duration_90k = end_90k.saturating_sub(seg.first_dts_90k);
+        let td = self.policy.target_duration_s;
+        stats.target_duration_s = Some(td);
         stats.segments += 1;
         if seg.discontinuity {
             stats.discontinuities += 1;
@@ -443,7 +418,7 @@ impl Segmenter {
             independent: seg.independent,
             discontinuity: seg.discontinuity,
             target_duration_s: td,
-            part_target_ms: self.cfg.part_target_ms,
+            part_target_ms: self.policy.part_target_ms,
             init_version: 0,
             first_arrival_ms: seg.first_arrival_ms,
             codec: seg.codec,
@@ -459,9 +434,4 @@ impl Segmenter {
             .saturating_add(seg.last_primary_delta_90k.max(1));
         self.close_segment(end, stats);
     }
-}
-
-/// The longest duration whose rounding to the nearest second is still `td_s` (HLS §4.4.3.1).
-fn max_honest_duration_90k(td_s: u32) -> u64 {
-    u64::from(td_s) * 90_000 + 45_000 - 1
 }

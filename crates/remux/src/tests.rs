@@ -533,7 +533,7 @@ fn identical_sequence_header_changes_nothing_new_one_is_a_discontinuity() {
 }
 
 #[test]
-fn long_gop_is_reported_once_and_sets_target_duration() {
+fn long_gop_is_reported_once_and_force_cut_under_the_configured_target_duration() {
     let (segs, parts, warns, stats) = run(
         RemuxConfig::default(),
         &generate(Gen {
@@ -542,7 +542,10 @@ fn long_gop_is_reported_once_and_sets_target_duration() {
         }),
     );
     check_stream(&segs, &parts, true);
-    assert_eq!(segs[0].target_duration_s, 4);
+    // TARGETDURATION is the cut policy's, from configuration alone (never learnt from a GOP):
+    // 4 s GOPs under a 2 s target are force-cut, and no EXTINF rounds above 2.
+    assert!(segs.iter().all(|s| s.target_duration_s == 2));
+    assert!(segs.iter().all(|s| s.duration_90k < 2 * 90_000 + 45_000));
     assert_eq!(
         warns
             .iter()
@@ -551,7 +554,8 @@ fn long_gop_is_reported_once_and_sets_target_duration() {
         1
     );
     assert!(stats.gop_exceeds_target);
-    assert_eq!(stats.forced_cuts, 0);
+    assert!(stats.forced_cuts > 0);
+    assert_eq!(stats.discontinuities, 0);
 }
 
 #[test]
@@ -569,6 +573,10 @@ fn pinned_target_duration_forces_cuts() {
     );
     check_stream(&segs, &parts, true);
     assert!(stats.forced_cuts > 0);
+    assert_eq!(
+        stats.discontinuities, 0,
+        "forced cuts are not discontinuities"
+    );
     assert!(segs.iter().any(|s| !s.independent));
     assert!(segs
         .iter()
