@@ -164,7 +164,8 @@ fn test(root: &Path, no_lint: bool, fuzz_seconds: u64) -> Result<()> {
     }
     let mut t = cargo();
     t.args(["test", "--workspace", "--locked", "--", "--test-threads=2"])
-        .env("SLUICE_TEST_SKIP_LOG", &skip_log);
+        // Not a SLUICE_ name: the sluice processes the tests spawn reject unknown SLUICE_ variables.
+        .env("XTASK_TEST_SKIP_LOG", &skip_log);
     // Tests find the Enhanced RTMP publisher here (not a SLUICE_ name: strict config).
     if let Some(p) = deps::ffmpeg9_path() {
         t.env("FFMPEG9", p);

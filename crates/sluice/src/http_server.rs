@@ -163,15 +163,23 @@ async fn serve(
                     crate::console::note_request(req.uri().path());
                 }
                 let router = router.clone();
+                let started = std::time::Instant::now();
                 async move {
+                    use crate::telemetry::{http_duration, HttpKind};
                     if let Some(tunnel) = tunnel {
-                        return Ok(tunnel.respond(req, peer).await);
+                        let resp = tunnel.respond(req, peer).await;
+                        http_duration(HttpKind::Rtmpt).record(started.elapsed().as_secs_f64());
+                        return Ok(resp);
                     }
                     if let Some(edge) = hls {
-                        return Ok::<_, std::convert::Infallible>(edge.respond(&req));
+                        let resp = edge.respond(&req);
+                        http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
+                        return Ok::<_, std::convert::Infallible>(resp);
                     }
                     req.extensions_mut().insert(ConnectInfo(peer));
-                    router.oneshot(req).await
+                    let resp = router.oneshot(req).await;
+                    http_duration(HttpKind::Operator).record(started.elapsed().as_secs_f64());
+                    resp
                 }
             });
         let conn = builder.serve_connection(TokioIo::new(Box::pin(io)), svc);

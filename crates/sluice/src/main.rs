@@ -56,6 +56,7 @@ fn real_main() -> Result<()> {
 async fn run(cfg: Config) -> Result<()> {
     let cfg = Arc::new(cfg);
     let prometheus = telemetry::install_metrics()?;
+    let _upkeep = telemetry::spawn_upkeep(prometheus.clone());
     let clock = Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::now()));
     let store = hls_edge::Store::new(pipeline::edge_config(&cfg), clock);
     let janitor = store.spawn_janitor();

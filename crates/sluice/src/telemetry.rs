@@ -28,6 +28,15 @@ pub fn init_logging(cfg: &LogConfig) -> Result<()> {
     Ok(())
 }
 
+/// Time from a request's head being read to its response head, in seconds.
+pub const HTTP_DURATION: &str = "sluice_http_request_duration_seconds";
+
+/// Histogram buckets for [`HTTP_DURATION`]: an in-memory origin answers in well under a
+/// millisecond; the upper buckets catch lock contention and slow operator routes.
+const HTTP_DURATION_BUCKETS_S: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 pub fn install_metrics() -> Result<PrometheusHandle> {
     // Per-stream series of streams that are gone stop being exported after 10 minutes, so a
     // long-running origin with many short-lived stream names does not grow without bound.
@@ -36,14 +45,69 @@ pub fn install_metrics() -> Result<PrometheusHandle> {
             metrics_util::MetricKindMask::COUNTER | metrics_util::MetricKindMask::GAUGE,
             Some(std::time::Duration::from_secs(600)),
         )
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(HTTP_DURATION.to_owned()),
+            HTTP_DURATION_BUCKETS_S,
+        )
+        .context("histogram buckets")?
         .install_recorder()
         .context("installing the Prometheus recorder")?;
     describe();
     Ok(handle)
 }
 
+/// Histogram samples wait in the recorder until they are folded into buckets; without a scrape
+/// that happens only here, so the samples held stay bounded by one interval's requests.
+pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// One pre-registered histogram handle per kind of HTTP request (a labelled `histogram!` call
+/// hashes and allocates; this runs once per request).
+pub fn http_duration(kind: HttpKind) -> &'static metrics::Histogram {
+    static HANDLES: std::sync::OnceLock<[metrics::Histogram; 3]> = std::sync::OnceLock::new();
+    let h = HANDLES.get_or_init(|| {
+        [HttpKind::Hls, HttpKind::Rtmpt, HttpKind::Operator]
+            .map(|k| metrics::histogram!(HTTP_DURATION, "kind" => k.label()))
+    });
+    &h[kind as usize]
+}
+
+/// What an HTTP request was routed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpKind {
+    /// Playlists, segments, parts and init segments (`hls_edge::Edge`).
+    Hls = 0,
+    /// RTMP tunnelled over HTTP polling.
+    Rtmpt = 1,
+    /// `/metrics`, `/api`, health, the preview page and its assets.
+    Operator = 2,
+}
+
+impl HttpKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpKind::Hls => "hls",
+            HttpKind::Rtmpt => "rtmpt",
+            HttpKind::Operator => "operator",
+        }
+    }
+}
+
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP time from request head to response head, by kind (hls, rtmpt, operator)"
+    );
     describe_counter!(
         "sluice_stream_bytes_received_total",
         Unit::Bytes,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Environment variable naming the file skips are appended to (set by `cargo xtask test`).
-pub const SKIP_LOG_ENV: &str = "SLUICE_TEST_SKIP_LOG";
+pub const SKIP_LOG_ENV: &str = "XTASK_TEST_SKIP_LOG";
 
 /// True when running in CI (`CI=true` or `CI=1`, any case): a missing tool is then a failure.
 pub fn in_ci() -> bool {

@@ -1,4 +1,4 @@
-//! Sans-IO building blocks for serving live streams to RTMP players (Adobe RTMP 1.0 §7.2.2.1 and the
+//! Sans-IO building blocks for serving live streams to RTMP players (RTMP §7.2.2.1 and the
 //! FLV tag layout of the Adobe FLV File Format Specification v10.1 §E.4): what a late joiner
 //! gets first ([`join::JoinCache`]) and the time-bounded per-player queue with its
 //! slow-consumer drop order ([`queue::PlayQueue`]). The player's protocol state (the replies

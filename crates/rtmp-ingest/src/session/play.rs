@@ -1,5 +1,5 @@
 //! The player side of a session: `play`, `pause`, `seek`, `receiveAudio`/`receiveVideo` and
-//! the media a player receives ([RTMP] §7.2.2.1, §7.2.2.4–§7.2.2.8; status codes of the
+//! the media a player receives (RTMP §7.2.2.1, §7.2.2.4–§7.2.2.8; status codes of the
 //! ActionScript 3.0 `NetStatusEvent.info` reference).
 //!
 //! ```text
@@ -157,7 +157,7 @@ impl Session {
     }
 
     /// Starts the pending play: StreamBegin, `Play.Reset`, `Play.Start`, `|RtmpSampleAccess`
-    /// (Adobe RTMP 1.0 §7.2.2.1). Media follows through [`Session::send_media`].
+    /// (RTMP §7.2.2.1). Media follows through [`Session::send_media`].
     pub fn accept_play(&mut self, _now: Instant) -> Result<(), IngestError> {
         let p = self.pending_play("accept_play")?;
         p.state = PlayState::Active;
@@ -366,7 +366,7 @@ impl Session {
             .filter(|p| p.state == PlayState::Active && p.stream_id == stream_id)
     }
 
-    /// `pause(flag, ms)` ([RTMP] §7.2.2.8): Pause.Notify + StreamEOF, or Unpause.Notify +
+    /// `pause(flag, ms)` (RTMP §7.2.2.8): Pause.Notify + StreamEOF, or Unpause.Notify +
     /// StreamBegin and a restart at the next keyframe.
     pub(super) fn pause_command(&mut self, msg: &RawMessage, cmd: &Command) {
         let pause = cmd.args.first().and_then(bool_arg).unwrap_or(true);
@@ -396,14 +396,14 @@ impl Session {
         self.send_control(&ControlMessage::UserControl(event));
     }
 
-    /// `seek(ms)` ([RTMP] §7.2.2.7): a live stream cannot seek, but libavformat drops every
+    /// `seek(ms)` (RTMP §7.2.2.7): a live stream cannot seek, but libavformat drops every
     /// packet after a seek until `Seek.Notify` arrives, so answer it and continue from the
     /// next keyframe.
     pub(super) fn seek_command(&mut self, msg: &RawMessage) {
         self.restart_at_keyframe(msg.stream_id);
     }
 
-    /// `receiveAudio(bool)` / `receiveVideo(bool)` ([RTMP] §7.2.2.4, §7.2.2.5): false mutes
+    /// `receiveAudio(bool)` / `receiveVideo(bool)` (RTMP §7.2.2.4, §7.2.2.5): false mutes
     /// the track without a reply; true answers like a seek.
     pub(super) fn receive_command(&mut self, msg: &RawMessage, cmd: &Command, video: bool) {
         let on = cmd.args.first().and_then(bool_arg).unwrap_or(true);
