@@ -4,9 +4,18 @@ vcl 4.1;
 # - Segments are immutable: cached for as long as the origin says (a day by default).
 # - Playlists are cached briefly (the origin sends max-age of about half a target duration).
 # - The whole URL, query string included, is the cache key, so LL-HLS blocking requests
-#   (_HLS_msn, _HLS_part, _HLS_skip) are cached per query.
+#   (_HLS_msn, _HLS_part, _HLS_skip) are cached per query (RFC 8216bis §6.2.5.2: a blocking
+#   response names a future playlist and never changes, so it is cached for the origin's
+#   lifetime, 6 target durations by Appendix B.1's table).
 # - Concurrent misses for one object are coalesced by Varnish's waiting list: a thousand
-#   viewers asking for a new segment cause one origin fetch.
+#   viewers asking for a new segment, or blocked on the next LL-HLS part, cause one origin
+#   fetch. That only holds while the response is cacheable: an uncacheable answer (ttl 0 or
+#   beresp.uncacheable, i.e. hit-for-miss/hit-for-pass) wakes the waiters into fetches of their
+#   own, one after the other. So every answer to a blocking request gets a TTL above zero, errors
+#   included, and busy objects are never bypassed (req.hash_ignore_busy stays false).
+# - Backend timeouts exceed the longest hold of a blocking request (3 target durations, §6.2.5.2)
+#   for target durations up to 6 s; preload-hinted parts stream to every waiting viewer as their
+#   bytes arrive (beresp.do_stream), and are cached once complete.
 # - Cookies never reach the origin or the cache key; the origin sets none.
 
 import std;
@@ -15,8 +24,11 @@ backend sluice {
     .host = "sluice";
     .port = "8080";
     .connect_timeout = 2s;
-    .first_byte_timeout = 10s;
-    .between_bytes_timeout = 5s;
+    # A blocking playlist request is held up to 3 target durations before the origin answers
+    # 503 (RFC 8216bis §6.2.5.2): 20 s covers target durations up to 6 s with margin.
+    .first_byte_timeout = 20s;
+    # A preload-hinted part streams as it is produced: one part target between bytes at most.
+    .between_bytes_timeout = 10s;
     .probe = {
         .url = "/healthz";
         .interval = 5s;
@@ -51,7 +63,11 @@ sub vcl_recv {
         set req.url = regsuball(req.url, "&&+", "&");
         set req.url = regsub(req.url, "[?&]+$", "");
         set req.url = regsub(req.url, "\?&", "?");
+        # One cache key per directive set, whatever order a client wrote them in.
+        set req.url = std.querysort(req.url);
     }
+    # Never skip the waiting list: concurrent requests for one object share one fetch.
+    set req.hash_ignore_busy = false;
     return (hash);
 }
 
@@ -71,18 +87,42 @@ sub vcl_backend_response {
         set beresp.uncacheable = true;
         return (deliver);
     }
-    if (bereq.url ~ "\.ts(\?|$)" || bereq.url ~ "\.(m4s|mp4)(\?|$)") {
+    if (bereq.url ~ "\.(ts|m4s|mp4|m4a|m4v|aac)(\?|$)") {
+        # Segments, LL-HLS parts and init segments: immutable names. A preload-hinted part is
+        # requested before it exists; the origin holds the request and sends the part's bytes as
+        # they are produced, so stream them to every waiting viewer at once.
+        set beresp.do_stream = true;
         if (beresp.status == 200 || beresp.status == 206) {
-            # Immutable segments: keep the origin's long max-age (at least a minute).
+            # Keep the origin's long max-age (at least a minute).
             if (beresp.ttl < 60s) {
                 set beresp.ttl = 60s;
             }
             set beresp.grace = 10s;
         } else {
+            # A name that does not exist yet may exist soon: remember the miss briefly.
             set beresp.ttl = 1s;
             set beresp.grace = 0s;
         }
-    } elsif (bereq.url ~ "\.m3u8") {
+        return (deliver);
+    }
+    if (bereq.url ~ "\.m3u8\?(.*&)?_HLS_msn=") {
+        # Blocking playlist reload: the answer for a future (msn, part) never changes, so keep
+        # the origin's lifetime (6 target durations by RFC 8216bis Appendix B.1). Errors (400 for
+        # a request too far ahead, 503 after the hold limit) are cached for a moment rather than
+        # made uncacheable, so a waiting list of viewers shares one answer instead of each
+        # refetching in turn.
+        if (beresp.status == 200) {
+            if (beresp.ttl <= 0s) {
+                set beresp.ttl = 12s;
+            }
+            set beresp.grace = 0s;
+        } else {
+            set beresp.ttl = 1s;
+            set beresp.grace = 0s;
+        }
+        return (deliver);
+    }
+    if (bereq.url ~ "\.m3u8") {
         # Live playlists: the origin's short max-age, never served stale for long.
         if (beresp.ttl > 2s || beresp.ttl <= 0s) {
             set beresp.ttl = 1s;
