@@ -4,6 +4,7 @@
 mod codecs;
 mod console;
 mod hostile;
+mod llhls;
 mod monitoring;
 mod play;
 mod rawrtmp;

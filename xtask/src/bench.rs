@@ -68,6 +68,9 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
     if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("fanout") {
         return crate::bench_fanout::run_alone(root, full);
     }
+    if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("llhls") {
+        return crate::bench_llhls::run_alone(root, full);
+    }
     if let Ok(spec) = std::env::var("XTASK_BENCH_LOAD") {
         return load_only(root, &spec);
     }
@@ -106,6 +109,8 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
     latency_and_http(root, &media, &opts, with_sluice, &mut out)?;
     let fan = crate::bench_fanout::FanoutOpts::new(full);
     crate::bench_fanout::fanout_and_rtmpt(root, &media, &fan, with_sluice, &mut out)?;
+    let ll = crate::bench_llhls::LlOpts::new(full);
+    crate::bench_llhls::llhls(root, &media, &ll, with_sluice, &mut out)?;
     let Collected { rows, notes, figs } = &mut out;
     unpaced_ingest(root, &media, &opts, with_sluice, rows, notes)?;
     if opts.full {

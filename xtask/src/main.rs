@@ -8,6 +8,7 @@ mod bench_chart;
 mod bench_fanout;
 mod bench_http;
 mod bench_ingest;
+mod bench_llhls;
 mod bench_report;
 mod deps;
 mod flv;
