@@ -309,6 +309,7 @@ mod tests {
                     bytes: bytes::Bytes::from(vec![0u8; 188]),
                     duration_90k: 180_000,
                     independent: true,
+                    segment_target_reached: false,
                 }],
                 init: None,
                 duration_90k: 180_000,
