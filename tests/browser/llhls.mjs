@@ -4,6 +4,8 @@
 // usage: node llhls.mjs <seconds> <mode>:<playlist-url> [<mode>:<playlist-url> ...]
 //   mode `ll`  : hls.js with lowLatencyMode: true (loads parts, blocking reloads, starts at
 //                PART-HOLD-BACK; RFC 8216bis §6.2.5 / Appendix C)
+//   mode `llsync`: as `ll`, plus maxLiveSyncPlaybackRate: 1.5 (hls.js may play up to 1.5x to
+//                catch up with its target latency; off by default in hls.js)
 //   mode `std` : hls.js with lowLatencyMode: false (a player that ignores LL-HLS)
 //
 // Every player is an hls.js instance in the same page with its own <video>, so a side-by-side
@@ -34,8 +36,8 @@ const players = specs.map((s) => {
   const i = s.indexOf(':');
   return { mode: s.slice(0, i), url: s.slice(i + 1) };
 });
-if (!seconds || players.length === 0 || players.some((p) => !['ll', 'std'].includes(p.mode))) {
-  console.error('usage: node llhls.mjs <seconds> <ll|std>:<playlist-url> ...');
+if (!seconds || players.length === 0 || players.some((p) => !['ll', 'llsync', 'std'].includes(p.mode))) {
+  console.error('usage: node llhls.mjs <seconds> <ll|llsync|std>:<playlist-url> ...');
   process.exit(2);
 }
 
@@ -52,7 +54,9 @@ const PAGE = `<!doctype html><html><body>
     document.body.appendChild(v);
     v.addEventListener('playing', () => { r.playing = true; });
     v.addEventListener('waiting', () => { if (r.playing) r.waiting++; });
-    const hls = new Hls({ debug: false, enableWorker: true, lowLatencyMode: p.mode === 'll' });
+    const cfg = { debug: false, enableWorker: true, lowLatencyMode: p.mode !== 'std' };
+    if (p.mode === 'llsync') cfg.maxLiveSyncPlaybackRate = 1.5;
+    const hls = new Hls(cfg);
     hls.on(Hls.Events.ERROR, (_e, d) => {
       const rec = { type: d.type, details: d.details, fatal: d.fatal, t: performance.now(),
         code: d.response && d.response.code, reason: String(d.reason || d.error || '').slice(0, 200) };

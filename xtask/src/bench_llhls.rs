@@ -2,7 +2,8 @@
 //! preload hints, Appendix C player behaviour), two parts:
 //! 1. Live latency in hls.js: one paced publisher per server; `tests/browser/llhls.mjs` plays, in
 //!    one headless Chromium page at the same time, Sluice's LL-HLS `cmaf.m3u8`
-//!    (`lowLatencyMode: true`), Sluice's standard `index.m3u8` and nginx-rtmp's `index.m3u8`, and
+//!    (`lowLatencyMode: true`, once with hls.js's other defaults and once allowed to catch up at
+//!    1.5x), Sluice's standard `index.m3u8` and nginx-rtmp's `index.m3u8`, and
 //!    samples `hls.latency` every 500 ms, plus (Sluice only: nginx-rtmp writes no
 //!    `EXT-X-PROGRAM-DATE-TIME`) the delay from a part's last frame reaching the origin to the part
 //!    being in hls.js's buffer.
@@ -174,8 +175,13 @@ fn latency(
             match wait_for("Sluice LL-HLS parts", Duration::from_secs(20), || {
                 playlist_text(s.http, CMAF).is_some_and(|t| next_part(&t).is_some())
             }) {
-                Ok(()) => players.push((s.kind, "ll", format!("http://{}{CMAF}", s.http))),
-                Err(e) => out.notes.push(format!("Sluice LL-HLS latency not measured: {e:#}")),
+                Ok(()) => {
+                    players.push((s.kind, "ll", format!("http://{}{CMAF}", s.http)));
+                    players.push((s.kind, "llsync", format!("http://{}{CMAF}", s.http)));
+                }
+                Err(e) => out
+                    .notes
+                    .push(format!("Sluice LL-HLS latency not measured: {e:#}")),
             }
         }
         players.push((s.kind, "std", format!("http://{}{index}", s.http)));
@@ -207,7 +213,10 @@ fn latency(
         let pdt = f64s(&r["pdtDelay"]);
         let part = f64s(&r["partDelay"]);
         let name = match (kind, *mode) {
-            (Kind::Sluice, "ll") => "Sluice LL-HLS (cmaf.m3u8, lowLatencyMode)",
+            (Kind::Sluice, "ll") => "Sluice LL-HLS (cmaf.m3u8, hls.js defaults + lowLatencyMode)",
+            (Kind::Sluice, "llsync") => {
+                "Sluice LL-HLS (cmaf.m3u8, lowLatencyMode + maxLiveSyncPlaybackRate 1.5)"
+            }
             (Kind::Sluice, _) => "Sluice standard HLS (index.m3u8, TS)",
             _ => "nginx-rtmp HLS (index.m3u8)",
         };
@@ -259,6 +268,15 @@ fn latency(
         ),
     );
     (r.sluice, r.nginx) = (ll, nginx);
+    out.rows.push(r);
+    let mut r = row(
+        "hls.js live latency (`hls.latency` median): Sluice LL-HLS with catch-up (`maxLiveSyncPlaybackRate: 1.5`) vs nginx-rtmp HLS",
+        "s",
+        &[],
+        Some(("<=", 0.5)),
+        "hls.js may play up to 1.5x to reach PART-HOLD-BACK (its default is 1x: never catch up after start)",
+    );
+    (r.sluice, r.nginx) = (get(Kind::Sluice, "llsync"), nginx);
     out.rows.push(r);
     let mut r = row(
         "hls.js live latency (`hls.latency` median): Sluice standard HLS vs nginx-rtmp HLS",
@@ -439,7 +457,7 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
     llhls(root, &media, &LlOpts::new(full), with_sluice, &mut out)?;
     let sh = crate::sh;
     let mut sec = format!(
-        "{BEGIN}\n## LL-HLS: player latency and blocking reloads\n\nMeasured by `XTASK_BENCH_ONLY=llhls cargo xtask bench{}` on {} ({} mode, {:.0} s), Sluice at git {} with its defaults (LL-HLS on, 2 s target duration), {} CPUs (`nproc`) shared with other work during the run: Chromium, the viewers, the publishers and both servers share these cores. Players: hls.js in headless Chromium, three in one page at once, each fed by its own real-time publisher of the bench source (2 s GOP).\n\n",
+        "{BEGIN}\n## LL-HLS: player latency and blocking reloads\n\nMeasured by `XTASK_BENCH_ONLY=llhls cargo xtask bench{}` on {} ({} mode, {:.0} s), Sluice at git {} with its defaults (LL-HLS on, 2 s target duration), {} CPUs (`nproc`) shared with other work during the run: Chromium, the viewers, the publishers and both servers share these cores. Players: hls.js in headless Chromium, four in one page at once, each fed by its own real-time publisher of the bench source (2 s GOP).\n\n",
         if full { " --full" } else { "" },
         sh("date -u '+%Y-%m-%d %H:%M UTC'"),
         if full { "full" } else { "quick" },
