@@ -150,7 +150,8 @@ http {{
     types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
     server {{
         listen {http};
-        location / {{ root {hls}; add_header Cache-Control no-cache; }}
+        # CORS so hls.js in a browser page (the LL-HLS latency bench) can load it too.
+        location / {{ root {hls}; add_header Cache-Control no-cache; add_header Access-Control-Allow-Origin *; }}
     }}
 }}
 "#,
