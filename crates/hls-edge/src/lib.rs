@@ -42,8 +42,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 mod eviction;
-mod ll;
 pub mod http;
+mod ll;
 pub mod media;
 mod playlist;
 mod rendition;
@@ -58,8 +58,8 @@ pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, StreamInfo,
     VideoCodec, VideoInfo,
 };
+pub use playlist::RenditionReport;
 pub use rendition::RenditionSummary;
 pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};
-pub use playlist::RenditionReport;
 pub use stream::{NewPart, NewSegment, SegmentStart, StreamState, StreamSummary};

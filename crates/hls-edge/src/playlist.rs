@@ -174,7 +174,11 @@ pub(crate) fn render(view: &PlaylistView<'_>) -> String {
     );
     let open = view.ll.as_ref().and_then(|ll| ll.open);
     if !view.segments.is_empty()
-        && view.segments.iter().chain(open.iter()).all(|x| x.independent)
+        && view
+            .segments
+            .iter()
+            .chain(open.iter())
+            .all(|x| x.independent)
     {
         s.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }

@@ -33,11 +33,11 @@ use http::{Method, StatusCode, Uri};
 
 use crate::body::{RenderedPlaylist, StoredBody};
 use crate::error::EdgeError;
-use crate::ll::{parse_directives, LlProgress};
 use crate::http::{
     accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range,
     slice_chunks, ChunksBody, RangeOutcome,
 };
+use crate::ll::{parse_directives, LlProgress};
 use crate::media::Container;
 use crate::store::Store;
 
@@ -340,11 +340,8 @@ async fn blocking_playlist(
             return Err(EdgeError::TooManyWaiting);
         };
         let limit = std::time::Duration::from_secs(3 * u64::from(now.target_duration_s.max(1)));
-        let woken = tokio::time::timeout(
-            limit,
-            rx.wait_for(|p| p.gone || p.ended || ready(p)),
-        )
-        .await;
+        let woken =
+            tokio::time::timeout(limit, rx.wait_for(|p| p.gone || p.ended || ready(p))).await;
         match woken {
             Ok(Ok(p)) => {
                 let p = p.clone();

@@ -24,8 +24,8 @@ use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::eviction::EvictionIndex;
 use crate::http::is_valid_name;
-use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
 use crate::ll::LlSignal;
+use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
 use crate::rendition::{Continuation, Dropped};
 use crate::stream::{NewPart, NewSegment, Pushed, SegmentStart, StreamCore, StreamSummary};
 
@@ -196,8 +196,7 @@ impl Store {
                 if core.state().is_none() {
                     self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
                 }
-                let (epoch, closed) =
-                    core.begin(params, now.instant, now.wall, &self.inner.config);
+                let (epoch, closed) = core.begin(params, now.instant, now.wall, &self.inner.config);
                 for p in closed {
                     self.store_pushed(&entry, &core, p);
                 }
@@ -209,8 +208,7 @@ impl Store {
                     .remove(&key)
                     .map(|t| t.continuation)
                     .unwrap_or_default();
-                let core =
-                    StreamCore::new(continuation, params, self.inner.config.low_latency);
+                let core = StreamCore::new(continuation, params, self.inner.config.low_latency);
                 self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
                 let epoch = core.publish_epoch;
                 let gauge = |c: Container| metrics::gauge!("sluice_stream_bytes_held", "app" => app.to_string(), "stream" => stream.to_string(), "container" => c.name());

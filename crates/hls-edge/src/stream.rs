@@ -18,9 +18,7 @@ use crate::body::{PartMeta, StoredBody};
 use crate::config::EdgeConfig;
 use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
 use crate::playlist::{self, RenditionReport, SegmentMeta};
-use crate::rendition::{
-    Continuation, Dropped, RenderContext, Rendition, RenditionSummary, Start,
-};
+use crate::rendition::{Continuation, Dropped, RenderContext, Rendition, RenditionSummary, Start};
 
 /// One part of a segment handed over by the producer (an LL-HLS partial segment).
 #[derive(Clone, Debug)]
@@ -339,7 +337,12 @@ impl StreamCore {
 
     /// The init segment number for `init` bytes of container `c`, holding its body; plus
     /// whether it is new and the bytes newly held.
-    fn init_for(&mut self, c: Container, init: Option<&Bytes>, wall: SystemTime) -> (Option<u64>, bool, u64) {
+    fn init_for(
+        &mut self,
+        c: Container,
+        init: Option<&Bytes>,
+        wall: SystemTime,
+    ) -> (Option<u64>, bool, u64) {
         let life_id = self.life_id;
         let r = &mut self.renditions[c];
         let ctype = content_type(c, &r.info);
@@ -465,7 +468,18 @@ impl StreamCore {
         meta.duration_90k = seg.duration_90k;
         meta.len_bytes = parts.iter().map(|p| p.bytes.len() as u64).sum();
         let chunks = parts.into_iter().map(|p| p.bytes).collect();
-        self.list(c, meta, chunks, Vec::new(), 0, seg.arrival_unix_ms, init_bytes, now, wall, cfg)
+        self.list(
+            c,
+            meta,
+            chunks,
+            Vec::new(),
+            0,
+            seg.arrival_unix_ms,
+            init_bytes,
+            now,
+            wall,
+            cfg,
+        )
     }
 
     /// Lists the open segment of `c` (its duration the producer's, else the sum of its parts).
@@ -483,8 +497,23 @@ impl StreamCore {
             meta.duration_90k = d;
         }
         let counted = meta.len_bytes;
-        let chunks = o.bodies.iter().flat_map(|b| b.chunks.iter().cloned()).collect();
-        Some(self.list(c, meta, chunks, o.bodies, counted, o.arrival_unix_ms, 0, now, wall, cfg))
+        let chunks = o
+            .bodies
+            .iter()
+            .flat_map(|b| b.chunks.iter().cloned())
+            .collect();
+        Some(self.list(
+            c,
+            meta,
+            chunks,
+            o.bodies,
+            counted,
+            o.arrival_unix_ms,
+            0,
+            now,
+            wall,
+            cfg,
+        ))
     }
 
     /// Lists every open segment as it is (the publisher is gone).

@@ -37,7 +37,8 @@ async fn wait_for_waiters(s: &TestStore, n: usize) {
 async fn wakes_when_the_part_is_pushed_and_not_before() {
     let (s, h, app, t0) = setup(EdgeConfig::default());
     let a = app.clone();
-    let req = tokio::spawn(async move { get(&a, "/live/b/cmaf.m3u8?_HLS_msn=1&_HLS_part=2").await });
+    let req =
+        tokio::spawn(async move { get(&a, "/live/b/cmaf.m3u8?_HLS_msn=1&_HLS_part=2").await });
     wait_for_waiters(&s, 1).await;
     h.part_at(&start1(), ll_part(0x21, 40, 45_000, false), t0 + secs(2.5));
     // Part 1.1 does not satisfy a request for 1.2.
@@ -46,7 +47,11 @@ async fn wakes_when_the_part_is_pushed_and_not_before() {
     h.part_at(&start1(), ll_part(0x22, 40, 45_000, false), t0 + secs(3.0));
     let r = req.await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.text().contains("part-1.2.m4s\"\n#EXT-X-PRELOAD-HINT"), "{}", r.text());
+    assert!(
+        r.text().contains("part-1.2.m4s\"\n#EXT-X-PRELOAD-HINT"),
+        "{}",
+        r.text()
+    );
     // Blocking answers are cacheable for 6 target durations (Appendix B.1).
     assert_eq!(r.header("cache-control"), "public, max-age=12");
     assert_eq!(s.waiting_requests("live", "b"), 0);
@@ -71,7 +76,8 @@ async fn msn_waits_for_the_whole_segment_and_past_last_part_means_next_segment()
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!seg.is_finished(), "a part is not the segment");
     h.clock.set(t0 + secs(3.0));
-    h.h.push_segment(ll_finish(90_000, T0_UNIX_MS + 2000)).unwrap();
+    h.h.push_segment(ll_finish(90_000, T0_UNIX_MS + 2000))
+        .unwrap();
     let r = seg.await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("seg-1.m4s\n"));
@@ -146,7 +152,8 @@ async fn bad_and_too_far_ahead_requests_are_400() {
     }
     // Within the limits: held, then 503 after 3 target durations (spec §6.2.5.2).
     let a = app.clone();
-    let held = tokio::spawn(async move { get(&a, "/live/b/cmaf.m3u8?_HLS_msn=1&_HLS_part=6").await });
+    let held =
+        tokio::spawn(async move { get(&a, "/live/b/cmaf.m3u8?_HLS_msn=1&_HLS_part=6").await });
     tokio::time::sleep(Duration::from_millis(5_900)).await;
     assert!(!held.is_finished());
     let r = held.await.unwrap();
@@ -194,7 +201,8 @@ async fn the_hinted_part_is_answered_when_pushed() {
     let req = tokio::spawn(async move { get(&a, "/live/b/part-1.2.m4s").await });
     wait_for_waiters(&s, 1).await;
     h.clock.set(t0 + secs(3.0));
-    h.h.push_segment(ll_finish(90_000, T0_UNIX_MS + 2000)).unwrap();
+    h.h.push_segment(ll_finish(90_000, T0_UNIX_MS + 2000))
+        .unwrap();
     assert_eq!(req.await.unwrap().status, StatusCode::NOT_FOUND);
     // Complete segments' parts stay downloadable and equal their byte range of the segment.
     let seg = get(&app, "/live/b/seg-1.m4s").await.body;

@@ -20,7 +20,12 @@ fn golden(name: &str, text: &str) {
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-    assert_eq!(text, want, "{name}: playlist differs from {}", path.display());
+    assert_eq!(
+        text,
+        want,
+        "{name}: playlist differs from {}",
+        path.display()
+    );
 }
 
 async fn text(app: &axum::Router, uri: &str) -> String {
@@ -39,8 +44,16 @@ async fn parts_and_preload_hint() {
     h.ll_segment(t0, 0, 4, 0x10);
     h.ll_segment(t0, 1, 4, 0x20);
     let start = cmaf_start(false, T0_UNIX_MS + 4000);
-    h.part_at(&start, ll_part(0x30, 50, 45_000, true), t0 + Duration::from_millis(4000));
-    h.part_at(&start, ll_part(0x31, 50, 44_910, false), t0 + Duration::from_millis(4500));
+    h.part_at(
+        &start,
+        ll_part(0x30, 50, 45_000, true),
+        t0 + Duration::from_millis(4000),
+    );
+    h.part_at(
+        &start,
+        ll_part(0x31, 50, 44_910, false),
+        t0 + Duration::from_millis(4500),
+    );
     golden("parts_and_hint", &text(&app, "/live/ll/cmaf.m3u8").await);
     // The open segment's parts are served at once.
     let r = get(&app, "/live/ll/part-2.1.m4s").await;
@@ -64,7 +77,11 @@ async fn delta_updates() {
         h.ll_segment(t0, i, 4, i as u8 * 16);
     }
     let start = cmaf_start(false, T0_UNIX_MS + 18_000);
-    h.part_at(&start, ll_part(0xA0, 50, 45_000, true), t0 + Duration::from_millis(18_000));
+    h.part_at(
+        &start,
+        ll_part(0xA0, 50, 45_000, true),
+        t0 + Duration::from_millis(18_000),
+    );
     let full = text(&app, "/live/ll/cmaf.m3u8").await;
     golden("skip_full", &full);
     let yes = text(&app, "/live/ll/cmaf.m3u8?_HLS_skip=YES").await;
@@ -73,7 +90,11 @@ async fn delta_updates() {
     let v2 = text(&app, "/live/ll/cmaf.m3u8?_HLS_skip=v2").await;
     assert_eq!(v2, yes);
     // Blocking and skipping together.
-    let both = text(&app, "/live/ll/cmaf.m3u8?_HLS_msn=9&_HLS_part=0&_HLS_skip=YES").await;
+    let both = text(
+        &app,
+        "/live/ll/cmaf.m3u8?_HLS_msn=9&_HLS_part=0&_HLS_skip=YES",
+    )
+    .await;
     assert_eq!(both, yes);
 }
 
@@ -87,13 +108,25 @@ async fn reconnect_with_discontinuity() {
     let h = s.publish_ll("live", "ll");
     h.ll_segment(t0, 0, 4, 0x10);
     let start = cmaf_start(false, T0_UNIX_MS + 2000);
-    h.part_at(&start, ll_part(0x20, 60, 45_000, true), t0 + Duration::from_millis(2000));
-    h.part_at(&start, ll_part(0x21, 60, 45_000, false), t0 + Duration::from_millis(2500));
+    h.part_at(
+        &start,
+        ll_part(0x20, 60, 45_000, true),
+        t0 + Duration::from_millis(2000),
+    );
+    h.part_at(
+        &start,
+        ll_part(0x21, 60, 45_000, false),
+        t0 + Duration::from_millis(2500),
+    );
     h.end_at(t0 + Duration::from_millis(2600));
     let h = s.publish_ll("live", "ll");
     let start = cmaf_start(false, T0_UNIX_MS + 5000);
     h.clock.set(t0 + Duration::from_millis(5000));
-    h.part_at(&start, ll_part(0x40, 70, 45_000, true), t0 + Duration::from_millis(5000));
+    h.part_at(
+        &start,
+        ll_part(0x40, 70, 45_000, true),
+        t0 + Duration::from_millis(5000),
+    );
     golden("reconnect", &text(&app, "/live/ll/cmaf.m3u8").await);
     // The short segment is the concatenation of the two parts it had.
     let seg = get(&app, "/live/ll/seg-1.m4s").await;

@@ -472,11 +472,7 @@ impl PublishSink {
                         segment_target_reached: p.segment_target_reached,
                     };
                     if p.container == remux::Container::Cmaf {
-                        self.push_cmaf_part(
-                            part,
-                            p.discontinuity,
-                            p.segment_first_arrival_ms,
-                        );
+                        self.push_cmaf_part(part, p.discontinuity, p.segment_first_arrival_ms);
                     } else {
                         self.pending_parts[edge_container(p.container)].push(part);
                     }
