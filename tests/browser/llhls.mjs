@@ -19,6 +19,8 @@
 //   requests     every request URL the page made for this player's origin (path and query),
 //                from Chromium's own network events, not from hls.js
 //   stalls       bufferStalledError count; waiting: <video> `waiting` events after first play
+//   firstPlayingMs  page time of the first `playing` event (a slow start on a loaded machine
+//                leaves a player that does not catch up further behind for the whole run)
 //   fatal        fatal hls.js errors
 // The page and hls.js (node_modules) are served from a loopback HTTP server, as in play.mjs.
 import { chromium } from 'playwright-core';
@@ -52,7 +54,10 @@ const PAGE = `<!doctype html><html><body>
     const v = document.createElement('video');
     v.muted = true; v.autoplay = true; v.playsInline = true; v.width = 320;
     document.body.appendChild(v);
-    v.addEventListener('playing', () => { r.playing = true; });
+    v.addEventListener('playing', () => {
+      if (!r.playing) r.firstPlayingMs = Math.round(performance.now());
+      r.playing = true;
+    });
     v.addEventListener('waiting', () => { if (r.playing) r.waiting++; });
     const cfg = { debug: false, enableWorker: true, lowLatencyMode: p.mode !== 'std' };
     if (p.mode === 'llsync') cfg.maxLiveSyncPlaybackRate = 1.5;

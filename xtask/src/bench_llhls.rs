@@ -228,7 +228,7 @@ fn latency(
         out.notes.push(format!(
             "{name}: hls.latency p10/p50/p90 {:.2}/{:.2}/{:.2} s over {} samples (hls.js {} target latency {}); \
              now - playingDate p50 {}; part available -> in hls.js buffer p50/p90/p99 {} over {} parts; \
-             bufferStalledError {}, <video> waiting {}, fatal errors {} {}; {url}",
+             first frame played {} ms after page load; bufferStalledError {}, <video> waiting {}, fatal errors {} {}; {url}",
             percentile(&lat, 0.1),
             percentile(&lat, 0.5),
             percentile(&lat, 0.9),
@@ -247,6 +247,7 @@ fn latency(
                 )
             },
             part.len(),
+            r["firstPlayingMs"],
             r["stalls"],
             r["waiting"],
             r["fatal"].as_array().map_or(0, |a| a.len()),
@@ -445,6 +446,19 @@ fn blocking(root: &Path, media: &Arc<Media>, o: &LlOpts, out: &mut Collected) ->
     Ok(())
 }
 
+const LL_HOW_TO_READ: &str = "
+How to read it: `hls.latency` is hls.js's own distance from the live edge it computes from the
+playlist. hls.js's defaults never speed up (`maxLiveSyncPlaybackRate` 1) nor seek forward
+(`liveMaxLatencyDurationCount` Infinity) once playing, so a player whose start was slow (a busy
+machine, a part it had to wait for) stays that much further behind for the whole run: compare
+the \"first frame played\" times above before reading a difference between players, and rerun.
+\"Part available -> in the buffer\" uses the origin's `EXT-X-PROGRAM-DATE-TIME` (arrival time of
+a segment's first frame) plus the part's offset and duration, so it is what the origin, the HTTP
+hop and hls.js's loader add after the part's last frame arrived, on one machine's clock. The
+blocked-request spread is measured by 1000 client threads on the same 2 cores as the server: it
+bounds the server's fan-out from above.
+";
+
 const BEGIN: &str = "<!-- llhls:begin -->";
 const END: &str = "<!-- llhls:end -->";
 
@@ -477,6 +491,7 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
     for n in &out.notes {
         sec.push_str(&format!("- {n}\n"));
     }
+    sec.push_str(LL_HOW_TO_READ);
     sec.push_str(END);
     sec.push('\n');
     let doc = root.join("docs/BENCHMARKS.md");
