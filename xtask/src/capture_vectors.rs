@@ -89,7 +89,10 @@ fn ffmpeg9() -> Option<String> {
         return Some(p);
     }
     let out = Command::new("python3")
-        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
         .output()
         .ok()?;
     let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
@@ -101,7 +104,9 @@ pub fn run(root: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let ffmpeg9 = ffmpeg9();
     if ffmpeg9.is_none() {
-        eprintln!("xtask: FFmpeg 9 not found ($FFMPEG9 or imageio_ffmpeg): its vector is not re-recorded");
+        eprintln!(
+            "xtask: FFmpeg 9 not found ($FFMPEG9 or imageio_ffmpeg): its vector is not re-recorded"
+        );
     }
     for p in publishers(ffmpeg9) {
         let bytes = capture(&p).with_context(|| format!("recording {}", p.file))?;

@@ -139,10 +139,15 @@ impl Reader {
     /// Feeds bytes; returns the messages they completed. Panics on a chunk stream the
     /// project's own decoder rejects (a server bug the test should see).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<RawMessage> {
-        self.decoder
-            .handle_input(bytes)
-            .unwrap_or_else(|e| panic!("server sent an invalid chunk stream: {e}"));
-        std::iter::from_fn(|| self.decoder.poll_message()).collect()
+        self.try_push(bytes)
+            .unwrap_or_else(|e| panic!("server sent an invalid chunk stream: {e}"))
+    }
+
+    /// Like [`Reader::push`], returning the decoder's error instead of panicking (for callers
+    /// outside tests, such as the load generator, that report it).
+    pub fn try_push(&mut self, bytes: &[u8]) -> Result<Vec<RawMessage>, rtmp_ingest::IngestError> {
+        self.decoder.handle_input(bytes)?;
+        Ok(std::iter::from_fn(|| self.decoder.poll_message()).collect())
     }
 }
 
