@@ -159,7 +159,7 @@ fn accept(listener: &TcpListener, child: &mut std::process::Child) -> Result<Tcp
 }
 
 /// Serves one publish with the project's own session, recording the client's bytes.
-fn record(mut sock: TcpStream) -> Result<Vec<u8>> {
+pub(crate) fn record(mut sock: TcpStream) -> Result<Vec<u8>> {
     sock.set_read_timeout(Some(PUBLISHER_DEADLINE))?;
     let mut session = Session::with_random(
         1,

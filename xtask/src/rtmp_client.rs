@@ -286,6 +286,46 @@ mod tests {
         }
     }
 
+    /// The publish sequence against the project's own session (the vector recorder), then
+    /// `close`: the server sees the whole FFmpeg command sequence and the metadata.
+    #[test]
+    fn publish_and_close_against_the_session() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            crate::capture_vectors::record(sock).unwrap()
+        });
+        let meta = amf_body(&[str("onMetaData"), Amf::object([("width", num(160.0))])]);
+        let session = publish(addr, "live", "load0", Some(&meta), Duration::from_secs(30)).unwrap();
+        assert_eq!(session.stream_id, 1);
+        session.close();
+        let recorded = server.join().unwrap();
+        let mut reader = Reader::new();
+        let commands: Vec<String> = reader
+            .push(&recorded[1 + 2 * 1536..])
+            .iter()
+            .filter(|m| {
+                m.type_id == message_type::AMF0_COMMAND || m.type_id == message_type::AMF0_DATA
+            })
+            .filter_map(|m| {
+                let values = rtmp_ingest::amf0::decode_all(&m.payload, Default::default()).ok()?;
+                Some(values.first()?.as_str()?.to_owned())
+            })
+            .collect();
+        let want = [
+            "connect",
+            "releaseStream",
+            "FCPublish",
+            "createStream",
+            "publish",
+            "@setDataFrame",
+            "FCUnpublish",
+            "deleteStream",
+        ];
+        assert_eq!(commands, want);
+    }
+
     /// A command written here is read back by the project's decoder as the same values.
     #[test]
     fn command_round_trip() {
