@@ -83,26 +83,10 @@ fn publishers(ffmpeg9: Option<String>) -> Vec<Publisher> {
     out
 }
 
-/// The static FFmpeg 9 (Enhanced RTMP v2): `$FFMPEG9`, else the Python `imageio_ffmpeg` copy.
-fn ffmpeg9() -> Option<String> {
-    if let Ok(p) = std::env::var("FFMPEG9") {
-        return Some(p);
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !path.is_empty()).then_some(path)
-}
-
 pub fn run(root: &Path) -> Result<()> {
     let dir = root.join("crates/rtmp-ingest/testdata");
     std::fs::create_dir_all(&dir)?;
-    let ffmpeg9 = ffmpeg9();
+    let ffmpeg9 = test_support::find_ffmpeg9().map(|p| p.to_string_lossy().into_owned());
     if ffmpeg9.is_none() {
         eprintln!(
             "xtask: FFmpeg 9 not found ($FFMPEG9 or imageio_ffmpeg): its vector is not re-recorded"

@@ -12,4 +12,6 @@ pub mod gate;
 #[cfg(feature = "rtmp")]
 pub mod rtmp;
 
-pub use gate::{ffmpeg9, in_ci, require, require_command, require_tool, skip, SKIP_LOG_ENV};
+pub use gate::{
+    ffmpeg9, find_ffmpeg9, in_ci, require, require_command, require_tool, skip, SKIP_LOG_ENV,
+};
