@@ -1,5 +1,5 @@
-//! Test support shared by the workspace's tests (dev-dependency only; the h2 pattern of a
-//! separate test-support crate).
+//! Test support shared by the workspace's tests and by `xtask` (never a dependency of a shipped
+//! crate; the h2 pattern of a separate test-support crate).
 //!
 //! * [`gate`]: the one tool gate. A test that needs a real peer (ffmpeg, GStreamer, Chromium,
 //!   Varnish, ...) asks [`require_tool`]; a missing tool fails the test when `CI` is `true` or
