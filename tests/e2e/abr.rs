@@ -118,7 +118,7 @@ fn first_video_pts(s: &Sluice, dir: &str, playlist: &str, seg: &str) -> f64 {
     if let Some(init) = playlist
         .lines()
         .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-        .last()
+        .next_back()
     {
         bytes = s.get(&format!("{dir}/{}", init.trim_end_matches('"'))).body;
     }

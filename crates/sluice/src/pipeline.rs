@@ -218,17 +218,12 @@ impl IngestHandler for App {
             self.refuse("shutting_down", app, stream, peer);
             return Err(PublishRefusal::BadName("server is shutting down".into()));
         }
-        if !valid_name(app) || !valid_name(stream) {
+        // `NAME~vK` names are the renditions of multitrack publishes (hls_edge::group).
+        if !valid_name(app) || !valid_name(stream) || hls_edge::group::is_track_stream_name(stream)
+        {
             self.refuse("bad_name", app, stream, peer);
             return Err(PublishRefusal::BadName(
-                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters".into(),
-            ));
-        }
-        if hls_edge::group::is_track_stream_name(stream) {
-            // `NAME~vK` are the renditions of multitrack publishes (hls_edge::group).
-            self.refuse("bad_name", app, stream, peer);
-            return Err(PublishRefusal::BadName(
-                "stream names ending in ~v<number> are reserved for multitrack renditions".into(),
+                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters, and do not end in ~v<number>".into(),
             ));
         }
         if let Err(r) = self.auth.authorize(app, stream, &req.params, peer).await {
