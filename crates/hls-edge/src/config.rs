@@ -35,6 +35,10 @@ pub struct EdgeConfig {
     /// Requests one stream may hold waiting at once (blocking playlist reloads and preload-hint
     /// part requests, RFC 8216bis §6.2.5.2, §6.2.6); more are answered 503 at once.
     pub max_waiting_requests_per_stream: usize,
+    /// Stream name suffixes that make groups: with `["_hi", "_lo"]`, the publishes `NAME_hi`
+    /// and `NAME_lo` are the renditions of the multivariant playlist `NAME/index.m3u8`
+    /// (see [`crate::group`]). Empty: no suffix groups (multitrack groups still form).
+    pub variant_suffixes: Vec<String>,
 }
 
 impl Default for EdgeConfig {
@@ -51,6 +55,7 @@ impl Default for EdgeConfig {
             max_streams: 1000,
             low_latency: true,
             max_waiting_requests_per_stream: 10_000,
+            variant_suffixes: Vec::new(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 mod eviction;
+pub mod group;
 pub mod http;
 mod ll;
 pub mod media;
@@ -54,11 +55,11 @@ mod stream;
 pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
+pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
 pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, StreamInfo,
     VideoCodec, VideoInfo,
 };
-pub use playlist::RenditionReport;
 pub use rendition::RenditionSummary;
 pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};

@@ -62,7 +62,7 @@ pub(crate) struct SegmentMeta {
 /// Another rendition of the same group, as `EXT-X-RENDITION-REPORT` lists it (RFC 8216bis
 /// §4.4.5.4). A group of one (today) has none; the multivariant side passes its siblings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RenditionReport {
+pub(crate) struct RenditionReport {
     /// The sibling's media playlist URI, relative to this playlist (e.g. `../cam_720p/cmaf.m3u8`).
     pub uri: String,
     /// Media sequence number of its last segment or (open) part.

@@ -179,6 +179,9 @@ pub struct HlsConfig {
     pub max_waiting_requests_per_stream: usize,
     pub segment_max_age_s: u32,
     pub not_found_max_age_s: u32,
+    /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
+    /// multivariant playlist `NAME/index.m3u8`.
+    pub variant_suffixes: Vec<String>,
 }
 
 /// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
@@ -205,6 +208,7 @@ impl Default for HlsConfig {
             max_waiting_requests_per_stream: edge.max_waiting_requests_per_stream,
             segment_max_age_s: edge.segment_cache_max_age_s,
             not_found_max_age_s: edge.not_found_max_age_s,
+            variant_suffixes: edge.variant_suffixes,
         }
     }
 }
@@ -439,6 +443,14 @@ impl Config {
             h.max_waiting_requests_per_stream >= 1,
             "hls.max_waiting_requests_per_stream",
             "must be at least 1",
+        )?;
+        check(
+            h.variant_suffixes.len() <= 16
+                && h.variant_suffixes.iter().all(|s| {
+                    valid_name(s) && !hls_edge::group::is_track_stream_name(&format!("x{s}"))
+                }),
+            "hls.variant_suffixes",
+            "at most 16 suffixes of [A-Za-z0-9._~-], none of the reserved form ~vN",
         )?;
         let h = &self.http;
         check(
