@@ -44,11 +44,16 @@ fn ll_hls_tags_blocking_reload_and_preload_hint() {
     }
     // The TS playlist stays a standard one.
     let ts = s.get("/live/ll/index.m3u8").text();
-    assert!(!ts.contains("#EXT-X-PART") && ts.contains("#EXT-X-VERSION:3\n"), "{ts}");
+    assert!(
+        !ts.contains("#EXT-X-PART") && ts.contains("#EXT-X-VERSION:3\n"),
+        "{ts}"
+    );
 
     // Blocking reload for the hinted part: held until it exists, then the playlist lists it.
     let (msn, part) = hint(&s.get("/live/ll/cmaf.m3u8").text());
-    let r = s.get(&format!("/live/ll/cmaf.m3u8?_HLS_msn={msn}&_HLS_part={part}"));
+    let r = s.get(&format!(
+        "/live/ll/cmaf.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    ));
     assert_eq!(r.status, 200);
     let after = r.text();
     assert!(
@@ -76,7 +81,11 @@ fn ll_hls_tags_blocking_reload_and_preload_hint() {
     let mut offset = 0;
     for i in 0..=part {
         let b = s.get(&format!("/live/ll/part-{msn}.{i}.m4s")).body;
-        assert_eq!(&seg.body[offset..offset + b.len()], b.as_slice(), "part {msn}.{i}");
+        assert_eq!(
+            &seg.body[offset..offset + b.len()],
+            b.as_slice(),
+            "part {msn}.{i}"
+        );
         offset += b.len();
     }
 }
