@@ -57,6 +57,7 @@ pub struct Config {
     pub play: crate::playback::PlayConfig,
     pub rtmpt: crate::rtmpt::RtmptConfig,
     pub rtmps: crate::tls::RtmpsConfig,
+    pub recording: crate::recording::RecordingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -175,6 +176,12 @@ pub struct HlsConfig {
     pub max_streams: usize,
     pub segment_max_age_s: u32,
     pub not_found_max_age_s: u32,
+    /// DVR window in seconds (0: off); the DVR playlist is `/{app}/{stream}/dvr.m3u8`.
+    pub dvr_window_s: u64,
+    /// Directory for DVR segments (emptied at start); empty: `<temp dir>/sluice-dvr-<http port>`.
+    pub dvr_dir: String,
+    /// Bytes of DVR segments on disk across all streams; the oldest go first beyond it.
+    pub dvr_max_bytes_total: u64,
 }
 
 /// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
@@ -199,6 +206,9 @@ impl Default for HlsConfig {
             max_streams: edge.max_streams,
             segment_max_age_s: edge.segment_cache_max_age_s,
             not_found_max_age_s: edge.not_found_max_age_s,
+            dvr_window_s: 0,
+            dvr_dir: String::new(),
+            dvr_max_bytes_total: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -429,6 +439,17 @@ impl Config {
             "must be at least hls.max_bytes_per_stream",
         )?;
         check(h.max_streams >= 1, "hls.max_streams", "must be at least 1")?;
+        check(
+            h.dvr_window_s <= 7 * 24 * 3600,
+            "hls.dvr_window_s",
+            "must be between 0 (off) and 604800 (a week)",
+        )?;
+        check(
+            h.dvr_max_bytes_total >= 1024 * 1024,
+            "hls.dvr_max_bytes_total",
+            "must be at least 1 MiB",
+        )?;
+        self.recording.validate()?;
         let h = &self.http;
         check(
             h.request_timeout_ms >= 100,

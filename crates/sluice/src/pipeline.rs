@@ -146,6 +146,8 @@ pub struct App {
     /// RTMP playback fan-out (one hub per live stream).
     pub playback: Arc<Playback>,
     draining: AtomicBool,
+    /// Recordings and DVR windows (set at start when either is on).
+    pub archive: std::sync::OnceLock<Arc<crate::recording::Archive>>,
 }
 
 impl App {
@@ -160,6 +162,7 @@ impl App {
             live: Arc::new(Mutex::new(HashMap::new())),
             next_registration: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            archive: std::sync::OnceLock::new(),
         }
     }
 
@@ -308,6 +311,7 @@ impl IngestHandler for App {
             metrics: StreamMetrics::new(app, stream),
             video_codec: None,
             audio_codec: None,
+            archive: self.archive.get().map(|a| a.begin(app, stream)),
         })
     }
 }
@@ -343,6 +347,8 @@ pub struct PublishSink {
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
+    /// This publish's recording / DVR feed (the disk writer's queue).
+    archive: Option<crate::recording::Tap>,
 }
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
@@ -538,6 +544,17 @@ impl PublishSink {
             remux::Container::Ts => None,
             remux::Container::Cmaf => self.cmaf_init.clone(),
         };
+        if let Some(tap) = &mut self.archive {
+            tap.segment(crate::recording::SegmentJob {
+                container: crate::recording::container(container),
+                parts: parts.iter().map(|p| p.bytes.clone()).collect(),
+                init: init.clone(),
+                duration_90k: seg.duration_90k,
+                wall_unix_ms: seg.first_arrival_ms,
+                discontinuity: seg.discontinuity,
+                independent: seg.independent,
+            });
+        }
         let pushed = h.push_segment(hls_edge::NewSegment {
             container,
             parts,
@@ -712,6 +729,10 @@ impl MediaSink for PublishSink {
         }
         if let Some(h) = self.handle.take() {
             h.end();
+        }
+        if let Some(mut tap) = self.archive.take() {
+            // Before the name is released: a reconnect's begin comes after this end.
+            tap.end();
         }
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         metrics::gauge!("sluice_streams_live").decrement(1.0);
