@@ -3,6 +3,7 @@
 
 mod codecs;
 mod console;
+mod dvr;
 mod hostile;
 mod monitoring;
 mod play;

@@ -88,11 +88,14 @@ pub struct Recording {
     pub index: Arc<RwLock<Index>>,
 }
 
+/// A stream's (app, stream) name.
+pub type StreamKey = (String, String);
+
 /// What HTTP handlers read: the indexes, never media bytes.
 #[derive(Default)]
 pub struct Shared {
     pub recordings: RwLock<BTreeMap<String, Recording>>,
-    pub dvr: RwLock<HashMap<(String, String), Arc<RwLock<Index>>>>,
+    pub dvr: RwLock<HashMap<StreamKey, Arc<RwLock<Index>>>>,
 }
 
 /// One segment on its way to the writer.
