@@ -613,7 +613,10 @@ impl Writer {
                 freed_total += freed;
             }
         }
+        let stream_bytes = index.bytes();
         drop(index);
+        metrics::gauge!("sluice_dvr_stream_bytes", "app" => key.0.clone(), "stream" => key.1.clone())
+            .set(stream_bytes as f64);
         if freed_total > 0 {
             self.dvr_bytes = self.dvr_bytes.saturating_sub(freed_total);
             metrics::counter!("sluice_dvr_evicted_bytes_total", "reason" => "window")
