@@ -11,6 +11,7 @@ mod pipeline;
 mod playback;
 mod recording;
 mod recording_http;
+mod recording_writer;
 mod rtmpt;
 #[cfg(test)]
 mod sim;

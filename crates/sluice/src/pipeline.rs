@@ -529,6 +529,7 @@ impl PublishSink {
         // CMAF parts were joined per part: complete when their bytes add up to the segment.
         let complete =
             same_bytes || (seg.container == remux::Container::Cmaf && parts_len == seg.len);
+        let times = crate::recording::SegmentTimes::of(&seg);
         if !complete {
             // Parts not reported one by one: the segment's chunks, the duration on the last.
             let n = seg.parts.len();
@@ -544,17 +545,7 @@ impl PublishSink {
             remux::Container::Ts => None,
             remux::Container::Cmaf => self.cmaf_init.clone(),
         };
-        if let Some(tap) = &mut self.archive {
-            tap.segment(crate::recording::SegmentJob {
-                container: crate::recording::container(container),
-                parts: parts.iter().map(|p| p.bytes.clone()).collect(),
-                init: init.clone(),
-                duration_90k: seg.duration_90k,
-                wall_unix_ms: seg.first_arrival_ms,
-                discontinuity: seg.discontinuity,
-                independent: seg.independent,
-            });
-        }
+        crate::recording::feed(self.archive.as_mut(), container, &parts, &init, times);
         let pushed = h.push_segment(hls_edge::NewSegment {
             container,
             parts,
@@ -730,10 +721,9 @@ impl MediaSink for PublishSink {
         if let Some(h) = self.handle.take() {
             h.end();
         }
-        if let Some(mut tap) = self.archive.take() {
-            // Before the name is released: a reconnect's begin comes after this end.
-            tap.end();
-        }
+        // The tap ends the recording's publish (Drop) before the name is released: a
+        // reconnect's begin comes after this end.
+        drop(self.archive.take());
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         metrics::gauge!("sluice_streams_live").decrement(1.0);
         tracing::info!(
@@ -763,52 +753,5 @@ impl MediaSink for PublishSink {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(app: &str, stream: &str) -> PublishRequest {
-        PublishRequest {
-            connection_id: 1,
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            app: app.into(),
-            stream: stream.into(),
-            params: Vec::new(),
-            tc_url: None,
-            kick: CancellationToken::new(),
-        }
-    }
-
-    fn app() -> App {
-        let cfg = Arc::new(Config::default());
-        let store = hls_edge::Store::new(
-            edge_config(&cfg),
-            Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::UNIX_EPOCH)),
-        );
-        App::new(cfg.clone(), store, Authorizer::new(&cfg.auth).unwrap())
-    }
-
-    /// The window between one publish releasing its name and its sink being dropped: a new
-    /// publisher of the same name that registers there must keep its entry when the old sink
-    /// goes (before the fix, the old sink's `Drop` removed the new publisher's entry: the API
-    /// kick answered 404 and a third publisher was let in).
-    #[tokio::test]
-    async fn an_old_sink_never_releases_a_newer_publishers_name() {
-        let app = app();
-        let first = app.authorize(request("live", "s")).await.ok().unwrap();
-        // The name is released (as `on_close` does) while the first sink is still alive.
-        release_registration(&app.live, &first.key, first.registration);
-        let second = app.authorize(request("live", "s")).await.ok().unwrap();
-        drop(first);
-        assert!(app.kick("live", "s"), "the second publisher lost its entry");
-        assert!(
-            app.authorize(request("live", "s")).await.is_err(),
-            "a third publisher was admitted next to the second"
-        );
-        drop(second);
-        assert!(
-            !app.kick("live", "s"),
-            "the second sink released its own entry"
-        );
-        assert!(app.authorize(request("live", "s")).await.is_ok());
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;
