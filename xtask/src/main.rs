@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation (the rust-analyzer pattern).
 //!
 //! `cargo xtask test` is the single command that sets up a fresh machine and runs the whole suite;
-//! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`.
+//! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`, `capture-vectors`.
 
 mod bench;
 mod bench_chart;
@@ -10,6 +10,7 @@ mod bench_fanout;
 mod bench_http;
 mod bench_ingest;
 mod bench_report;
+mod capture_vectors;
 mod deps;
 mod flv;
 mod http_client;
@@ -66,6 +67,9 @@ enum Cmd {
     },
     /// Validate docker/compose.yaml and the shipped Varnish configuration.
     DockerCheck,
+    /// Re-record the real-encoder RTMP vectors in crates/rtmp-ingest/testdata (FFmpeg 5.1,
+    /// GStreamer rtmp2sink, librtmp through GStreamer rtmpsink, FFmpeg 9 Enhanced RTMP).
+    CaptureVectors,
 }
 
 fn main() -> Result<()> {
@@ -82,6 +86,7 @@ fn main() -> Result<()> {
         Cmd::Bench { full } => bench::run(&root, full),
         Cmd::Soak { minutes } => soak::run(&root, minutes),
         Cmd::DockerCheck => docker_check(&root),
+        Cmd::CaptureVectors => capture_vectors::run(&root),
     }
 }
 
@@ -92,10 +97,8 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `CI=true` or `CI=1` (any case), as `test_support::in_ci` reads it for the tests.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
+/// `CI=true` or `CI=1` (any case): the one reading, shared with the tests' tool gate.
+pub use test_support::in_ci;
 
 /// Runs a command, inheriting stdio, failing with its name on a non-zero exit.
 pub fn run(cmd: &mut Command) -> Result<()> {
@@ -167,7 +170,7 @@ fn test(root: &Path, no_lint: bool, fuzz_seconds: u64) -> Result<()> {
     let mut t = cargo();
     t.args(["test", "--workspace", "--locked", "--", "--test-threads=2"])
         // Not a SLUICE_ name: the sluice processes the tests spawn reject unknown SLUICE_ variables.
-        .env("XTASK_TEST_SKIP_LOG", &skip_log);
+        .env(test_support::SKIP_LOG_ENV, &skip_log);
     // Tests find the Enhanced RTMP publisher here (not a SLUICE_ name: strict config).
     if let Some(p) = deps::ffmpeg9_path() {
         t.env("FFMPEG9", p);

@@ -182,6 +182,9 @@ pub struct HlsConfig {
     pub dvr_dir: String,
     /// Bytes of DVR segments on disk across all streams; the oldest go first beyond it.
     pub dvr_max_bytes_total: u64,
+    /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
+    /// multivariant playlist `NAME/index.m3u8`.
+    pub variant_suffixes: Vec<String>,
 }
 
 /// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
@@ -209,6 +212,7 @@ impl Default for HlsConfig {
             dvr_window_s: 0,
             dvr_dir: String::new(),
             dvr_max_bytes_total: 10 * 1024 * 1024 * 1024,
+            variant_suffixes: edge.variant_suffixes,
         }
     }
 }
@@ -450,6 +454,14 @@ impl Config {
             "must be at least 1 MiB",
         )?;
         self.recording.validate()?;
+        check(
+            h.variant_suffixes.len() <= 16
+                && h.variant_suffixes.iter().all(|s| {
+                    valid_name(s) && !hls_edge::group::is_track_stream_name(&format!("x{s}"))
+                }),
+            "hls.variant_suffixes",
+            "at most 16 suffixes of [A-Za-z0-9._~-], none of the reserved form ~vN",
+        )?;
         let h = &self.http;
         check(
             h.request_timeout_ms >= 100,
