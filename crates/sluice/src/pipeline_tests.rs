@@ -1,4 +1,4 @@
-//! Tests of the publish registry (`pipeline`): a sink only ever releases its own name.
+//! Tests of the publish registry in `pipeline` (name ownership across publishes).
 
 use super::*;
 

@@ -75,13 +75,6 @@ impl RecordingConfig {
     }
 }
 
-pub fn container(c: hls_edge::Container) -> Container {
-    match c {
-        hls_edge::Container::Ts => Container::Ts,
-        hls_edge::Container::Cmaf => Container::Cmaf,
-    }
-}
-
 /// One recording as the API lists it.
 #[derive(Clone)]
 pub struct Recording {
@@ -209,40 +202,17 @@ impl Drop for Tap {
     }
 }
 
-/// A segment's timing and flags, taken before its parts are moved.
-#[derive(Clone, Copy)]
-pub struct SegmentTimes {
-    duration_90k: u64,
-    first_arrival_ms: u64,
-    discontinuity: bool,
-    independent: bool,
-}
-
-impl SegmentTimes {
-    pub fn of(seg: &remux::Segment) -> Self {
-        SegmentTimes {
-            duration_90k: seg.duration_90k,
-            first_arrival_ms: seg.first_arrival_ms,
-            discontinuity: seg.discontinuity,
-            independent: seg.independent,
-        }
-    }
-}
-
-/// The pipeline's hook: a completed segment of `container` (its parts' `Bytes`, shared with
-/// the edge) goes to the disk writer.
-pub fn feed(
-    tap: Option<&mut Tap>,
-    container: hls_edge::Container,
-    parts: &[hls_edge::NewPart],
-    init: &Option<Bytes>,
-    seg: SegmentTimes,
-) {
+/// The pipeline's hook: a completed segment (its chunks' `Bytes`, shared with the edge, no
+/// copy) and the init segment it needs go to the disk writer.
+pub fn feed(tap: Option<&mut Tap>, seg: &remux::Segment, init: Option<Bytes>) {
     if let Some(tap) = tap {
         tap.segment(SegmentJob {
-            container: self::container(container),
-            parts: parts.iter().map(|p| p.bytes.clone()).collect(),
-            init: init.clone(),
+            container: match seg.container {
+                remux::Container::Ts => Container::Ts,
+                remux::Container::Cmaf => Container::Cmaf,
+            },
+            parts: seg.parts.clone(),
+            init,
             duration_90k: seg.duration_90k,
             wall_unix_ms: seg.first_arrival_ms,
             discontinuity: seg.discontinuity,
