@@ -149,7 +149,6 @@ pub struct App {
     /// RTMP playback fan-out (one hub per live stream).
     pub playback: Arc<Playback>,
     draining: AtomicBool,
-    /// Recordings and DVR windows (set at start when either is on).
     pub archive: std::sync::OnceLock<Arc<crate::recording::Archive>>,
 }
 
@@ -355,8 +354,7 @@ pub struct PublishSink {
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
-    /// This publish's recording / DVR feed (the disk writer's queue).
-    archive: Option<crate::recording::Tap>,
+    archive: Option<crate::recording::Tap>, // recording / DVR writer feed
 }
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
@@ -572,8 +570,7 @@ impl PublishSink {
         }
         // CMAF parts already pushed one by one are the segment: nothing more to hand over.
         let complete = same_bytes || cmaf_part_bytes > 0;
-        let cmaf_init = (seg.container == remux::Container::Cmaf).then_some(&self.cmaf_init);
-        crate::recording::feed(self.archive.as_mut(), &seg, cmaf_init.cloned().flatten());
+        crate::recording::feed(self.archive.as_mut(), &seg, &self.cmaf_init);
         if !complete {
             // Parts not reported one by one: the segment's chunks, the duration on the last.
             let n = seg.parts.len();
@@ -769,9 +766,7 @@ impl MediaSink for PublishSink {
         if let Some(h) = self.handle.take() {
             h.end();
         }
-        // The tap ends the recording's publish (Drop) before the name is released: a
-        // reconnect's begin comes after this end.
-        drop(self.archive.take());
+        drop(self.archive.take()); // ends the recording's publish before the name is released
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         metrics::gauge!("sluice_streams_live").decrement(1.0);
         tracing::info!(

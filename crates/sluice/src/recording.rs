@@ -204,8 +204,12 @@ impl Drop for Tap {
 
 /// The pipeline's hook: a completed segment (its chunks' `Bytes`, shared with the edge, no
 /// copy) and the init segment it needs go to the disk writer.
-pub fn feed(tap: Option<&mut Tap>, seg: &remux::Segment, init: Option<Bytes>) {
+pub fn feed(tap: Option<&mut Tap>, seg: &remux::Segment, cmaf_init: &Option<Bytes>) {
     if let Some(tap) = tap {
+        let init = match seg.container {
+            remux::Container::Ts => None,
+            remux::Container::Cmaf => cmaf_init.clone(),
+        };
         tap.segment(SegmentJob {
             container: match seg.container {
                 remux::Container::Ts => Container::Ts,
