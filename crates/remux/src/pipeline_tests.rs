@@ -240,7 +240,10 @@ fn multitrack_one_rendition_per_video_track_cuts_aligned() {
     assert_eq!(bytes(&a.ts), bytes(&b.ts));
     // A track that is never sent writes nothing.
     let (c, _) = run_tags(track(7), &multi);
-    assert!(c.cmaf.iter().all(|s| s.codec.video.is_none()), "track 7 has no video");
+    assert!(
+        c.cmaf.iter().all(|s| s.codec.video.is_none()),
+        "track 7 has no video"
+    );
 }
 
 #[test]

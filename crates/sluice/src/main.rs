@@ -9,6 +9,7 @@ mod console;
 mod http_server;
 mod pipeline;
 mod playback;
+mod renditions;
 mod rtmpt;
 #[cfg(test)]
 mod sim;
