@@ -276,6 +276,24 @@ fn suffix_group_ladder_is_one_multivariant_playlist() {
     assert_eq!(misaligned, 0, "{api}");
     assert_eq!(s.get("/api/groups/live/cam").status, 200);
     assert_eq!(s.get("/api/groups/live/nope").status, 404);
+
+    // The preview page shows the group with a rendition picker (automatic + 3) and what plays.
+    if require("chromium") && node_modules().is_some() {
+        let report = play_in_browser("-", 12, Some(&s.http("/")));
+        let cards = report["report"]["preview"].as_array().unwrap();
+        let card = cards
+            .iter()
+            .find(|c| c["id"] == "live/cam")
+            .unwrap_or_else(|| panic!("no group card: {report}"));
+        let choices = card["renditions"].as_array().unwrap();
+        assert_eq!(choices.len(), 4, "{report}");
+        assert_eq!(choices[0], "automatic", "{report}");
+        assert!(
+            card["playing"].as_str().unwrap().contains("playing"),
+            "{report}"
+        );
+        assert!(card["currentTime"].as_f64().unwrap() > 1.0, "{report}");
+    }
 }
 
 /// FFmpeg 9 publishes the same ladder as one Enhanced RTMP multitrack publish (three video
