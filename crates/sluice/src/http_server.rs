@@ -172,7 +172,7 @@ async fn serve(
                         return Ok(resp);
                     }
                     if let Some(edge) = hls {
-                        let resp = edge.respond(&req);
+                        let resp = edge.respond(req).await;
                         http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
                         return Ok::<_, std::convert::Infallible>(resp);
                     }

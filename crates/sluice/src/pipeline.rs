@@ -60,6 +60,8 @@ pub fn edge_config(cfg: &Config) -> hls_edge::EdgeConfig {
         segment_cache_max_age_s: h.segment_max_age_s,
         not_found_max_age_s: h.not_found_max_age_s,
         max_streams: h.max_streams,
+        low_latency: h.low_latency,
+        max_waiting_requests_per_stream: h.max_waiting_requests_per_stream,
         variant_suffixes: h.variant_suffixes.clone(),
     }
 }
@@ -315,6 +317,7 @@ impl IngestHandler for App {
             kick: req.kick.clone(),
             broken: false,
             pending_parts: hls_edge::PerContainer::default(),
+            cmaf_part_bytes: 0,
             cmaf_init: None,
             last_ts_active: true,
             metrics: StreamMetrics::new(app, stream),
@@ -351,9 +354,11 @@ pub struct PublishSink {
     dropped_reported: u64,
     kick: CancellationToken,
     broken: bool,
-    /// The remuxer's parts of the segment being cut, per container (their bytes are the
-    /// segment's chunks).
+    /// The remuxer's parts of the TS segment being cut (their bytes are the segment's chunks).
+    /// CMAF parts go to the edge as they are made (LL-HLS) instead.
     pending_parts: hls_edge::PerContainer<Vec<hls_edge::NewPart>>,
+    /// Bytes of the open CMAF segment's parts the edge took.
+    cmaf_part_bytes: usize,
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
@@ -416,7 +421,11 @@ impl PublishSink {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
             match out {
-                remux::RemuxOutput::Init(i) => self.cmaf_init = Some(i.bytes),
+                remux::RemuxOutput::Init(i) => {
+                    // Declared before the first part, so parts get the right content type.
+                    self.declare_media(remux::Container::Cmaf, &i.codec);
+                    self.cmaf_init = Some(i.bytes);
+                }
                 remux::RemuxOutput::Part(p) => {
                     // A part is one Bytes for TS; a CMAF part's chunks (styp, moof, samples)
                     // are joined once here, since the edge stores one body per part.
@@ -425,11 +434,17 @@ impl PublishSink {
                     } else {
                         bytes::Bytes::from(p.chunks.concat())
                     };
-                    self.pending_parts[edge_container(p.container)].push(hls_edge::NewPart {
+                    let part = hls_edge::NewPart {
                         bytes,
                         duration_90k: p.duration_90k,
                         independent: p.independent,
-                    })
+                        segment_target_reached: p.segment_target_reached,
+                    };
+                    if p.container == remux::Container::Cmaf {
+                        self.push_cmaf_part(part, p.discontinuity, p.segment_first_arrival_ms);
+                    } else {
+                        self.pending_parts[edge_container(p.container)].push(part);
+                    }
                 }
                 remux::RemuxOutput::Segment(seg) => self.publish_segment(seg),
                 remux::RemuxOutput::Warning(w) => self.warn(w),
@@ -475,10 +490,33 @@ impl PublishSink {
         }
     }
 
+    /// LL-HLS: a CMAF part goes to the edge the moment the remuxer made it.
+    fn push_cmaf_part(&mut self, part: hls_edge::NewPart, discontinuity: bool, arrival_ms: u64) {
+        let Some(h) = &self.handle else { return };
+        let len = part.bytes.len();
+        let start = hls_edge::SegmentStart {
+            container: hls_edge::Container::Cmaf,
+            init: self.cmaf_init.clone(),
+            discontinuity,
+            arrival_unix_ms: arrival_ms,
+        };
+        match h.push_part(&start, part) {
+            Ok(()) => self.cmaf_part_bytes += len,
+            Err(e) => {
+                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "part not listed")
+            }
+        }
+    }
+
     fn publish_segment(&mut self, seg: remux::Segment) {
         let container = edge_container(seg.container);
         self.declare_media(seg.container, &seg.codec);
         let mut parts = std::mem::take(&mut self.pending_parts[container]);
+        let cmaf_part_bytes = if seg.container == remux::Container::Cmaf {
+            std::mem::take(&mut self.cmaf_part_bytes)
+        } else {
+            0
+        };
         // Stream statistics follow the primary container (TS when it is written).
         let primary = !self.remuxer.ts_active() || seg.container == remux::Container::Ts;
         if primary {
@@ -490,10 +528,12 @@ impl PublishSink {
         let same_bytes = parts.len() == seg.parts.len()
             && (parts.iter().zip(&seg.parts))
                 .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
-        let parts_len: usize = parts.iter().map(|p| p.bytes.len()).sum();
-        // CMAF parts were joined per part: complete when their bytes add up to the segment.
-        let complete =
-            same_bytes || (seg.container == remux::Container::Cmaf && parts_len == seg.len);
+        if cmaf_part_bytes > 0 && cmaf_part_bytes != seg.len {
+            tracing::warn!(app = %self.key.0, stream = %self.key.1, parts_bytes = cmaf_part_bytes,
+                segment_bytes = seg.len, "CMAF parts do not add up to their segment");
+        }
+        // CMAF parts already pushed one by one are the segment: nothing more to hand over.
+        let complete = same_bytes || cmaf_part_bytes > 0;
         if !complete {
             // Parts not reported one by one: the segment's chunks, the duration on the last.
             let n = seg.parts.len();
@@ -502,6 +542,7 @@ impl PublishSink {
                     bytes,
                     duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
                     independent: i == 0 && seg.independent,
+                    segment_target_reached: false,
                 })
                 .collect();
         }
@@ -719,52 +760,5 @@ impl MediaSink for PublishSink {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(app: &str, stream: &str) -> PublishRequest {
-        PublishRequest {
-            connection_id: 1,
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            app: app.into(),
-            stream: stream.into(),
-            params: Vec::new(),
-            tc_url: None,
-            kick: CancellationToken::new(),
-        }
-    }
-
-    fn app() -> App {
-        let cfg = Arc::new(Config::default());
-        let store = hls_edge::Store::new(
-            edge_config(&cfg),
-            Arc::new(hls_edge::TokioClock::new(std::time::SystemTime::UNIX_EPOCH)),
-        );
-        App::new(cfg.clone(), store, Authorizer::new(&cfg.auth).unwrap())
-    }
-
-    /// The window between one publish releasing its name and its sink being dropped: a new
-    /// publisher of the same name that registers there must keep its entry when the old sink
-    /// goes (before the fix, the old sink's `Drop` removed the new publisher's entry: the API
-    /// kick answered 404 and a third publisher was let in).
-    #[tokio::test]
-    async fn an_old_sink_never_releases_a_newer_publishers_name() {
-        let app = app();
-        let first = app.authorize(request("live", "s")).await.ok().unwrap();
-        // The name is released (as `on_close` does) while the first sink is still alive.
-        release_registration(&app.live, &first.key, first.registration);
-        let second = app.authorize(request("live", "s")).await.ok().unwrap();
-        drop(first);
-        assert!(app.kick("live", "s"), "the second publisher lost its entry");
-        assert!(
-            app.authorize(request("live", "s")).await.is_err(),
-            "a third publisher was admitted next to the second"
-        );
-        drop(second);
-        assert!(
-            !app.kick("live", "s"),
-            "the second sink released its own entry"
-        );
-        assert!(app.authorize(request("live", "s")).await.is_ok());
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;
