@@ -111,6 +111,7 @@ impl TrackRendition {
                 bytes,
                 duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
                 independent: i == 0 && seg.independent,
+                segment_target_reached: false,
             })
             .collect();
         let pushed = h.push_segment(hls_edge::NewSegment {
