@@ -5,6 +5,7 @@ mod abr;
 mod codecs;
 mod console;
 mod hostile;
+mod ll_smoke;
 mod monitoring;
 mod play;
 mod rawrtmp;
