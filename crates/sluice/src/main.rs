@@ -12,6 +12,7 @@ mod playback;
 mod recording;
 mod recording_http;
 mod recording_writer;
+mod renditions;
 mod rtmpt;
 #[cfg(test)]
 mod sim;
