@@ -22,6 +22,9 @@ use rtmp_ingest::flv_tag::{self, Media, PacketKind};
 const MAX_HEADER_TAGS: usize = 32;
 /// ...and this many bytes (sequence headers are a few hundred bytes; metadata a few KiB).
 const MAX_HEADER_BYTES: usize = 256 * 1024;
+/// Video tracks of one publish written as renditions; further track ids are ignored (each costs
+/// a remuxer that reads every tag of the publish, so a publisher cannot multiply the work).
+const MAX_TRACK_RENDITIONS: usize = 8;
 
 pub(crate) fn edge_container(c: remux::Container) -> hls_edge::Container {
     match c {
@@ -179,7 +182,9 @@ impl Multitrack {
             self.video_tracks.extend(&new_tracks);
             let all = self.video_tracks.clone();
             for id in all {
-                if !self.tracks.iter().any(|t| t.track_id == id) {
+                if !self.tracks.iter().any(|t| t.track_id == id)
+                    && self.tracks.len() < MAX_TRACK_RENDITIONS
+                {
                     self.start_track(id, arrival_ms);
                 }
             }
