@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authorizer;
 use crate::config::{ms, valid_name, Config};
 use crate::playback::{Hub, PlayGuard, Playback};
+use crate::renditions::{edge_container, edge_info, Multitrack};
 
 pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
     let r = &cfg.rtmp;
@@ -149,6 +150,7 @@ pub struct App {
     /// RTMP playback fan-out (one hub per live stream).
     pub playback: Arc<Playback>,
     draining: AtomicBool,
+    pub archive: std::sync::OnceLock<Arc<crate::recording::Archive>>,
 }
 
 impl App {
@@ -163,6 +165,7 @@ impl App {
             live: Arc::new(Mutex::new(HashMap::new())),
             next_registration: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            archive: std::sync::OnceLock::new(),
         }
     }
 
@@ -283,6 +286,13 @@ impl IngestHandler for App {
             }
         };
         let remuxer = remux::Remuxer::new(remux_config(&self.cfg, Some(target_duration_s)));
+        let multitrack = Multitrack::new(
+            &self.store,
+            app,
+            stream,
+            params,
+            remux_config(&self.cfg, Some(target_duration_s)),
+        );
         metrics::counter!("sluice_publish_total").increment(1);
         metrics::gauge!("sluice_streams_live").increment(1.0);
         tracing::info!(app, stream, %peer, connection = req.connection_id, "publish started");
@@ -298,6 +308,7 @@ impl IngestHandler for App {
             params: req.params,
             started: Instant::now(),
             remuxer,
+            multitrack,
             handle: Some(handle),
             stats,
             labels: [("app", app.to_string()), ("stream", stream.to_string())],
@@ -314,6 +325,7 @@ impl IngestHandler for App {
             metrics: StreamMetrics::new(app, stream),
             video_codec: None,
             audio_codec: None,
+            archive: self.archive.get().map(|a| a.begin(app, stream)),
         })
     }
 }
@@ -330,6 +342,8 @@ pub struct PublishSink {
     params: Vec<(String, String)>,
     started: Instant,
     remuxer: remux::Remuxer,
+    /// The video tracks of a multitrack publish as renditions `NAME~vK` (then `handle` gets none).
+    multitrack: Multitrack,
     handle: Option<hls_edge::StreamHandle>,
     stats: Arc<Mutex<LiveStats>>,
     labels: [(&'static str, String); 2],
@@ -351,6 +365,7 @@ pub struct PublishSink {
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
+    archive: Option<crate::recording::Tap>, // recording / DVR writer feed
 }
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
@@ -403,51 +418,6 @@ impl StreamMetrics {
                 counter.increment(n);
             }
         }
-    }
-}
-
-fn edge_container(c: remux::Container) -> hls_edge::Container {
-    match c {
-        remux::Container::Ts => hls_edge::Container::Ts,
-        remux::Container::Cmaf => hls_edge::Container::Cmaf,
-    }
-}
-
-/// The edge's typed description of what the remuxer produces.
-fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
-    use hls_edge::{AudioCodec, VideoCodec};
-    let video = c.video.as_ref().and_then(|v| {
-        let codec = match v.codec {
-            "h264" => VideoCodec::H264,
-            "hevc" => VideoCodec::Hevc,
-            "av1" => VideoCodec::Av1,
-            "vp9" => VideoCodec::Vp9,
-            _ => return None,
-        };
-        Some(hls_edge::VideoInfo {
-            codec,
-            width: v.width,
-            height: v.height,
-            frame_rate: v.frame_rate,
-        })
-    });
-    let audio = c.audio.as_ref().and_then(|a| {
-        let codec = match a.codec {
-            "aac" => AudioCodec::Aac,
-            "mp3" => AudioCodec::Mp3,
-            "opus" => AudioCodec::Opus,
-            _ => return None,
-        };
-        Some(hls_edge::AudioInfo {
-            codec,
-            sample_rate_hz: a.sample_rate_hz,
-            channels: a.channels,
-        })
-    });
-    hls_edge::StreamInfo {
-        codecs: Some(c.codecs.clone()),
-        video,
-        audio,
     }
 }
 
@@ -556,7 +526,9 @@ impl PublishSink {
         if primary {
             self.segment_stats(&seg);
         }
-        let Some(h) = &self.handle else { return };
+        let Some(h) = self.handle.as_ref().filter(|_| !self.multitrack.active()) else {
+            return;
+        };
         let same_bytes = parts.len() == seg.parts.len()
             && (parts.iter().zip(&seg.parts))
                 .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
@@ -566,6 +538,7 @@ impl PublishSink {
         }
         // CMAF parts already pushed one by one are the segment: nothing more to hand over.
         let complete = same_bytes || cmaf_part_bytes > 0;
+        crate::recording::feed(self.archive.as_mut(), &seg, &self.cmaf_init);
         if !complete {
             // Parts not reported one by one: the segment's chunks, the duration on the last.
             let n = seg.parts.len();
@@ -726,6 +699,7 @@ impl MediaSink for PublishSink {
         // process or another stream. The publisher is kicked (the encoder reconnects and the
         // playlist continues with a discontinuity).
         let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.multitrack.push(&flv, unix_ms());
             self.remuxer.push(flv, unix_ms())
         }));
         match pushed {
@@ -757,10 +731,12 @@ impl MediaSink for PublishSink {
         if !self.broken {
             self.remuxer.finish();
             self.drain();
+            self.multitrack.finish();
         }
         if let Some(h) = self.handle.take() {
             h.end();
         }
+        drop(self.archive.take()); // ends the recording's publish before the name is released
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         metrics::gauge!("sluice_streams_live").decrement(1.0);
         tracing::info!(
