@@ -97,6 +97,9 @@ fn dvr_seek_back_then_recording_as_vod_and_mp4() {
         "--set",
         &format!("recording.dir={}", dir.display()),
         "--set",
+        // The DVR spill goes next to the test's recordings, removed at the end, not into <tmp>.
+        &format!("hls.dvr_dir={}-dvr", dir.display()),
+        "--set",
         "hls.grace_period_ms=3000",
     ]);
     let mut p = publish(&ffmpeg, &s.rtmp("live/dvr"), 180, 140);
@@ -227,6 +230,7 @@ fn dvr_seek_back_then_recording_as_vod_and_mp4() {
     );
     assert_eq!(s.get(&playlist).status, 404);
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(format!("{}-dvr", dir.display()));
 }
 
 #[test]

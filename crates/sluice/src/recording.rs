@@ -247,9 +247,7 @@ impl Archive {
         };
         if cfg.hls.dvr_window_s > 0 {
             // DVR data does not outlive the process: a window of a stream that is gone.
-            let _ = std::fs::remove_dir_all(&dvr_dir);
-            std::fs::create_dir_all(&dvr_dir)
-                .with_context(|| format!("creating hls.dvr_dir {}", dvr_dir.display()))?;
+            prepare_dvr_dir(&dvr_dir)?;
         }
         let (tx, rx) = mpsc::channel();
         let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -345,4 +343,55 @@ fn recover_all(dir: &Path, shared: &Shared) -> Result<()> {
     }
     tracing::info!(recordings = recs.len(), dir = %dir.display(), "recordings loaded");
     Ok(())
+}
+
+/// Marks a directory as Sluice's DVR spill, so emptying it at start can never delete an
+/// operator's files (a mistyped `hls.dvr_dir` pointing at a data directory).
+const DVR_DIR_MARKER: &str = ".sluice-dvr";
+
+/// Empties `dir` for a new process (only when it is empty or carries [`DVR_DIR_MARKER`]; anything
+/// else is refused with an error at start) and marks it.
+fn prepare_dvr_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading hls.dvr_dir {}", dir.display()))?;
+        let ours = dir.join(DVR_DIR_MARKER).exists();
+        if !ours && entries.next().is_some() {
+            anyhow::bail!(
+                "hls.dvr_dir {} is not empty and was not made by Sluice (no {DVR_DIR_MARKER} file): \
+                 refusing to empty it; point hls.dvr_dir at a new or empty directory",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("emptying hls.dvr_dir {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating hls.dvr_dir {}", dir.display()))?;
+    std::fs::write(dir.join(DVR_DIR_MARKER), b"")
+        .with_context(|| format!("marking hls.dvr_dir {}", dir.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod dvr_dir_tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_directory_is_never_emptied() {
+        let base = std::env::temp_dir().join(format!("sluice-dvrdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(base.join("precious.txt"), b"keep").unwrap();
+        assert!(prepare_dvr_dir(&base).is_err());
+        assert!(base.join("precious.txt").exists());
+        // Ours (marked) or new: emptied and marked.
+        let spill = base.join("spill");
+        prepare_dvr_dir(&spill).unwrap();
+        std::fs::write(spill.join("old-window"), b"x").unwrap();
+        prepare_dvr_dir(&spill).unwrap();
+        assert!(!spill.join("old-window").exists());
+        assert!(spill.join(DVR_DIR_MARKER).exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
