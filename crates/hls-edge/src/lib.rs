@@ -46,9 +46,10 @@ pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
 pub use media::{
-    AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, StreamInfo,
+    AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,
     VideoCodec, VideoInfo,
 };
+pub use rendition::Continuation;
 pub use rendition::RenditionSummary;
 pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};
