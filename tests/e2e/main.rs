@@ -3,6 +3,7 @@
 
 mod codecs;
 mod console;
+mod fleet;
 mod hostile;
 mod monitoring;
 mod play;

@@ -57,6 +57,7 @@ pub struct Config {
     pub play: crate::playback::PlayConfig,
     pub rtmpt: crate::rtmpt::RtmptConfig,
     pub rtmps: crate::tls::RtmpsConfig,
+    pub cluster: crate::fleet::ClusterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -508,6 +509,7 @@ impl Config {
             "log.format",
             "must be \"text\" or \"json\"",
         )?;
+        self.cluster.validate(self.http.listen)?;
         Ok(())
     }
 

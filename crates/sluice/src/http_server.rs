@@ -172,7 +172,12 @@ async fn serve(
                         return Ok(resp);
                     }
                     if let Some(edge) = hls {
-                        let resp = edge.respond(&req);
+                        // In a fleet, a stream another node owns is answered by that node.
+                        let forwarded = match crate::fleet::installed() {
+                            Some(f) => f.forward(&req).await,
+                            None => None,
+                        };
+                        let resp = forwarded.unwrap_or_else(|| edge.respond(&req));
                         http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
                         return Ok::<_, std::convert::Infallible>(resp);
                     }

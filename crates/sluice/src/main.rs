@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod config;
 mod console;
+mod fleet;
 mod http_server;
 mod pipeline;
 mod playback;
@@ -61,7 +62,9 @@ async fn run(cfg: Config) -> Result<()> {
     let store = hls_edge::Store::new(pipeline::edge_config(&cfg), clock);
     let janitor = store.spawn_janitor();
     let auth = auth::Authorizer::new(&cfg.auth)?;
-    let app = Arc::new(pipeline::App::new(cfg.clone(), store.clone(), auth));
+    let mut app = pipeline::App::new(cfg.clone(), store.clone(), auth);
+    app.fleet = fleet::install(&cfg)?;
+    let app = Arc::new(app);
 
     let rtmp_listener = tokio::net::TcpListener::bind(cfg.rtmp.listen)
         .await

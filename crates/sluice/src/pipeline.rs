@@ -146,6 +146,8 @@ pub struct App {
     /// RTMP playback fan-out (one hub per live stream).
     pub playback: Arc<Playback>,
     draining: AtomicBool,
+    /// Membership of an origin fleet (`cluster.redis_url`), if any.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl App {
@@ -160,6 +162,7 @@ impl App {
             live: Arc::new(Mutex::new(HashMap::new())),
             next_registration: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            fleet: None,
         }
     }
 
@@ -268,7 +271,25 @@ impl IngestHandler for App {
             target_duration_s,
             part_target_ms: self.cfg.hls.part_target_ms,
         };
-        let handle = match self.store.begin_publish(app, stream, params) {
+        // In a fleet the stream is claimed (and its numbers read) before anything is published.
+        let fleet = match &self.fleet {
+            Some(f) => match f.claim(app, stream, req.kick.clone()).await {
+                Ok(c) => Some(c),
+                Err(r) => {
+                    release_registration(&self.live, &key, registration);
+                    self.refuse(r.label(), app, stream, peer);
+                    return Err(PublishRefusal::BadName(
+                        "stream is published elsewhere".into(),
+                    ));
+                }
+            },
+            None => None,
+        };
+        let resume = fleet.as_ref().and_then(|c| c.resume.clone());
+        let handle = match self
+            .store
+            .begin_publish_resuming(app, stream, params, resume)
+        {
             Ok(h) => h,
             Err(e) => {
                 release_registration(&self.live, &key, registration);
@@ -308,6 +329,7 @@ impl IngestHandler for App {
             metrics: StreamMetrics::new(app, stream),
             video_codec: None,
             audio_codec: None,
+            fleet,
         })
     }
 }
@@ -343,6 +365,8 @@ pub struct PublishSink {
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
+    /// The fleet claim: segments are listed only while it holds.
+    fleet: Option<crate::fleet::FleetClaim>,
 }
 
 /// Metric handles of one stream, registered once at publish start (a `counter!` call with
@@ -516,6 +540,9 @@ impl PublishSink {
             self.segment_stats(&seg);
         }
         let Some(h) = &self.handle else { return };
+        if self.fleet.as_ref().is_some_and(|f| !f.may_publish()) {
+            return;
+        }
         let same_bytes = parts.len() == seg.parts.len()
             && (parts.iter().zip(&seg.parts))
                 .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
@@ -547,8 +574,12 @@ impl PublishSink {
             independent: seg.independent,
             arrival_unix_ms: seg.first_arrival_ms,
         });
-        if let Err(e) = pushed {
-            tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed");
+        match (pushed, &self.fleet) {
+            (Err(e), _) => {
+                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed")
+            }
+            (Ok(_), Some(f)) => f.progress(h.resume_point()),
+            (Ok(_), None) => {}
         }
     }
 
