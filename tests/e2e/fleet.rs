@@ -16,7 +16,7 @@ const STREAM: &str = "live/fleet";
 const PLAYLIST: &str = "/live/fleet/index.m3u8";
 
 fn node(redis: &RedisServer) -> Sluice {
-    let url = format!("cluster.redis_url=\"{}\"", redis.url());
+    let url = format!("cluster.redis_url={}", redis.url());
     Sluice::start(&[
         "--set",
         &url,
@@ -54,7 +54,7 @@ fn last_segment(playlist: &str) -> u64 {
 }
 
 fn fleet_owner(s: &Sluice) -> Option<String> {
-    let r = s.get("/api/fleet/streams");
+    let r = s.get("/api/fleet");
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     v["streams"]

@@ -64,7 +64,7 @@ pub struct ClusterConfig {
     pub resume_skip_segments: u64,
     /// How long a stream's epoch counter and numbers outlive its last publish.
     pub retention_s: u64,
-    /// Streams listed by `/api/fleet/streams`, at most.
+    /// Streams listed by `/api/fleet`, at most.
     pub api_max_streams: usize,
 }
 
@@ -307,9 +307,10 @@ impl Fleet {
     }
 }
 
-/// `/api/fleet/streams`: every claimed stream in the fleet with its owner.
+/// `/api/fleet`: every claimed stream in the fleet with its owner. (Not `/api/fleet/streams`:
+/// a three-segment path is an HLS path, `/{app}/{stream}/{file}`.)
 pub fn routes() -> Router {
-    Router::new().route("/api/fleet/streams", get(fleet_streams))
+    Router::new().route("/api/fleet", get(fleet_streams))
 }
 
 #[derive(Serialize)]
