@@ -21,7 +21,9 @@ use crate::bench::{row, Collected, Row, SLUICE_BENCH_SETS};
 use crate::flv::Media;
 use crate::http_client::HttpConn;
 use crate::load::{PubConfig, Publisher};
-use crate::rtmp_client::{command, decode_command, handshake, write_message, Amf, ChunkReader};
+use crate::rtmp_client::{
+    answer_ping, command, handshake, num, str, write_message, Amf, Reader, Reply,
+};
 use crate::servers::Server;
 
 /// Player caps raised so N players from 127.0.0.1 are not refused (defaults: 64 per IP).
@@ -432,85 +434,58 @@ fn play_loop(
     let connect = command(
         "connect",
         1.0,
-        &[Amf::Obj(vec![
-            ("app".into(), Amf::Str(app.into())),
-            ("flashVer".into(), Amf::Str("LNX 9,0,124,2".into())),
-            ("tcUrl".into(), Amf::Str(format!("rtmp://{addr}/{app}"))),
-            ("fpad".into(), Amf::Bool(false)),
-            ("capabilities".into(), Amf::Num(15.0)),
-            ("audioCodecs".into(), Amf::Num(4071.0)),
-            ("videoCodecs".into(), Amf::Num(252.0)),
-            ("videoFunction".into(), Amf::Num(1.0)),
+        &[Amf::object([
+            ("app", str(app)),
+            ("flashVer", str("LNX 9,0,124,2")),
+            ("tcUrl", str(&format!("rtmp://{addr}/{app}"))),
+            ("fpad", Amf::Boolean(false)),
+            ("capabilities", num(15.0)),
+            ("audioCodecs", num(4071.0)),
+            ("videoCodecs", num(252.0)),
+            ("videoFunction", num(1.0)),
         ])],
     );
     send(&mut sock, 3, 20, 0, &connect)?;
-    let mut reader = ChunkReader::new();
+    let mut reader = Reader::new();
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + timeout;
     let mut window: u64 = 2_500_000;
     let mut total: u64 = 0;
+    let mut messages = Vec::new();
     'setup: loop {
-        while let Some(m) = reader.poll()? {
-            match m.type_id {
-                5 if m.payload.len() >= 4 => {
-                    window = u32::from_be_bytes(m.payload[..4].try_into().unwrap()) as u64;
+        for m in messages.drain(..) {
+            answer_ping(&mut sock, &m)?;
+            if m.type_id == 5 && m.payload.len() >= 4 {
+                window = u32::from_be_bytes(m.payload[..4].try_into().unwrap()) as u64;
+            }
+            let Some(reply) = Reply::of(&m) else {
+                continue;
+            };
+            match (reply.name.as_str(), reply.txn) {
+                ("_result", 1.0) => {
+                    let body = command("createStream", 2.0, &[Amf::Null]);
+                    send(&mut sock, 3, 20, 0, &body)?;
                 }
-                4 if m.payload.len() >= 6 && m.payload[..2] == [0, 6] => {
-                    let mut pong = vec![0, 7];
-                    pong.extend_from_slice(&m.payload[2..6]);
-                    send(&mut sock, 2, 4, 0, &pong)?;
-                }
-                20 => {
-                    let vals = decode_command(&m.payload);
-                    let name = vals.first().and_then(Amf::as_str).unwrap_or("");
-                    let txn = match vals.get(1) {
-                        Some(Amf::Num(n)) => *n,
-                        _ => -1.0,
+                ("_result", 2.0) => {
+                    let Some(id) = reply.values.get(3).and_then(Amf::as_number) else {
+                        bail!("createStream _result without a stream id");
                     };
-                    match name {
-                        "_result" if txn == 1.0 => {
-                            send(
-                                &mut sock,
-                                3,
-                                20,
-                                0,
-                                &command("createStream", 2.0, &[Amf::Null]),
-                            )?;
-                        }
-                        "_result" if txn == 2.0 => {
-                            let id = match vals.get(3) {
-                                Some(Amf::Num(n)) => *n as u32,
-                                _ => bail!("createStream _result without a stream id"),
-                            };
-                            let play = command(
-                                "play",
-                                3.0,
-                                &[Amf::Null, Amf::Str(stream.into()), Amf::Num(-1000.0)],
-                            );
-                            send(&mut sock, 8, 20, id, &play)?;
-                            // User Control SetBufferLength (RTMP §7.1.7), 3 s.
-                            let mut sb = vec![0, 3];
-                            sb.extend_from_slice(&id.to_be_bytes());
-                            sb.extend_from_slice(&3000u32.to_be_bytes());
-                            send(&mut sock, 2, 4, 0, &sb)?;
-                        }
-                        "_error" => bail!("server refused: {vals:?}"),
-                        "onStatus" => {
-                            let info = vals.get(3);
-                            let field = |k: &str| {
-                                info.and_then(|i| i.get(k))
-                                    .and_then(Amf::as_str)
-                                    .unwrap_or("")
-                                    .to_string()
-                            };
-                            if field("code") == "NetStream.Play.Start" {
-                                break 'setup;
-                            }
-                            if field("level") == "error" {
-                                bail!("play refused: {}", field("code"));
-                            }
-                        }
-                        _ => {}
+                    let id = id as u32;
+                    let play = command("play", 3.0, &[Amf::Null, str(stream), num(-1000.0)]);
+                    send(&mut sock, 8, 20, id, &play)?;
+                    // User Control SetBufferLength (RTMP §7.1.7), 3 s.
+                    let mut sb = vec![0, 3];
+                    sb.extend_from_slice(&id.to_be_bytes());
+                    sb.extend_from_slice(&3000u32.to_be_bytes());
+                    send(&mut sock, 2, 4, 0, &sb)?;
+                }
+                ("_error", _) => bail!("server refused: {:?}", reply.values),
+                ("onStatus", _) => {
+                    if reply.info("code") == "NetStream.Play.Start" {
+                        break 'setup;
+                    }
+                    if reply.info("level") == "error" {
+                        bail!("play refused: {}", reply.info("code"));
                     }
                 }
                 _ => {}
@@ -523,7 +498,7 @@ fn play_loop(
             Ok(0) => bail!("server closed the connection during the play sequence"),
             Ok(k) => {
                 total += k as u64;
-                reader.push(&buf[..k]);
+                messages = reader.try_push(&buf[..k])?;
             }
             Err(e) if is_timeout(&e) => {}
             Err(e) => return Err(e).context("reading server reply"),

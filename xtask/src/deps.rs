@@ -128,15 +128,7 @@ fn ensure_npm(root: &Path) -> Result<()> {
 /// The static FFmpeg 9 of the PyPI package `imageio-ffmpeg`: the Enhanced RTMP publisher (HEVC,
 /// AV1, VP9, Opus, multitrack) that Debian's FFmpeg 5.1 is not.
 pub fn ffmpeg9_path() -> Option<String> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && Path::new(&p).exists()).then_some(p)
+    test_support::find_ffmpeg9().map(|p| p.to_string_lossy().into_owned())
 }
 
 fn ensure_ffmpeg9() -> Result<()> {

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation (the rust-analyzer pattern).
 //!
 //! `cargo xtask test` is the single command that sets up a fresh machine and runs the whole suite;
-//! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`.
+//! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`, `capture-vectors`.
 
 mod bench;
 mod bench_chart;
@@ -9,6 +9,7 @@ mod bench_fanout;
 mod bench_http;
 mod bench_ingest;
 mod bench_report;
+mod capture_vectors;
 mod deps;
 mod flv;
 mod http_client;
@@ -65,6 +66,9 @@ enum Cmd {
     },
     /// Validate docker/compose.yaml and the shipped Varnish configuration.
     DockerCheck,
+    /// Re-record the real-encoder RTMP vectors in crates/rtmp-ingest/testdata (FFmpeg 5.1,
+    /// GStreamer rtmp2sink, librtmp through GStreamer rtmpsink, FFmpeg 9 Enhanced RTMP).
+    CaptureVectors,
 }
 
 fn main() -> Result<()> {
@@ -81,6 +85,7 @@ fn main() -> Result<()> {
         Cmd::Bench { full } => bench::run(&root, full),
         Cmd::Soak { minutes } => soak::run(&root, minutes),
         Cmd::DockerCheck => docker_check(&root),
+        Cmd::CaptureVectors => capture_vectors::run(&root),
     }
 }
 

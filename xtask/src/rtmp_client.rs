@@ -1,309 +1,102 @@
-//! A minimal RTMP publish client for the load generator: simple handshake (RTMP §5.2),
-//! chunk writer/reader (RTMP §5.3), AMF0 commands (AMF0 §2, RTMP §7.2) and the publish
-//! sequence FFmpeg sends (`libavformat/rtmpproto.c`).
-//! It parses only what it needs from the server: control messages and command replies.
-use std::collections::HashMap;
+//! The blocking RTMP client of the load generator and the benchmarks: the simple handshake
+//! (RTMP §5.2), the publish sequence FFmpeg sends (`connect`, `releaseStream`, `FCPublish`,
+//! `createStream`, `publish`; RTMP §7.2) and the commands the fan-out players send. Chunks and
+//! AMF0 go through the project's own codec (`rtmp_ingest::chunk`, `rtmp_ingest::amf0`, via
+//! `test_support::rtmp`), never a private copy; only the load generator's pre-chunked media path
+//! ([`media_header`]) writes a header itself, and a test checks it against the encoder.
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
+use rtmp_ingest::chunk::{message_type, RawMessage};
+use test_support::rtmp::{amf_body, c0c1, encode_message, S0_S1_S2_BYTES};
+pub use test_support::rtmp::{command_values, num, str, Amf, Reader};
 
 use crate::flv::OUT_CHUNK_SIZE;
 
 const CSID_COMMAND: u8 = 3;
+const CSID_CONTROL: u8 = 2;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Amf {
-    Num(f64),
-    Bool(bool),
-    Str(String),
-    Obj(Vec<(String, Amf)>),
-    Null,
-    Undefined,
-    Array(Vec<Amf>),
-}
-
-impl Amf {
-    pub fn get(&self, key: &str) -> Option<&Amf> {
-        match self {
-            Amf::Obj(kv) => kv.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Amf::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-pub fn amf_encode(out: &mut BytesMut, v: &Amf) {
-    match v {
-        Amf::Num(n) => {
-            out.put_u8(0);
-            out.put_f64(*n);
-        }
-        Amf::Bool(b) => {
-            out.put_u8(1);
-            out.put_u8(*b as u8);
-        }
-        Amf::Str(s) => {
-            out.put_u8(2);
-            out.put_u16(s.len() as u16);
-            out.put_slice(s.as_bytes());
-        }
-        Amf::Obj(kv) => {
-            out.put_u8(3);
-            for (k, v) in kv {
-                out.put_u16(k.len() as u16);
-                out.put_slice(k.as_bytes());
-                amf_encode(out, v);
-            }
-            out.put_slice(&[0, 0, 9]);
-        }
-        Amf::Null => out.put_u8(5),
-        Amf::Undefined => out.put_u8(6),
-        Amf::Array(items) => {
-            out.put_u8(0x0A);
-            out.put_u32(items.len() as u32);
-            for i in items {
-                amf_encode(out, i);
-            }
-        }
-    }
-}
-
-/// Decodes one AMF0 value; `None` on anything unexpected (the reply is then ignored).
-pub fn amf_decode(b: &mut &[u8]) -> Option<Amf> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if b.len() < n {
-            return None;
-        }
-        let (h, t) = b.split_at(n);
-        *b = t;
-        Some(h)
-    }
-    fn key(b: &mut &[u8]) -> Option<String> {
-        let n = u16::from_be_bytes(take(b, 2)?.try_into().ok()?) as usize;
-        Some(String::from_utf8_lossy(take(b, n)?).into_owned())
-    }
-    fn props(b: &mut &[u8]) -> Option<Vec<(String, Amf)>> {
-        let mut kv = Vec::new();
-        loop {
-            let k = key(b)?;
-            if k.is_empty() && b.first() == Some(&9) {
-                *b = &b[1..];
-                return Some(kv);
-            }
-            let v = amf_decode(b)?;
-            kv.push((k, v));
-        }
-    }
-    let marker = *take(b, 1)?.first()?;
-    Some(match marker {
-        0 => Amf::Num(f64::from_be_bytes(take(b, 8)?.try_into().ok()?)),
-        1 => Amf::Bool(take(b, 1)?[0] != 0),
-        2 => Amf::Str(key(b)?),
-        3 => Amf::Obj(props(b)?),
-        5 => Amf::Null,
-        6 => Amf::Undefined,
-        8 => {
-            take(b, 4)?;
-            Amf::Obj(props(b)?)
-        }
-        0x0A => {
-            let n = u32::from_be_bytes(take(b, 4)?.try_into().ok()?) as usize;
-            let mut items = Vec::new();
-            for _ in 0..n.min(1024) {
-                items.push(amf_decode(b)?);
-            }
-            Amf::Array(items)
-        }
-        0x0C => {
-            let n = u32::from_be_bytes(take(b, 4)?.try_into().ok()?) as usize;
-            Amf::Str(String::from_utf8_lossy(take(b, n)?).into_owned())
-        }
-        _ => return None,
-    })
-}
-
-/// Writes one message as chunks of `chunk_size` with a fmt-0 header (extended timestamp when needed).
+/// Appends one message, chunked at `chunk_size` by the project's `ChunkEncoder`.
 pub fn write_message(
     out: &mut BytesMut,
     csid: u8,
     type_id: u8,
     msid: u32,
-    ts: u32,
+    timestamp_ms: u32,
     payload: &[u8],
     chunk_size: usize,
 ) {
-    let ext = ts >= 0xFF_FFFF;
-    out.put_u8(csid);
-    out.put_uint(if ext { 0xFF_FFFF } else { ts as u64 }, 3);
-    out.put_uint(payload.len() as u64, 3);
-    out.put_u8(type_id);
-    out.put_u32_le(msid);
-    if ext {
-        out.put_u32(ts);
-    }
-    for (i, piece) in payload.chunks(chunk_size).enumerate() {
-        if i > 0 {
-            out.put_u8(0xC0 | csid);
-            if ext {
-                out.put_u32(ts);
-            }
-        }
-        out.put_slice(piece);
-    }
+    let chunk_size = u32::try_from(chunk_size).unwrap_or(u32::MAX);
+    out.extend_from_slice(&encode_message(
+        u32::from(csid),
+        type_id,
+        msid,
+        timestamp_ms,
+        payload,
+        chunk_size,
+    ));
 }
 
-/// The 12-byte fmt-0 header of a media message whose body was pre-chunked (timestamp < 0xFFFFFF).
-pub fn media_header(csid: u8, type_id: u8, msid: u32, ts: u32, len: usize) -> [u8; 12] {
+/// The 12-byte type-0 chunk header (RTMP §5.3.1.2.1) of a media message whose body was
+/// pre-chunked by `flv::chunk_payload` (timestamp below 0xFFFFFF: no extended timestamp). The
+/// load generator writes it with the pre-chunked body so a tag costs no encoding at run time.
+pub fn media_header(csid: u8, type_id: u8, msid: u32, timestamp_ms: u32, len: usize) -> [u8; 12] {
     let mut h = [0u8; 12];
     h[0] = csid;
-    h[1..4].copy_from_slice(&ts.to_be_bytes()[1..]);
+    h[1..4].copy_from_slice(&timestamp_ms.to_be_bytes()[1..]);
     h[4..7].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
     h[7] = type_id;
     h[8..12].copy_from_slice(&msid.to_le_bytes());
     h
 }
 
-pub fn command(name: &str, txn: f64, args: &[Amf]) -> BytesMut {
-    let mut b = BytesMut::new();
-    amf_encode(&mut b, &Amf::Str(name.into()));
-    amf_encode(&mut b, &Amf::Num(txn));
-    for a in args {
-        amf_encode(&mut b, a);
-    }
-    b
+/// The AMF0 body of command `name` with transaction id `txn` and `args`.
+pub fn command(name: &str, txn: f64, args: &[Amf]) -> Vec<u8> {
+    let mut values = vec![str(name), num(txn)];
+    values.extend_from_slice(args);
+    amf_body(&values)
 }
 
-/// A message read from the server.
-pub struct Message {
-    pub type_id: u8,
-    pub payload: Vec<u8>,
-}
-
-#[derive(Default, Clone)]
-struct ChunkState {
-    len: usize,
-    type_id: u8,
-    ext: bool,
-    partial: Vec<u8>,
-}
-
-/// Incremental chunk-stream reader (server → client direction).
-#[derive(Default)]
-pub struct ChunkReader {
-    buf: Vec<u8>,
-    chunk_size: usize,
-    streams: HashMap<u32, ChunkState>,
-}
-
-impl ChunkReader {
-    pub fn new() -> Self {
-        ChunkReader {
-            buf: Vec::new(),
-            chunk_size: 128,
-            streams: HashMap::new(),
-        }
-    }
-
-    pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-
-    /// Parses the next complete message out of the buffer, if any.
-    pub fn poll(&mut self) -> Result<Option<Message>> {
-        loop {
-            let b = &self.buf;
-            if b.is_empty() {
-                return Ok(None);
-            }
-            let fmt = b[0] >> 6;
-            let (csid, mut p) = match b[0] & 0x3f {
-                0 if b.len() >= 2 => (b[1] as u32 + 64, 2),
-                1 if b.len() >= 3 => (b[2] as u32 * 256 + b[1] as u32 + 64, 3),
-                0 | 1 => return Ok(None),
-                c => (c as u32, 1),
-            };
-            let hlen = [11, 7, 3, 0][fmt as usize];
-            if b.len() < p + hlen {
-                return Ok(None);
-            }
-            let mut st = self.streams.get(&csid).cloned().unwrap_or_default();
-            let mut ext = st.ext;
-            if fmt <= 2 {
-                let ts = u32::from_be_bytes([0, b[p], b[p + 1], b[p + 2]]);
-                ext = ts == 0xFF_FFFF;
-            }
-            if fmt <= 1 {
-                st.len = u32::from_be_bytes([0, b[p + 3], b[p + 4], b[p + 5]]) as usize;
-                st.type_id = b[p + 6];
-            }
-            p += hlen;
-            if ext {
-                p += 4;
-            }
-            st.ext = ext;
-            let want = (st.len - st.partial.len()).min(self.chunk_size);
-            if b.len() < p + want {
-                return Ok(None);
-            }
-            st.partial.extend_from_slice(&b[p..p + want]);
-            self.buf.drain(..p + want);
-            if st.partial.len() >= st.len {
-                let payload = std::mem::take(&mut st.partial);
-                let type_id = st.type_id;
-                self.streams.insert(csid, st);
-                if type_id == 1 && payload.len() >= 4 {
-                    let n = u32::from_be_bytes(payload[..4].try_into().unwrap()) & 0x7fff_ffff;
-                    if n == 0 {
-                        bail!("server sent Set Chunk Size 0");
-                    }
-                    self.chunk_size = n as usize;
-                }
-                return Ok(Some(Message { type_id, payload }));
-            }
-            self.streams.insert(csid, st);
-        }
-    }
-}
-
-pub fn decode_command(payload: &[u8]) -> Vec<Amf> {
-    let mut b = payload;
-    let mut vals = Vec::new();
-    while !b.is_empty() {
-        match amf_decode(&mut b) {
-            Some(v) => vals.push(v),
-            None => break,
-        }
-    }
-    vals
-}
-
-/// Does the simple handshake: C0+C1, read S0+S1+S2, send C2 (= S1 echoed).
+/// The simple handshake: C0+C1, read S0+S1+S2, send C2 (= S1 echoed).
 pub fn handshake(sock: &mut TcpStream) -> Result<()> {
-    let mut c0c1 = vec![0u8; 1537];
-    c0c1[0] = 3;
-    let mut x: u32 = 0x9e37_79b9;
-    for b in &mut c0c1[9..] {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
-    sock.write_all(&c0c1)?;
-    let mut s = vec![0u8; 3073];
+    sock.write_all(&c0c1())?;
+    let mut s = vec![0u8; S0_S1_S2_BYTES];
     sock.read_exact(&mut s).context("reading S0+S1+S2")?;
     if s[0] != 3 {
         bail!("server answered version {}", s[0]);
     }
     sock.write_all(&s[1..1537])?;
     Ok(())
+}
+
+/// A command reply: its name, transaction id and values.
+pub struct Reply {
+    pub name: String,
+    pub txn: f64,
+    pub values: Vec<Amf>,
+}
+
+impl Reply {
+    /// The reply in `m`, if `m` is an AMF0 command.
+    pub fn of(m: &RawMessage) -> Option<Reply> {
+        let values = command_values(m)?;
+        let name = values.first()?.as_str()?.to_owned();
+        let txn = values.get(1).and_then(Amf::as_number).unwrap_or(-1.0);
+        Some(Reply { name, txn, values })
+    }
+
+    /// A string field of the info object of an `onStatus` (`code`, `level`), or "".
+    pub fn info(&self, key: &str) -> &str {
+        self.values
+            .get(3)
+            .and_then(|i| i.get(key))
+            .and_then(Amf::as_str)
+            .unwrap_or("")
+    }
 }
 
 /// A connected, publishing RTMP session.
@@ -314,8 +107,18 @@ pub struct Session {
 
 fn ctrl(type_id: u8, payload: &[u8]) -> BytesMut {
     let mut b = BytesMut::new();
-    write_message(&mut b, 2, type_id, 0, 0, payload, 128);
+    write_message(&mut b, CSID_CONTROL, type_id, 0, 0, payload, 128);
     b
+}
+
+/// Answers a Ping Request (User Control event 6, RTMP §7.1.7) in `m`, if it is one.
+pub fn answer_ping(sock: &mut TcpStream, m: &RawMessage) -> Result<()> {
+    if m.type_id == message_type::USER_CONTROL && m.payload.len() >= 6 && m.payload[..2] == [0, 6] {
+        let mut pong = vec![0, 7];
+        pong.extend_from_slice(&m.payload[2..6]);
+        sock.write_all(&ctrl(message_type::USER_CONTROL, &pong))?;
+    }
+    Ok(())
 }
 
 /// Connects and goes through ffmpeg's publish sequence up to `NetStream.Publish.Start`, then
@@ -334,126 +137,108 @@ pub fn publish(
     sock.set_write_timeout(Some(timeout))?;
     handshake(&mut sock)?;
     let tc_url = format!("rtmp://{addr}/{app}");
-    let mut out = ctrl(1, &(OUT_CHUNK_SIZE as u32).to_be_bytes());
+    let mut out = ctrl(
+        message_type::SET_CHUNK_SIZE,
+        &(OUT_CHUNK_SIZE as u32).to_be_bytes(),
+    );
     let connect = command(
         "connect",
         1.0,
-        &[Amf::Obj(vec![
-            ("app".into(), Amf::Str(app.into())),
-            ("type".into(), Amf::Str("nonprivate".into())),
-            (
-                "flashVer".into(),
-                Amf::Str("FMLE/3.0 (compatible; sluice-xtask)".into()),
-            ),
-            ("tcUrl".into(), Amf::Str(tc_url)),
+        &[Amf::object([
+            ("app", str(app)),
+            ("type", str("nonprivate")),
+            ("flashVer", str("FMLE/3.0 (compatible; sluice-xtask)")),
+            ("tcUrl", str(&tc_url)),
         ])],
     );
-    write_message(&mut out, CSID_COMMAND, 20, 0, 0, &connect, OUT_CHUNK_SIZE);
+    let amf0_command = message_type::AMF0_COMMAND;
+    write_message(
+        &mut out,
+        CSID_COMMAND,
+        amf0_command,
+        0,
+        0,
+        &connect,
+        OUT_CHUNK_SIZE,
+    );
     sock.write_all(&out)?;
-    let mut reader = ChunkReader::new();
+    let mut reader = Reader::new();
     let deadline = Instant::now() + timeout;
     let mut stream_id = None;
     let mut sent_create = false;
     let mut buf = vec![0u8; 16384];
     loop {
-        while let Some(m) = reader.poll()? {
-            match m.type_id {
-                4 if m.payload.len() >= 6 && m.payload[..2] == [0, 6] => {
-                    let mut pong = vec![0, 7];
-                    pong.extend_from_slice(&m.payload[2..6]);
-                    sock.write_all(&ctrl(4, &pong))?;
+        let n = sock.read(&mut buf).context("reading server reply")?;
+        if n == 0 {
+            bail!("server closed the connection during the publish sequence");
+        }
+        for m in reader.try_push(&buf[..n])? {
+            answer_ping(&mut sock, &m)?;
+            let Some(reply) = Reply::of(&m) else {
+                continue;
+            };
+            match (reply.name.as_str(), reply.txn) {
+                ("_result", 1.0) if !sent_create => {
+                    let mut o = BytesMut::new();
+                    for (n, t, args) in [
+                        ("releaseStream", 2.0, vec![Amf::Null, str(stream)]),
+                        ("FCPublish", 3.0, vec![Amf::Null, str(stream)]),
+                        ("createStream", 4.0, vec![Amf::Null]),
+                    ] {
+                        let body = command(n, t, &args);
+                        write_message(
+                            &mut o,
+                            CSID_COMMAND,
+                            amf0_command,
+                            0,
+                            0,
+                            &body,
+                            OUT_CHUNK_SIZE,
+                        );
+                    }
+                    sock.write_all(&o)?;
+                    sent_create = true;
                 }
-                20 | 17 => {
-                    let p = if m.type_id == 17 {
-                        &m.payload[1..]
-                    } else {
-                        &m.payload[..]
+                ("_result", 4.0) => {
+                    let Some(id) = reply.values.get(3).and_then(Amf::as_number) else {
+                        bail!("createStream _result without a stream id");
                     };
-                    let vals = decode_command(p);
-                    let name = vals.first().and_then(Amf::as_str).unwrap_or("");
-                    let txn = match vals.get(1) {
-                        Some(Amf::Num(n)) => *n,
-                        _ => -1.0,
-                    };
-                    match name {
-                        "_result" if txn == 1.0 && !sent_create => {
+                    let id = id as u32;
+                    stream_id = Some(id);
+                    let cmd = command("publish", 5.0, &[Amf::Null, str(stream), str("live")]);
+                    let mut o = BytesMut::new();
+                    write_message(
+                        &mut o,
+                        CSID_COMMAND,
+                        amf0_command,
+                        id,
+                        0,
+                        &cmd,
+                        OUT_CHUNK_SIZE,
+                    );
+                    sock.write_all(&o)?;
+                }
+                ("_error", 1.0 | 4.0 | 5.0) => bail!("server refused: {:?}", reply.values),
+                ("onStatus", _) => {
+                    let code = reply.info("code");
+                    if code == "NetStream.Publish.Start" {
+                        let id = stream_id.context("onStatus before createStream result")?;
+                        if let Some(meta) = metadata {
+                            let mut body = amf_body(&[str("@setDataFrame")]);
+                            body.extend_from_slice(meta);
                             let mut o = BytesMut::new();
-                            let s = Amf::Str(stream.into());
-                            for (n, t, args) in [
-                                ("releaseStream", 2.0, vec![Amf::Null, s.clone()]),
-                                ("FCPublish", 3.0, vec![Amf::Null, s.clone()]),
-                                ("createStream", 4.0, vec![Amf::Null]),
-                            ] {
-                                write_message(
-                                    &mut o,
-                                    CSID_COMMAND,
-                                    20,
-                                    0,
-                                    0,
-                                    &command(n, t, &args),
-                                    OUT_CHUNK_SIZE,
-                                );
-                            }
-                            sock.write_all(&o)?;
-                            sent_create = true;
-                        }
-                        "_result" if txn == 4.0 => {
-                            let id = match vals.get(3) {
-                                Some(Amf::Num(n)) => *n as u32,
-                                _ => bail!("createStream _result without a stream id"),
-                            };
-                            stream_id = Some(id);
-                            let cmd = command(
-                                "publish",
-                                5.0,
-                                &[Amf::Null, Amf::Str(stream.into()), Amf::Str("live".into())],
-                            );
-                            let mut o = BytesMut::new();
-                            write_message(&mut o, CSID_COMMAND, 20, id, 0, &cmd, OUT_CHUNK_SIZE);
+                            let data = message_type::AMF0_DATA;
+                            let csid = crate::flv::CSID_DATA;
+                            write_message(&mut o, csid, data, id, 0, &body, OUT_CHUNK_SIZE);
                             sock.write_all(&o)?;
                         }
-                        "_error" if txn == 1.0 || txn == 4.0 || txn == 5.0 => {
-                            bail!("server refused: {vals:?}")
-                        }
-                        "onStatus" => {
-                            let info = vals.get(3);
-                            let code = info
-                                .and_then(|i| i.get("code"))
-                                .and_then(Amf::as_str)
-                                .unwrap_or("");
-                            let level = info
-                                .and_then(|i| i.get("level"))
-                                .and_then(Amf::as_str)
-                                .unwrap_or("");
-                            if code == "NetStream.Publish.Start" {
-                                let id =
-                                    stream_id.context("onStatus before createStream result")?;
-                                if let Some(meta) = metadata {
-                                    let mut body = BytesMut::new();
-                                    amf_encode(&mut body, &Amf::Str("@setDataFrame".into()));
-                                    body.put_slice(meta);
-                                    let mut o = BytesMut::new();
-                                    write_message(
-                                        &mut o,
-                                        crate::flv::CSID_DATA,
-                                        18,
-                                        id,
-                                        0,
-                                        &body,
-                                        OUT_CHUNK_SIZE,
-                                    );
-                                    sock.write_all(&o)?;
-                                }
-                                return Ok(Session {
-                                    sock,
-                                    stream_id: id,
-                                });
-                            }
-                            if level == "error" {
-                                bail!("publish refused: {code}");
-                            }
-                        }
-                        _ => {}
+                        return Ok(Session {
+                            sock,
+                            stream_id: id,
+                        });
+                    }
+                    if reply.info("level") == "error" {
+                        bail!("publish refused: {code}");
                     }
                 }
                 _ => {}
@@ -462,11 +247,6 @@ pub fn publish(
         if Instant::now() > deadline {
             bail!("timed out waiting for NetStream.Publish.Start");
         }
-        let n = sock.read(&mut buf).context("reading server reply")?;
-        if n == 0 {
-            bail!("server closed the connection during the publish sequence");
-        }
-        reader.push(&buf[..n]);
     }
 }
 
@@ -475,24 +255,13 @@ impl Session {
     pub fn close(mut self) {
         let mut o = BytesMut::new();
         let s = self.stream_id;
-        write_message(
-            &mut o,
-            CSID_COMMAND,
-            20,
-            0,
-            0,
-            &command("FCUnpublish", 6.0, &[Amf::Null]),
-            OUT_CHUNK_SIZE,
-        );
-        write_message(
-            &mut o,
-            CSID_COMMAND,
-            20,
-            0,
-            0,
-            &command("deleteStream", 7.0, &[Amf::Null, Amf::Num(s as f64)]),
-            OUT_CHUNK_SIZE,
-        );
+        for body in [
+            command("FCUnpublish", 6.0, &[Amf::Null]),
+            command("deleteStream", 7.0, &[Amf::Null, num(f64::from(s))]),
+        ] {
+            let t = message_type::AMF0_COMMAND;
+            write_message(&mut o, CSID_COMMAND, t, 0, 0, &body, OUT_CHUNK_SIZE);
+        }
         let _ = self.sock.write_all(&o);
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
@@ -502,29 +271,70 @@ impl Session {
 mod tests {
     use super::*;
 
+    /// The pre-chunked media path writes exactly what the project's encoder writes.
     #[test]
-    fn amf_round_trip() {
-        let v = Amf::Obj(vec![
-            ("a".into(), Amf::Num(1.5)),
-            ("b".into(), Amf::Str("x".into())),
-        ]);
-        let mut b = BytesMut::new();
-        amf_encode(&mut b, &v);
-        let mut s = &b[..];
-        assert_eq!(amf_decode(&mut s), Some(v));
-        assert!(s.is_empty());
+    fn pre_chunked_media_matches_the_encoder() {
+        let payload: Vec<u8> = (0..150_000u32).map(|i| i as u8).collect();
+        for len in [0, 1, OUT_CHUNK_SIZE, OUT_CHUNK_SIZE + 1, payload.len()] {
+            let body = &payload[..len];
+            let csid = crate::flv::CSID_VIDEO;
+            let mut ours = media_header(csid, 9, 1, 0x00AB_CDEF, body.len()).to_vec();
+            ours.extend_from_slice(&crate::flv::chunk_payload(body, csid));
+            let mut theirs = BytesMut::new();
+            write_message(&mut theirs, csid, 9, 1, 0x00AB_CDEF, body, OUT_CHUNK_SIZE);
+            assert_eq!(ours, theirs.to_vec(), "{len} bytes");
+        }
     }
 
+    /// The publish sequence against the project's own session (the vector recorder), then
+    /// `close`: the server sees the whole FFmpeg command sequence and the metadata.
     #[test]
-    fn chunk_reader_reassembles_across_chunks() {
-        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
-        let mut b = BytesMut::new();
-        write_message(&mut b, 3, 20, 0, 5, &payload, 128);
-        let mut r = ChunkReader::new();
-        r.push(&b[..100]);
-        assert!(r.poll().unwrap().is_none());
-        r.push(&b[100..]);
-        let m = r.poll().unwrap().unwrap();
-        assert_eq!((m.type_id, m.payload), (20, payload));
+    fn publish_and_close_against_the_session() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            crate::capture_vectors::record(sock).unwrap()
+        });
+        let meta = amf_body(&[str("onMetaData"), Amf::object([("width", num(160.0))])]);
+        let session = publish(addr, "live", "load0", Some(&meta), Duration::from_secs(30)).unwrap();
+        assert_eq!(session.stream_id, 1);
+        session.close();
+        let recorded = server.join().unwrap();
+        let mut reader = Reader::new();
+        let commands: Vec<String> = reader
+            .push(&recorded[1 + 2 * 1536..])
+            .iter()
+            .filter(|m| {
+                m.type_id == message_type::AMF0_COMMAND || m.type_id == message_type::AMF0_DATA
+            })
+            .filter_map(|m| {
+                let values = rtmp_ingest::amf0::decode_all(&m.payload, Default::default()).ok()?;
+                Some(values.first()?.as_str()?.to_owned())
+            })
+            .collect();
+        let want = [
+            "connect",
+            "releaseStream",
+            "FCPublish",
+            "createStream",
+            "publish",
+            "@setDataFrame",
+            "FCUnpublish",
+            "deleteStream",
+        ];
+        assert_eq!(commands, want);
+    }
+
+    /// A command written here is read back by the project's decoder as the same values.
+    #[test]
+    fn command_round_trip() {
+        let mut out = BytesMut::new();
+        let body = command("publish", 5.0, &[Amf::Null, str("s"), str("live")]);
+        write_message(&mut out, CSID_COMMAND, 20, 1, 0, &body, 128);
+        let msgs = Reader::new().push(&out);
+        let reply = Reply::of(&msgs[0]).unwrap();
+        assert_eq!((reply.name.as_str(), reply.txn), ("publish", 5.0));
+        assert_eq!(reply.values[3], str("s"));
     }
 }

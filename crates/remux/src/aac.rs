@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use crate::avc::BitReader;
+use crate::codec::bits::BitReader;
 use crate::{RemuxError, TagKind};
 
 /// Sampling frequency table indexed by samplingFrequencyIndex 0..=12.

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::codec::bits::{rbsp, BitReader};
 use crate::{RemuxError, TagKind};
 
 /// The AUD NAL we insert when an access unit lacks one: primary_pic_type 7 (any slice type).
@@ -120,73 +121,6 @@ impl AvcConfig {
             self.profile_idc, self.compatibility, self.level_idc
         )
     }
-}
-
-/// MSB-first bit reader over an RBSP (emulation prevention already removed).
-pub struct BitReader<'a> {
-    data: &'a [u8],
-    bit: usize,
-}
-
-impl<'a> BitReader<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
-        BitReader { data, bit: 0 }
-    }
-
-    pub fn bit(&mut self) -> Option<u32> {
-        let byte = *self.data.get(self.bit / 8)?;
-        let v = (byte >> (7 - (self.bit % 8))) & 1;
-        self.bit += 1;
-        Some(u32::from(v))
-    }
-
-    pub fn bits(&mut self, n: u32) -> Option<u32> {
-        debug_assert!(n <= 32);
-        let mut v: u64 = 0;
-        for _ in 0..n {
-            v = (v << 1) | u64::from(self.bit()?);
-        }
-        u32::try_from(v).ok()
-    }
-
-    pub fn flag(&mut self) -> Option<bool> {
-        self.bit().map(|b| b == 1)
-    }
-
-    /// ue(v) per H.264 §9.1; values needing more than 31 leading zeros are rejected.
-    pub fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0u32;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        let rest = u64::from(self.bits(zeros)?);
-        u32::try_from((1u64 << zeros) - 1 + rest).ok()
-    }
-
-    /// se(v) per H.264 §9.1.1.
-    pub fn se(&mut self) -> Option<i32> {
-        let k = i64::from(self.ue()?);
-        let v = if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) };
-        i32::try_from(v).ok()
-    }
-}
-
-/// Removes emulation-prevention bytes (00 00 03 → 00 00), keeping at most `cap` bytes.
-fn rbsp(nal: &[u8], cap: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len().min(cap));
-    let mut zeros = 0u32;
-    for &b in nal.iter().take(cap) {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
 }
 
 fn skip_scaling_list(r: &mut BitReader<'_>, size: u32) -> Option<()> {
@@ -475,21 +409,6 @@ mod tests {
         if let Ok(c) = AvcConfig::parse(&b) {
             let _ = to_annex_b(&b, &c, 64);
         }
-    }
-
-    #[test]
-    fn exp_golomb() {
-        // bits: 1 | 010 | 011 | 00100 | 00101 → ue 0,1,2,3,4
-        let data = [0b1010_0110, 0b0100_0010, 0b1000_0000];
-        let mut r = BitReader::new(&data);
-        assert_eq!(
-            [r.ue(), r.ue(), r.ue(), r.ue(), r.ue()],
-            [Some(0), Some(1), Some(2), Some(3), Some(4)]
-        );
-        let data = [0b0100_1100, 0b1000_0000];
-        let mut r = BitReader::new(&data);
-        assert_eq!([r.se(), r.se(), r.se()], [Some(1), Some(-1), Some(2)]);
-        assert_eq!(BitReader::new(&[0, 0, 0, 0, 0]).ue(), None);
     }
 
     #[test]

@@ -182,46 +182,23 @@ impl IngestHandler for Recorder {
     }
 }
 
-/// A minimal publisher over real TCP: simple handshake, connect, createStream, publish.
+/// A minimal publisher over real TCP (the shared test client, `test_support::rtmp`): simple
+/// handshake, connect, createStream, publish; returns the socket and an encoder for the media.
 async fn publish_raw(addr: std::net::SocketAddr) -> (TcpStream, rtmp_ingest::chunk::ChunkEncoder) {
-    use rtmp_ingest::amf0::{self, Amf0Value};
-    use rtmp_ingest::chunk::{message_type, ChunkEncoder};
+    use test_support::rtmp;
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend((0..1536).map(|i| if (4..8).contains(&i) { 0 } else { i as u8 }));
-    s.write_all(&c0c1).await.unwrap();
-    let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+    s.write_all(&rtmp::c0c1()).await.unwrap();
+    let mut s0s1s2 = vec![0u8; rtmp::S0_S1_S2_BYTES];
     s.read_exact(&mut s0s1s2).await.unwrap();
-    s.write_all(&s0s1s2[1..1537]).await.unwrap();
-    let mut enc = ChunkEncoder::new();
-    let mut out = bytes::BytesMut::new();
-    let commands: [&[Amf0Value]; 3] = [
-        &[
-            Amf0Value::string("connect"),
-            Amf0Value::Number(1.0),
-            Amf0Value::object([("app", Amf0Value::string("live"))]),
-        ],
-        &[
-            Amf0Value::string("createStream"),
-            Amf0Value::Number(2.0),
-            Amf0Value::Null,
-        ],
-        &[
-            Amf0Value::string("publish"),
-            Amf0Value::Number(3.0),
-            Amf0Value::Null,
-            Amf0Value::string("coalesce"),
-            Amf0Value::string("live"),
-        ],
-    ];
-    for (i, values) in commands.into_iter().enumerate() {
-        let mut body = bytes::BytesMut::new();
-        amf0::encode_all(values, &mut body);
-        let stream_id = if i == 2 { 1 } else { 0 };
-        enc.write_message(&mut out, 3, 0, message_type::AMF0_COMMAND, stream_id, &body);
+    s.write_all(&rtmp::c2()).await.unwrap();
+    for message in [
+        rtmp::connect("live"),
+        rtmp::create_stream(),
+        rtmp::publish("coalesce"),
+    ] {
+        s.write_all(&message).await.unwrap();
     }
-    s.write_all(&out).await.unwrap();
-    (s, enc)
+    (s, rtmp_ingest::chunk::ChunkEncoder::new())
 }
 
 async fn next_tag(

@@ -1,5 +1,5 @@
-//! Test support shared by the workspace's tests (dev-dependency only; the h2 pattern of a
-//! separate test-support crate).
+//! Test support shared by the workspace's tests and by `xtask` (never a dependency of a shipped
+//! crate; the h2 pattern of a separate test-support crate).
 //!
 //! * [`gate`]: the one tool gate. A test that needs a real peer (ffmpeg, GStreamer, Chromium,
 //!   Varnish, ...) asks [`require_tool`]; a missing tool fails the test when `CI` is `true` or
@@ -14,4 +14,6 @@ pub mod redis;
 #[cfg(feature = "rtmp")]
 pub mod rtmp;
 
-pub use gate::{ffmpeg9, in_ci, require, require_command, require_tool, skip, SKIP_LOG_ENV};
+pub use gate::{
+    ffmpeg9, find_ffmpeg9, in_ci, require, require_command, require_tool, skip, SKIP_LOG_ENV,
+};

@@ -22,6 +22,18 @@ pub fn c0c1() -> Vec<u8> {
 /// S0+S1+S2 length: what the server sends before it waits for C2.
 pub const S0_S1_S2_BYTES: usize = 1 + 2 * 1536;
 
+/// The handshake random bytes (S1 and S2 bodies) the vector recorder (`cargo xtask
+/// capture-vectors`) answered with: a replay through `Handshake::new(capture_random())` sends the
+/// same S1, so the captured C2 can be checked against it. Changing this invalidates every
+/// recorded vector's C2.
+pub fn capture_random() -> Box<[u8; 2 * 1536]> {
+    let mut r = Box::new([0u8; 2 * 1536]);
+    for (i, b) in r.iter_mut().enumerate() {
+        *b = (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0];
+    }
+    r
+}
+
 /// C2 of a simple handshake (the server does not check it against S1).
 pub fn c2() -> Vec<u8> {
     vec![0u8; 1536]
@@ -127,10 +139,15 @@ impl Reader {
     /// Feeds bytes; returns the messages they completed. Panics on a chunk stream the
     /// project's own decoder rejects (a server bug the test should see).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<RawMessage> {
-        self.decoder
-            .handle_input(bytes)
-            .unwrap_or_else(|e| panic!("server sent an invalid chunk stream: {e}"));
-        std::iter::from_fn(|| self.decoder.poll_message()).collect()
+        self.try_push(bytes)
+            .unwrap_or_else(|e| panic!("server sent an invalid chunk stream: {e}"))
+    }
+
+    /// Like [`Reader::push`], returning the decoder's error instead of panicking (for callers
+    /// outside tests, such as the load generator, that report it).
+    pub fn try_push(&mut self, bytes: &[u8]) -> Result<Vec<RawMessage>, rtmp_ingest::IngestError> {
+        self.decoder.handle_input(bytes)?;
+        Ok(std::iter::from_fn(|| self.decoder.poll_message()).collect())
     }
 }
 

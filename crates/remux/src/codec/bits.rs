@@ -1,5 +1,5 @@
-//! MSB-first bit reading for codec headers: fixed-width fields, Exp-Golomb `ue(v)` (ITU-T H.265
-//! §9.2), AV1 `uvlc()` and `leb128()` (AV1 Bitstream & Decoding Process Specification §4.10.3,
+//! MSB-first bit reading for codec headers: fixed-width fields, Exp-Golomb `ue(v)` and `se(v)`
+//! (ITU-T H.264 §9.1 and §9.1.1, identical in ITU-T H.265 §9.2), AV1 `uvlc()` and `leb128()` (AV1 Bitstream & Decoding Process Specification §4.10.3,
 //! §4.10.5), and NAL unit RBSP extraction (ITU-T H.265 §7.3.1.1: emulation prevention bytes).
 //!
 //! All reads return `None` past the end of the data instead of panicking.
@@ -70,6 +70,13 @@ impl<'a> BitReader<'a> {
         u32::try_from((1u64 << zeros) - 1 + rest).ok()
     }
 
+    /// `se(v)` (ITU-T H.264 §9.1.1): the signed mapping 1, −1, 2, −2, … of `ue(v)`.
+    pub fn se(&mut self) -> Option<i32> {
+        let k = i64::from(self.ue()?);
+        let v = if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) };
+        i32::try_from(v).ok()
+    }
+
     /// AV1 `uvlc()` (AV1 spec §4.10.3): 32 or more leading zeros decode to 2^32 − 1.
     pub fn uvlc(&mut self) -> Option<u32> {
         let mut zeros = 0u32;
@@ -137,6 +144,14 @@ mod tests {
         assert_eq!(r.skip(6), None, "only 5 bits left");
         assert_eq!(r.skip(5), Some(()));
         assert_eq!(r.bit(), None);
+    }
+
+    #[test]
+    fn signed_exp_golomb() {
+        // 010 | 011 | 00100 → se 1, −1, 2.
+        let data = [0b0100_1100, 0b1000_0000];
+        let mut r = BitReader::new(&data);
+        assert_eq!([r.se(), r.se(), r.se()], [Some(1), Some(-1), Some(2)]);
     }
 
     #[test]
