@@ -68,6 +68,9 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
     if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("fanout") {
         return crate::bench_fanout::run_alone(root, full);
     }
+    if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("fleet") {
+        return crate::bench_fleet::run_alone(root, full);
+    }
     if let Ok(spec) = std::env::var("XTASK_BENCH_LOAD") {
         return load_only(root, &spec);
     }

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_chart;
 mod bench_fanout;
+mod bench_fleet;
 mod bench_http;
 mod bench_ingest;
 mod bench_report;

@@ -103,9 +103,8 @@ impl ClusterConfig {
         if self.advertise_url.is_empty() && http_listen.ip().is_unspecified() {
             bail!("cluster.advertise_url must be set when http.listen is an unspecified address ({http_listen}): other nodes need a reachable address");
         }
-        if !self.advertise_url.is_empty()
-            && !(self.advertise_url.starts_with("http://") && self.advertise_url.len() > 7)
-        {
+        let advertised = self.advertise_url.strip_prefix("http://");
+        if !self.advertise_url.is_empty() && advertised.is_none_or(str::is_empty) {
             bail!("invalid value for cluster.advertise_url: expected http://ADDR:PORT");
         }
         if self.timing().is_none() {
