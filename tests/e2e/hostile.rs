@@ -569,7 +569,8 @@ fn hostile_http_slowloris_is_cut_off() {
             .unwrap();
         let start = Instant::now();
         let mut closed = false;
-        while start.elapsed() < Duration::from_secs(8) {
+        // A liveness guard (the header deadline is 2 s), not a timing assertion.
+        while start.elapsed() < PATIENCE {
             if t.write_all(b"X-Drip: 1\r\n").is_err() {
                 closed = true;
                 break;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `sluice` binary with real peers: ffmpeg publishes, ffmpeg/ffprobe and
 //! hls.js in headless Chromium play, Varnish shields. Run by `cargo xtask test`.
 
+mod abr;
 mod codecs;
 mod console;
 mod fleet;

@@ -97,10 +97,8 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `CI=true` or `CI=1` (any case), as `test_support::in_ci` reads it for the tests.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
+/// `CI=true` or `CI=1` (any case): the one reading, shared with the tests' tool gate.
+pub use test_support::in_ci;
 
 /// Runs a command, inheriting stdio, failing with its name on a non-zero exit.
 pub fn run(cmd: &mut Command) -> Result<()> {
@@ -172,7 +170,7 @@ fn test(root: &Path, no_lint: bool, fuzz_seconds: u64) -> Result<()> {
     let mut t = cargo();
     t.args(["test", "--workspace", "--locked", "--", "--test-threads=2"])
         // Not a SLUICE_ name: the sluice processes the tests spawn reject unknown SLUICE_ variables.
-        .env("XTASK_TEST_SKIP_LOG", &skip_log);
+        .env(test_support::SKIP_LOG_ENV, &skip_log);
     // Tests find the Enhanced RTMP publisher here (not a SLUICE_ name: strict config).
     if let Some(p) = deps::ffmpeg9_path() {
         t.env("FFMPEG9", p);

@@ -28,6 +28,10 @@ pub struct EdgeConfig {
     pub not_found_max_age_s: u32,
     /// Playlists held at once (live, in grace or ended); more publishes are refused.
     pub max_streams: usize,
+    /// Stream name suffixes that make groups: with `["_hi", "_lo"]`, the publishes `NAME_hi`
+    /// and `NAME_lo` are the renditions of the multivariant playlist `NAME/index.m3u8`
+    /// (see [`crate::group`]). Empty: no suffix groups (multitrack groups still form).
+    pub variant_suffixes: Vec<String>,
 }
 
 impl Default for EdgeConfig {
@@ -42,6 +46,7 @@ impl Default for EdgeConfig {
             segment_cache_max_age_s: 86_400,
             not_found_max_age_s: 1,
             max_streams: 1000,
+            variant_suffixes: Vec::new(),
         }
     }
 }

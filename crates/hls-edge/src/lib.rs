@@ -34,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 mod eviction;
+pub mod group;
 pub mod http;
 pub mod media;
 mod playlist;
@@ -45,6 +46,7 @@ mod stream;
 pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
+pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
 pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,
     VideoCodec, VideoInfo,

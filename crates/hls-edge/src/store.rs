@@ -64,6 +64,8 @@ struct Inner {
     /// Stream cores locked by total-budget enforcement, ever (one per body dropped, plus one
     /// per stale index entry): what keeps it O(evicted), checked by the tests.
     budget_core_locks: AtomicU64,
+    /// Groups of renditions and their multivariant playlists (`crate::group`).
+    groups: crate::group::Groups,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,7 +119,6 @@ impl Store {
         };
         Self {
             inner: Arc::new(Inner {
-                config,
                 clock,
                 streams: RwLock::new(HashMap::new()),
                 tombstones: Mutex::new(HashMap::new()),
@@ -128,6 +129,8 @@ impl Store {
                 next_id: AtomicU64::new(1),
                 active_streams: AtomicUsize::new(0),
                 budget_core_locks: AtomicU64::new(0),
+                groups: crate::group::Groups::new(&config.variant_suffixes),
+                config,
             }),
         }
     }
@@ -247,6 +250,7 @@ impl Store {
             }
         };
         drop(map);
+        self.refresh_group(&entry);
         Ok(StreamHandle {
             store: self.clone(),
             entry,
@@ -304,6 +308,7 @@ impl Store {
         let now = self.now();
         for e in self.entries() {
             lock(&e.core).end_now(now.instant, now.wall);
+            self.refresh_group(&e);
         }
     }
 
@@ -324,6 +329,7 @@ impl Store {
                 self.release(&e, &core, &dropped);
                 gone
             };
+            self.refresh_group(&e);
             if gone {
                 removable.push(e);
             }
@@ -347,6 +353,9 @@ impl Store {
                 lock(&self.inner.eviction).remove_entry(e.id);
                 drop(core);
                 map.remove(&key);
+                self.inner
+                    .groups
+                    .update(&e.app, &e.stream, None, now.wall, 0);
                 lock(&self.inner.tombstones).insert(
                     key,
                     Tombstone {
@@ -430,12 +439,52 @@ impl Store {
         }
     }
 
+    /// Re-reads `e`'s state into its group, if it belongs to one (no core lock is held here).
+    fn refresh_group(&self, e: &StreamEntry) {
+        if self.inner.groups.group_of(&e.stream).is_none() {
+            return;
+        }
+        let summary = lock(&e.core).summary(&e.app, &e.stream);
+        let wall = self.now().wall;
+        let wall_ms = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.inner
+            .groups
+            .update(&e.app, &e.stream, summary.as_ref(), wall, wall_ms);
+    }
+
+    /// Every group of renditions (suffix and multitrack groups), sorted by name.
+    pub fn groups(&self) -> Vec<crate::group::GroupSummary> {
+        self.inner.groups.summaries()
+    }
+
+    /// The group `app/name`, if it has members.
+    pub fn group(&self, app: &str, name: &str) -> Option<crate::group::GroupSummary> {
+        self.inner.groups.summary(app, name)
+    }
+
+    /// The sibling renditions of `app/stream` in its group with a `container` playlist, and
+    /// their last media sequence numbers (LL-HLS `EXT-X-RENDITION-REPORT`). Empty outside
+    /// groups.
+    pub fn rendition_reports(
+        &self,
+        app: &str,
+        stream: &str,
+        container: Container,
+    ) -> Vec<crate::group::RenditionReport> {
+        self.inner.groups.rendition_reports(app, stream, container)
+    }
+
     pub(crate) fn playlist(
         &self,
         app: &str,
         stream: &str,
         container: Option<Container>,
     ) -> Option<Arc<RenderedPlaylist>> {
+        if let Some(p) = self.inner.groups.playlist(app, stream, container) {
+            return Some(p);
+        }
         let e = self.entry(app, stream)?;
         let core = lock(&e.core);
         let c = container.or_else(|| core.primary())?;
@@ -492,6 +541,20 @@ impl StreamHandle {
     /// serves TS when TS is produced, else CMAF.
     pub fn set_media(&self, media: PerContainer<Option<StreamInfo>>) {
         lock(&self.entry.core).set_media(self.epoch, media);
+        self.store.refresh_group(&self.entry);
+    }
+
+    /// The producer's first timestamp (90 kHz, its own timeline) of segment `media_sequence` of
+    /// `container`, as returned by [`StreamHandle::push_segment`]. Only used to check that the
+    /// renditions of a group are aligned (see [`crate::group`]); a no-op outside groups.
+    pub fn report_segment_start(&self, container: Container, media_sequence: u64, start_90k: u64) {
+        self.store.inner.groups.report_segment_start(
+            &self.entry.app,
+            &self.entry.stream,
+            container,
+            media_sequence,
+            start_90k,
+        );
     }
 
     /// The numbers (next media sequence, discontinuity sequence, next init per container) and
@@ -542,6 +605,7 @@ impl StreamHandle {
             // own previous segment was the only candidate).
             store.enforce_total_budget(0);
         }
+        store.refresh_group(&self.entry);
         Ok(seq)
     }
 

@@ -127,6 +127,16 @@ fn session(bytes: &[u8], pieces: &[usize]) -> (PublishInfo, Vec<Tag>, bool) {
         }
         while s.poll_transmit().is_some() {}
     }
+    let stats = s.stats();
+    assert_eq!(stats.dropped_before_publish, 0, "media dropped: {stats:?}");
+    assert_eq!(
+        (stats.bytes_received, stats.video_tags + stats.audio_tags),
+        (
+            bytes.len() as u64,
+            tags.iter().filter(|t| t.kind != TagKind::Script).count() as u64
+        ),
+        "session counters"
+    );
     (publish.expect("no publish request"), tags, unpublished)
 }
 

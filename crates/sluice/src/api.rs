@@ -53,6 +53,8 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge)
         )
         .route(crate::assets::HLSJS_PATH, get(crate::assets::hlsjs))
         .route("/api/streams/{app}/{stream}/history", get(stream_history))
+        .route("/api/groups", get(list_groups))
+        .route("/api/groups/{app}/{name}", get(get_group))
         .route("/api/events", get(console_events))
         .with_state(state);
     // The timeout and concurrency limit guard the operator routes (metrics rendering, JSON,
@@ -187,6 +189,22 @@ async fn list_streams(State(s): State<ApiState>) -> Response {
         store.bytes_held_by_container(),
     );
     no_store(Json(body))
+}
+
+/// Groups of renditions (`hls.variant_suffixes` and multitrack publishes): their members, the
+/// order of the multivariant playlist, measured bandwidths and alignment counts.
+async fn list_groups(State(s): State<ApiState>) -> Response {
+    no_store(Json(serde_json::json!({ "groups": s.app.store.groups() })))
+}
+
+async fn get_group(
+    State(s): State<ApiState>,
+    Path((app, name)): Path<(String, String)>,
+) -> Response {
+    match s.app.store.group(&app, &name) {
+        Some(g) => no_store(Json(g)),
+        None => no_store((StatusCode::NOT_FOUND, "no such group\n")),
+    }
 }
 
 async fn get_stream(

@@ -176,6 +176,9 @@ pub struct HlsConfig {
     pub max_streams: usize,
     pub segment_max_age_s: u32,
     pub not_found_max_age_s: u32,
+    /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
+    /// multivariant playlist `NAME/index.m3u8`.
+    pub variant_suffixes: Vec<String>,
 }
 
 /// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
@@ -200,6 +203,7 @@ impl Default for HlsConfig {
             max_streams: edge.max_streams,
             segment_max_age_s: edge.segment_cache_max_age_s,
             not_found_max_age_s: edge.not_found_max_age_s,
+            variant_suffixes: edge.variant_suffixes,
         }
     }
 }
@@ -430,6 +434,14 @@ impl Config {
             "must be at least hls.max_bytes_per_stream",
         )?;
         check(h.max_streams >= 1, "hls.max_streams", "must be at least 1")?;
+        check(
+            h.variant_suffixes.len() <= 16
+                && h.variant_suffixes.iter().all(|s| {
+                    valid_name(s) && !hls_edge::group::is_track_stream_name(&format!("x{s}"))
+                }),
+            "hls.variant_suffixes",
+            "at most 16 suffixes of [A-Za-z0-9._~-], none of the reserved form ~vN",
+        )?;
         let h = &self.http;
         check(
             h.request_timeout_ms >= 100,

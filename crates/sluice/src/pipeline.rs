@@ -59,6 +59,7 @@ pub fn edge_config(cfg: &Config) -> hls_edge::EdgeConfig {
         segment_cache_max_age_s: h.segment_max_age_s,
         not_found_max_age_s: h.not_found_max_age_s,
         max_streams: h.max_streams,
+        variant_suffixes: h.variant_suffixes.clone(),
     }
 }
 
@@ -220,10 +221,12 @@ impl IngestHandler for App {
             self.refuse("shutting_down", app, stream, peer);
             return Err(PublishRefusal::BadName("server is shutting down".into()));
         }
-        if !valid_name(app) || !valid_name(stream) {
+        // `NAME~vK` names are the renditions of multitrack publishes (hls_edge::group).
+        if !valid_name(app) || !valid_name(stream) || hls_edge::group::is_track_stream_name(stream)
+        {
             self.refuse("bad_name", app, stream, peer);
             return Err(PublishRefusal::BadName(
-                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters".into(),
+                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters, and do not end in ~v<number>".into(),
             ));
         }
         if let Err(r) = self.auth.authorize(app, stream, &req.params, peer).await {
@@ -574,12 +577,17 @@ impl PublishSink {
             independent: seg.independent,
             arrival_unix_ms: seg.first_arrival_ms,
         });
-        match (pushed, &self.fleet) {
-            (Err(e), _) => {
-                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed")
+        match pushed {
+            // Groups compare these across renditions (alignment check).
+            Ok(msn) => {
+                h.report_segment_start(container, msn, seg.first_dts_90k);
+                if let Some(f) = &self.fleet {
+                    f.progress(h.resume_point());
+                }
             }
-            (Ok(_), Some(f)) => f.progress(h.resume_point()),
-            (Ok(_), None) => {}
+            Err(e) => {
+                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed");
+            }
         }
     }
 

@@ -95,6 +95,20 @@ impl Publisher {
         p
     }
 
+    /// A connection that will be fed a recorded encoder's bytes (`rtmp-ingest/testdata`).
+    fn recorded(app: &App, connection_id: u64) -> Publisher {
+        Publisher {
+            session: Session::new(connection_id, Arc::new(ingest_config(&app.cfg)), now()),
+            sink: None,
+            kick: CancellationToken::new(),
+            status: None,
+            replies: rtmp::Reader::new(),
+            handshake_left: rtmp::S0_S1_S2_BYTES,
+            next_frame: 0,
+            base_ms: 0,
+        }
+    }
+
     /// Feeds bytes, then handles every event the way `rtmp_ingest::server` does.
     async fn input(&mut self, app: &App, bytes: &[u8]) {
         self.session
@@ -293,4 +307,58 @@ async fn takeover_after_a_kick() {
     assert!(pl.contains("#EXT-X-DISCONTINUITY"), "{pl}");
     assert!(app.kick("live", "sim"), "the new publisher is registered");
     b.close(CloseReason::Kicked);
+}
+
+/// What real encoders sent (`crates/rtmp-ingest/testdata`, see its README) through the whole
+/// pipeline: byte by byte until `NetStream.Publish.Start` (a recording has no read boundaries,
+/// and an encoder waits for it), then in 4 KiB reads with the clock advancing. FFmpeg 5.1's
+/// H.264/AAC is written as MPEG-TS, FFmpeg 9's HEVC/Opus as CMAF; both play out their two seconds.
+#[tokio::test(start_paused = true)]
+async fn recorded_encoders_play_through_the_pipeline() {
+    for (file, name, ts) in [
+        ("ffmpeg-5.1-h264-aac.rtmp", "ffmpeg", true),
+        ("ffmpeg-9-hevc-opus-enhanced.rtmp", "ffmpeg9", false),
+    ] {
+        let path = format!(
+            "{}/../rtmp-ingest/testdata/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (app, edge) = setup();
+        let mut p = Publisher::recorded(&app, 1);
+        let mut at = 0;
+        while !p.accepted() && at < bytes.len() {
+            p.input(&app, &bytes[at..at + 1]).await;
+            at += 1;
+        }
+        assert!(p.accepted(), "{file}: status {:?}", p.status);
+        for piece in bytes[at..].chunks(4096) {
+            p.input(&app, piece).await;
+            advance(&app, Duration::from_millis(100)).await;
+        }
+        p.close(CloseReason::Unpublished);
+        let (status, playlist) = get(&edge, &format!("/live/{name}/index.m3u8")).await;
+        assert_eq!(status, 200, "{file}: {playlist}");
+        assert_eq!(playlist.contains("#EXT-X-MAP"), !ts, "{file}: {playlist}");
+        let seconds: f64 = playlist
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .map(|v| v.split(',').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert!(
+            (1.9..=2.1).contains(&seconds),
+            "{file}: {seconds} s in\n{playlist}"
+        );
+        for uri in playlist
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (status, _) = get(&edge, &format!("/live/{name}/{uri}")).await;
+            assert_eq!(status, 200, "{file}: {uri} listed but not served");
+        }
+        if !ts {
+            let (status, _) = get(&edge, &format!("/live/{name}/init-0.mp4")).await;
+            assert_eq!(status, 200, "{file}: init segment");
+        }
+    }
 }

@@ -1,0 +1,291 @@
+//! Adaptive bitrate end to end (issue 16): one ffmpeg process publishes a three-step ladder as
+//! three publishes (`live/cam_hi|_mid|_lo`, keyframes forced at the same times); with
+//! `hls.variant_suffixes` Sluice serves `live/cam/index.m3u8` (and `cmaf.m3u8`) as their
+//! multivariant playlist. Checked: the attributes players trust, the start rendition, every
+//! rendition decoding cleanly, segments of the same number starting at the same media time
+//! within one frame, and the group in the API.
+//!
+//! The ladder is scaled down from 1080p/720p/360p at 6/3/0.8 Mbit/s to 640x360 1.5 Mbit/s,
+//! 480x270 0.8 Mbit/s and 320x180 0.3 Mbit/s so three x264 encoders fit two loaded cores.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// (suffix, width, height, video bitrate).
+pub const LADDER: [(&str, u32, u32, &str); 3] = [
+    ("_hi", 640, 360, "1500k"),
+    ("_mid", 480, 270, "800k"),
+    ("_lo", 320, 180, "300k"),
+];
+
+/// One ffmpeg, one input, three encodes with keyframes forced every 2 s, three RTMP publishes.
+fn publish_ladder(s: &Sluice, name: &str, seconds: u32) -> Proc {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-filter_complex",
+            "[0:v]split=3[v0][v1][v2];[v1]scale=480:270[v1s];[v2]scale=320:180[v2s]",
+        ]);
+    for (i, (suffix, _, _, rate)) in LADDER.iter().enumerate() {
+        let label = if i == 0 {
+            "[v0]".to_string()
+        } else {
+            format!("[v{i}s]")
+        };
+        c.args(["-map", &label, "-map", "1:a"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"])
+            .args(["-b:v", rate, "-maxrate", rate, "-bufsize", rate])
+            .args([
+                "-force_key_frames",
+                "expr:gte(t,n_forced*2)",
+                "-sc_threshold",
+                "0",
+            ])
+            .args(["-g", "600", "-pix_fmt", "yuv420p"])
+            .args(["-c:a", "aac", "-b:a", "64k"])
+            .args(["-f", "flv", &s.rtmp(&format!("live/{name}{suffix}"))]);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    Proc(c.spawn().expect("start ffmpeg"))
+}
+
+/// `#EXT-X-STREAM-INF` attribute lists and URIs of a multivariant playlist.
+pub fn variants(multivariant: &str) -> Vec<(HashMap<String, String>, String)> {
+    let lines: Vec<&str> = multivariant.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(attrs) = l.strip_prefix("#EXT-X-STREAM-INF:") else {
+            continue;
+        };
+        out.push((parse_attrs(attrs), lines[i + 1].to_string()));
+    }
+    out
+}
+
+fn parse_attrs(s: &str) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let Some((k, v)) = rest.split_once('=') else {
+            break;
+        };
+        let (value, tail) = if let Some(q) = v.strip_prefix('"') {
+            let end = q.find('"').unwrap();
+            (&q[..end], q[end + 1..].trim_start_matches(','))
+        } else {
+            match v.split_once(',') {
+                Some((a, b)) => (a, b),
+                None => (v, ""),
+            }
+        };
+        m.insert(k.to_string(), value.to_string());
+        rest = tail;
+    }
+    m
+}
+
+/// Waits until `path` lists `n` variants.
+pub fn wait_for_variants(s: &Sluice, path: &str, n: usize, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = s.get(path);
+        if r.status == 200 && variants(&r.text()).len() >= n {
+            return r.text();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not list {n} variants: {} {}\nlog:\n{}",
+            r.status,
+            r.text(),
+            s.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// First video PTS of a segment, seconds, per ffprobe (a CMAF segment is probed behind the init
+/// segment its playlist maps).
+fn first_video_pts(s: &Sluice, dir: &str, playlist: &str, seg: &str) -> f64 {
+    let mut bytes = Vec::new();
+    if let Some(init) = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .next_back()
+    {
+        bytes = s.get(&format!("{dir}/{}", init.trim_end_matches('"'))).body;
+    }
+    bytes.extend(s.get(&format!("{dir}/{seg}")).body);
+    let file = std::env::temp_dir().join(format!("sluice-abr-{}-{}", s.http_port, seg));
+    std::fs::write(&file, &bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=start_time", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("run ffprobe");
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // TS lists the stream under its program too: the first line is enough.
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no start time for {dir}/{seg}: {text:?}"))
+}
+
+/// Segments with the same media sequence number start within one frame (1/30 s) in every
+/// rendition of the group; returns how many numbers were compared.
+pub fn check_alignment(s: &Sluice, dir: &str, renditions: &[String], file: &str) -> usize {
+    let mut per: Vec<HashMap<String, f64>> = Vec::new();
+    let mut common: Option<Vec<String>> = None;
+    let mut playlists = Vec::new();
+    for r in renditions {
+        let pl = s.get(&format!("/{dir}/{r}/{file}")).text();
+        let segs = segment_uris(&pl);
+        playlists.push(pl);
+        common = Some(match common {
+            None => segs,
+            Some(c) => c.into_iter().filter(|x| segs.contains(x)).collect(),
+        });
+        per.push(HashMap::new());
+    }
+    let common = common.unwrap_or_default();
+    // The newest few: the oldest may already be leaving the window.
+    let check: Vec<&String> = common.iter().rev().take(3).collect();
+    for (i, r) in renditions.iter().enumerate() {
+        for seg in &check {
+            let t = first_video_pts(s, &format!("/{dir}/{r}"), &playlists[i], seg);
+            per[i].insert(seg.to_string(), t);
+        }
+    }
+    for seg in &check {
+        let times: Vec<f64> = per.iter().map(|m| m[*seg]).collect();
+        let spread = times.iter().cloned().fold(f64::MIN, f64::max)
+            - times.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(
+            spread <= 1.0 / 30.0 + 1e-3,
+            "{seg} starts at {times:?} in {renditions:?}: not aligned within one frame"
+        );
+    }
+    check.len()
+}
+
+#[test]
+fn suffix_group_ladder_is_one_multivariant_playlist() {
+    if !require("ffmpeg") || !require("ffprobe") {
+        return;
+    }
+    let s = Sluice::start(&["--set", "hls.variant_suffixes=_hi,_mid,_lo"]);
+    let _pub = publish_ladder(&s, "cam", 40);
+    for (suffix, ..) in LADDER {
+        s.wait_for_segments(
+            &format!("/live/cam{suffix}/index.m3u8"),
+            4,
+            Duration::from_secs(60),
+        );
+    }
+    let mv = wait_for_variants(&s, "/live/cam/index.m3u8", 3, Duration::from_secs(10));
+    let vs = variants(&mv);
+    let uris: Vec<&str> = vs.iter().map(|(_, u)| u.as_str()).collect();
+    // The start rendition (listed first) is the middle one, then highest first.
+    assert_eq!(
+        uris,
+        [
+            "../cam_mid/index.m3u8",
+            "../cam_hi/index.m3u8",
+            "../cam_lo/index.m3u8"
+        ],
+        "{mv}"
+    );
+    let bw = |i: usize| vs[i].0["BANDWIDTH"].parse::<u64>().unwrap();
+    assert!(bw(1) > bw(0) && bw(0) > bw(2), "bandwidth order: {mv}");
+    for ((attrs, uri), want) in vs.iter().zip([(480, 270), (640, 360), (320, 180)]) {
+        assert_eq!(
+            attrs["RESOLUTION"],
+            format!("{}x{}", want.0, want.1),
+            "{uri}: {mv}"
+        );
+        assert!(attrs["CODECS"].starts_with("avc1."), "{mv}");
+        assert!(attrs["CODECS"].ends_with(",mp4a.40.2"), "{mv}");
+        assert!(attrs.contains_key("AVERAGE-BANDWIDTH"), "{mv}");
+        let avg: u64 = attrs["AVERAGE-BANDWIDTH"].parse().unwrap();
+        let peak: u64 = attrs["BANDWIDTH"].parse().unwrap();
+        assert!(avg <= peak && avg > 100_000, "{uri}: {avg} vs {peak}");
+    }
+    // The measured peak follows the encoder's rate (1.5 Mbit/s video + audio + TS overhead).
+    assert!((1_200_000..4_000_000).contains(&bw(1)), "{mv}");
+    let r = s.get("/live/cam/index.m3u8");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert!(r.header("etag").is_some());
+    // CMAF multivariant: the renditions' cmaf.m3u8.
+    let cmaf = s.get("/live/cam/cmaf.m3u8").text();
+    assert_eq!(
+        variants(&cmaf)
+            .iter()
+            .map(|(_, u)| u.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "../cam_mid/cmaf.m3u8",
+            "../cam_hi/cmaf.m3u8",
+            "../cam_lo/cmaf.m3u8"
+        ],
+        "{cmaf}"
+    );
+
+    // Every rendition decodes cleanly, both containers.
+    for (suffix, ..) in LADDER {
+        for file in ["index.m3u8", "cmaf.m3u8"] {
+            let url = s.http(&format!("/live/cam{suffix}/{file}"));
+            let errors = ffmpeg_decode_errors(&url, &["-t", "3"]);
+            assert!(errors.is_empty(), "{url}: {errors}");
+        }
+    }
+    // Same number, same media time, in every rendition.
+    let names: Vec<String> = LADDER.iter().map(|(x, ..)| format!("cam{x}")).collect();
+    assert!(check_alignment(&s, "live", &names, "index.m3u8") >= 2);
+    assert!(check_alignment(&s, "live", &names, "cmaf.m3u8") >= 2);
+
+    // The API shows the group; the server's own alignment check agrees.
+    let api: serde_json::Value = serde_json::from_slice(&s.get("/api/groups").body).unwrap();
+    let g = &api["groups"][0];
+    assert_eq!(g["name"], "cam", "{api}");
+    assert_eq!(g["kind"], "suffix", "{api}");
+    let rs = g["renditions"].as_array().unwrap();
+    assert_eq!(rs.len(), 3, "{api}");
+    let compared: u64 = rs
+        .iter()
+        .map(|r| r["segments_compared"].as_u64().unwrap())
+        .sum();
+    let misaligned: u64 = rs
+        .iter()
+        .map(|r| r["segments_misaligned"].as_u64().unwrap())
+        .sum();
+    assert!(compared >= 6, "{api}");
+    assert_eq!(misaligned, 0, "{api}");
+    assert_eq!(s.get("/api/groups/live/cam").status, 200);
+    assert_eq!(s.get("/api/groups/live/nope").status, 404);
+}
+
+/// A publish name of the reserved multitrack-rendition form is refused.
+#[test]
+fn reserved_rendition_names_cannot_be_published() {
+    if !require("ffmpeg") {
+        return;
+    }
+    let s = Sluice::start(&[]);
+    let mut p = ffmpeg_publish(&s.rtmp("live/cam~v1"), 3, &[]);
+    assert!(!p.0.wait().unwrap().success());
+    assert_eq!(s.get("/live/cam~v1/index.m3u8").status, 404);
+}
