@@ -274,3 +274,97 @@ fn three_nodes_one_owner_forwarding_failover_and_growing_numbers() {
     let via_a = a.wait_for_segments(PLAYLIST, 1, Duration::from_secs(10));
     assert!(media_sequence(&via_a) >= media_sequence(&pl_c));
 }
+
+/// The full test: hls.js in Chromium plays through the shipped fleet VCL (round robin
+/// over three nodes) while the owner is killed and the publisher reconnects to another node;
+/// playback goes on after a stall, with no fatal error.
+#[test]
+fn hlsjs_through_varnish_keeps_playing_when_the_owner_is_killed() {
+    if !require("ffmpeg")
+        || !require("varnishd")
+        || !require("chromium")
+        || !test_support::require_tool("redis-server")
+        || node_modules().is_none()
+    {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = node(&redis);
+    let b = node(&redis);
+    let c = node(&redis);
+    let varnish = FleetVarnish::start([a.http_port, b.http_port, c.http_port]);
+    let base = format!("http://127.0.0.1:{}", varnish.port);
+    let publisher = publish_accepted(&a, Duration::from_secs(20));
+    a.wait_for_segments(PLAYLIST, 3, Duration::from_secs(30));
+    let url = format!("{base}{PLAYLIST}");
+    let player = std::thread::spawn(move || play_in_browser(&url, 40, None));
+    std::thread::sleep(Duration::from_secs(12));
+    drop(publisher);
+    let _ = a.child.kill(); // SIGKILL
+    let _ = a.child.wait();
+    let killed_at_ms = 12_000.0;
+    let _publisher = publish_accepted(&b, Duration::from_secs(30));
+    let out = player.join().unwrap();
+    let report = &out["report"];
+    assert!(
+        report["fatal"].as_array().is_some_and(|f| f.is_empty()),
+        "fatal hls.js errors: {out}"
+    );
+    let samples = report["samples"].as_array().expect("samples");
+    let t0 = samples.first().and_then(|s| s["t"].as_f64()).unwrap_or(0.0);
+    let played_at = |after_ms: f64| {
+        samples
+            .iter()
+            .filter(|s| s["t"].as_f64().unwrap_or(0.0) - t0 <= after_ms)
+            .filter_map(|s| s["currentTime"].as_f64())
+            .fold(0.0, f64::max)
+    };
+    let at_kill = played_at(killed_at_ms);
+    let at_end = played_at(f64::MAX);
+    eprintln!("fleet browser: played {at_kill:.1} s before the kill, {at_end:.1} s in all");
+    assert!(at_kill > 2.0, "did not play before the kill: {out}");
+    assert!(
+        at_end > at_kill + 8.0,
+        "playback did not go on after the owner died ({at_kill:.1} -> {at_end:.1}): {out}"
+    );
+}
+
+/// varnishd with docker/varnish/fleet.vcl, its three backends pointed at the test's nodes.
+struct FleetVarnish {
+    port: u16,
+    _proc: Proc,
+}
+
+impl FleetVarnish {
+    fn start(ports: [u16; 3]) -> FleetVarnish {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sluice-fleet-varnish-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut vcl = std::fs::read_to_string(repo_root().join("docker/varnish/fleet.vcl")).unwrap();
+        for (i, p) in ports.iter().enumerate() {
+            let n = i + 1;
+            let from = format!(".host = \"sluice{n}\";\n    .port = \"8080\";");
+            assert!(vcl.contains(&from), "fleet.vcl backend sluice{n} not found");
+            vcl = vcl.replace(&from, &format!(".host = \"127.0.0.1\";\n    .port = \"{p}\";"));
+        }
+        let vcl_path = dir.join("fleet.vcl");
+        std::fs::write(&vcl_path, vcl).unwrap();
+        let child = std::process::Command::new("varnishd")
+            .args(["-F", "-n"])
+            .arg(&dir)
+            .args(["-a", &format!("127.0.0.1:{port}")])
+            .arg("-f")
+            .arg(&vcl_path)
+            .args(["-s", "malloc,64m", "-p", "default_ttl=2"])
+            .spawn()
+            .expect("start varnishd");
+        let v = FleetVarnish {
+            port,
+            _proc: Proc(child),
+        };
+        wait_until("varnishd answers through a healthy node", Duration::from_secs(30), || {
+            http_get(&format!("http://127.0.0.1:{port}"), "/healthz").is_ok_and(|r| r.status == 200)
+        });
+        v
+    }
+}
