@@ -340,12 +340,16 @@ impl FleetVarnish {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sluice-fleet-varnish-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut vcl = std::fs::read_to_string(repo_root().join("docker/varnish/fleet.vcl")).unwrap();
+        let mut vcl =
+            std::fs::read_to_string(repo_root().join("docker/varnish/fleet.vcl")).unwrap();
         for (i, p) in ports.iter().enumerate() {
             let n = i + 1;
             let from = format!(".host = \"sluice{n}\";\n    .port = \"8080\";");
             assert!(vcl.contains(&from), "fleet.vcl backend sluice{n} not found");
-            vcl = vcl.replace(&from, &format!(".host = \"127.0.0.1\";\n    .port = \"{p}\";"));
+            vcl = vcl.replace(
+                &from,
+                &format!(".host = \"127.0.0.1\";\n    .port = \"{p}\";"),
+            );
         }
         let vcl_path = dir.join("fleet.vcl");
         std::fs::write(&vcl_path, vcl).unwrap();
@@ -362,9 +366,14 @@ impl FleetVarnish {
             port,
             _proc: Proc(child),
         };
-        wait_until("varnishd answers through a healthy node", Duration::from_secs(30), || {
-            http_get(&format!("http://127.0.0.1:{port}"), "/healthz").is_ok_and(|r| r.status == 200)
-        });
+        wait_until(
+            "varnishd answers through a healthy node",
+            Duration::from_secs(30),
+            || {
+                http_get(&format!("http://127.0.0.1:{port}"), "/healthz")
+                    .is_ok_and(|r| r.status == 200)
+            },
+        );
         v
     }
 }

@@ -3,6 +3,7 @@
 //! copy (RFC 8216bis §6.2.1), each with its response header values (RFC 9110 §8.8 validators)
 //! formatted once rather than per request.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -20,9 +21,9 @@ pub(crate) struct PartMeta {
 pub(crate) struct StoredBody {
     /// One chunk per part, in order; the body is their concatenation.
     pub chunks: Vec<Bytes>,
-    /// Per part, parallel to `chunks` (empty for init segments).
-    #[allow(dead_code)] // read by LL-HLS (`EXT-X-PART`), the next step
-    pub parts: Vec<PartMeta>,
+    /// A segment whose parts were pushed one by one (LL-HLS): each part as its own body
+    /// (`part-N.P.m4s`), sharing the same `Bytes` as `chunks`. Empty otherwise.
+    pub part_bodies: Vec<Arc<StoredBody>>,
     pub len_bytes: u64,
     pub etag: String,
     pub last_modified: SystemTime,
@@ -39,7 +40,7 @@ pub(crate) fn header_value(s: &str) -> HeaderValue {
 impl StoredBody {
     pub fn new(
         chunks: Vec<Bytes>,
-        parts: Vec<PartMeta>,
+        part_bodies: Vec<Arc<StoredBody>>,
         etag: String,
         last_modified: SystemTime,
         content_type: &'static str,
@@ -47,7 +48,7 @@ impl StoredBody {
         let len_bytes = chunks.iter().map(|c| c.len() as u64).sum();
         Self {
             chunks,
-            parts,
+            part_bodies,
             len_bytes,
             etag_value: header_value(&etag),
             last_modified_value: header_value(&httpdate::fmt_http_date(last_modified)),

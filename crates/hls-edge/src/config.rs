@@ -28,6 +28,13 @@ pub struct EdgeConfig {
     pub not_found_max_age_s: u32,
     /// Playlists held at once (live, in grace or ended); more publishes are refused.
     pub max_streams: usize,
+    /// Low-Latency HLS on the CMAF playlist (RFC 8216bis §4.4.3.7-8, §4.4.4.9, §4.4.5, §6.2.5):
+    /// parts, preload hint, blocking reload, delta updates. Off: `cmaf.m3u8` is a standard
+    /// playlist and `_HLS_*` query parameters are ignored.
+    pub low_latency: bool,
+    /// Requests one stream may hold waiting at once (blocking playlist reloads and preload-hint
+    /// part requests, RFC 8216bis §6.2.5.2, §6.2.6); more are answered 503 at once.
+    pub max_waiting_requests_per_stream: usize,
     /// Stream name suffixes that make groups: with `["_hi", "_lo"]`, the publishes `NAME_hi`
     /// and `NAME_lo` are the renditions of the multivariant playlist `NAME/index.m3u8`
     /// (see [`crate::group`]). Empty: no suffix groups (multitrack groups still form).
@@ -46,6 +53,8 @@ impl Default for EdgeConfig {
             segment_cache_max_age_s: 86_400,
             not_found_max_age_s: 1,
             max_streams: 1000,
+            low_latency: true,
+            max_waiting_requests_per_stream: 10_000,
             variant_suffixes: Vec::new(),
         }
     }

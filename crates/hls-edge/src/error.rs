@@ -20,10 +20,22 @@ pub enum EdgeError {
     /// A byte range that starts beyond the end of the segment.
     #[error("range not satisfiable (resource is {len_bytes} bytes)")]
     RangeNotSatisfiable { len_bytes: u64 },
+    /// A malformed `_HLS_*` delivery directive, `_HLS_part` without `_HLS_msn`, or a blocking
+    /// request too far ahead of the playlist (RFC 8216bis §6.2.5.2).
+    #[error("bad delivery directive")]
+    BadDirective,
 
     // --- the client asked for something that is not (or no longer) here ---
     #[error("not found")]
     NotFound,
+
+    // --- the edge cannot answer now ---
+    /// A blocking request waited three target durations (RFC 8216bis §6.2.5.2).
+    #[error("blocking request timed out")]
+    BlockingTimeout,
+    /// `max_waiting_requests_per_stream` requests already wait on this stream.
+    #[error("too many waiting requests on this stream")]
+    TooManyWaiting,
 
     // --- the publisher side asked for something the edge refuses ---
     /// `max_streams` playlists are already held.
@@ -49,6 +61,10 @@ impl EdgeError {
             EdgeError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             EdgeError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             EdgeError::NotFound => StatusCode::NOT_FOUND,
+            EdgeError::BadDirective => StatusCode::BAD_REQUEST,
+            EdgeError::BlockingTimeout | EdgeError::TooManyWaiting => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             EdgeError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EdgeError::InvalidStreamName => StatusCode::BAD_REQUEST,
             EdgeError::NotPublishing | EdgeError::MissingInit => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,6 +79,8 @@ impl EdgeError {
             EdgeError::MethodNotAllowed => "method not allowed\n",
             EdgeError::RangeNotSatisfiable { .. } => "range not satisfiable\n",
             EdgeError::NotFound => "not found\n",
+            EdgeError::BadDirective => "bad request\n",
+            EdgeError::BlockingTimeout | EdgeError::TooManyWaiting => "service unavailable\n",
             EdgeError::TooManyStreams { .. } => "service unavailable\n",
             EdgeError::InvalidStreamName => "bad request\n",
             EdgeError::NotPublishing | EdgeError::MissingInit => "internal server error\n",

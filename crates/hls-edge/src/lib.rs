@@ -7,7 +7,10 @@
 //! target duration and part target), declares the containers it produces and their typed
 //! description with [`StreamHandle::set_media`], and pushes each complete segment of each
 //! container through [`StreamHandle::push_segment`] (its parts as immutable [`bytes::Bytes`],
-//! plus the init segment for CMAF). The store renders each playlist once per change and keeps
+//! plus the init segment for CMAF). For Low-Latency HLS the CMAF parts come one by one first
+//! ([`StreamHandle::push_part`]): each is listed and downloadable at once, and requests blocked
+//! on it (`_HLS_msn`/`_HLS_part`, the preload-hinted part) are woken by one notification;
+//! `push_segment` then completes the segment from them. The store renders each playlist once per change and keeps
 //! segment bodies in a byte-bounded `moka` cache; [`router`] serves both without copying. A
 //! janitor task ([`Store::spawn_janitor`]) ends playlists after the grace period, removes them
 //! after the ended retention and drops segments when their availability duration is over. Time
@@ -26,8 +29,13 @@
 //!   publish and after every discontinuity, then advanced by the listed durations.
 //! * A segment that leaves the playlist stays downloadable for its duration plus the longest
 //!   playlist that contained it, counted from the moment it left.
-//! * Segment and init names (`seg-N.ts`, `seg-N.m4s`, `init-N.mp4`) are never reused for other
-//!   bytes: numbers only grow, across reconnects and playlist lives.
+//! * Segment, part and init names (`seg-N.ts`, `seg-N.m4s`, `part-N.P.m4s`, `init-N.mp4`) are
+//!   never reused for other bytes: numbers only grow, across reconnects and playlist lives; a
+//!   segment left open by a publisher that leaves is listed with the parts it has.
+//! * Low-Latency (CMAF, `EdgeConfig::low_latency`): `PART-TARGET` and `PART-HOLD-BACK` (3 part
+//!   targets) are pinned with the target duration for the playlist's life; `CAN-SKIP-UNTIL` is
+//!   6 target durations; parts are listed for the segments within 3 target durations of the
+//!   end; a blocked request waits at most 3 target durations (then 503).
 
 mod body;
 pub mod clock;
@@ -36,6 +44,7 @@ pub mod error;
 mod eviction;
 pub mod group;
 pub mod http;
+mod ll;
 pub mod media;
 mod playlist;
 mod rendition;
@@ -55,4 +64,4 @@ pub use rendition::Continuation;
 pub use rendition::RenditionSummary;
 pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};
-pub use stream::{NewPart, NewSegment, StreamState, StreamSummary};
+pub use stream::{NewPart, NewSegment, SegmentStart, StreamState, StreamSummary};

@@ -7,7 +7,11 @@
 //!                 └────────────── budget (oldest listed, never the newest) ──────────┘
 //! ```
 //! The life cycle (live, grace, ended, removed) is the stream's ([`crate::stream`]); a rendition
-//! is told about it. Media segment bodies live in the store's cache; init segments live here.
+//! is told about it. Media segment bodies live in the store's cache; init segments live here,
+//! and so do the parts of the segment being written (LL-HLS, RFC 8216bis §4.4.4.9): its media
+//! sequence number is taken when its first part arrives and it is listed (`EXT-X-PART` only)
+//! until it completes. Every render is published to the rendition's [`LlSignal`], which wakes
+//! blocked requests (§6.2.5.2).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,10 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::body::{RenderedPlaylist, StoredBody};
+use crate::body::{PartMeta, RenderedPlaylist, StoredBody};
+use crate::ll::{LlProgress, LlSignal};
 use crate::media::{bitrate_bps, Bandwidth, Container, StreamInfo};
-use crate::playlist::{self, PlaylistView, SegmentMeta};
-use crate::stream::{Candidate, NewSegment};
+use crate::playlist::{self, LlView, PlaylistView, RenditionReport, SegmentMeta};
+use crate::stream::Candidate;
 
 /// Something whose bytes are no longer held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +60,36 @@ pub struct Continuation {
 }
 
 /// What a render needs from the stream.
-pub(crate) struct RenderContext {
+pub(crate) struct RenderContext<'a> {
     pub target_duration_s: u32,
+    /// `Some` when Low-Latency HLS is on (edge config) with this pinned part target.
+    pub part_target_ms: Option<u32>,
     pub ended: bool,
     pub life_id: u64,
     pub wall: SystemTime,
+    pub reports: &'a [RenditionReport],
+}
+
+/// The segment being written, listed by its parts (LL-HLS).
+#[derive(Debug)]
+pub(crate) struct OpenSegment {
+    /// Duration and length so far; `parts` as listed.
+    pub meta: SegmentMeta,
+    /// One body per part (`part-N.P.m4s`), in order.
+    pub bodies: Vec<Arc<StoredBody>>,
+    /// The producer said the segment reached its target: the next part probably starts the
+    /// next segment (what the preload hint names).
+    pub target_reached: bool,
+    pub arrival_unix_ms: u64,
+}
+
+/// How a segment starts: what its first part or whole body brings.
+pub(crate) struct Start {
+    pub discontinuity: bool,
+    pub independent: bool,
+    pub arrival_unix_ms: u64,
+    pub init: Option<u64>,
+    pub new_init: bool,
 }
 
 pub(crate) fn duration_from_90k(ticks: u64) -> Duration {
@@ -91,6 +121,13 @@ pub(crate) struct Rendition {
     /// Declared by the producer; `produced` says whether the current publish makes it.
     pub info: StreamInfo,
     pub produced: bool,
+    /// The segment being written (parts pushed one by one).
+    pub open: Option<OpenSegment>,
+    /// Parts were pushed one by one in this playlist life: the playlist is Low-Latency.
+    pub ll_active: bool,
+    /// Delta update (`_HLS_skip`), rendered with the playlist when segments can be skipped.
+    rendered_delta: Option<Arc<RenderedPlaylist>>,
+    pub signal: Arc<LlSignal>,
 }
 
 impl Rendition {
@@ -114,6 +151,10 @@ impl Rendition {
             peak_bps: 0,
             info: StreamInfo::default(),
             produced: false,
+            open: None,
+            ll_active: false,
+            rendered_delta: None,
+            signal: Arc::new(LlSignal::new()),
         }
     }
 
@@ -150,9 +191,12 @@ impl Rendition {
     /// sequence counted as if every listed segment had left the playlist.
     pub fn resume_point(&self) -> Continuation {
         let listed = self.window.iter().filter(|l| l.meta.discontinuity).count() as u64;
+        // An open segment's parts are already served under its number.
+        let open = u64::from(self.open.is_some());
         Continuation {
+            next_media_sequence: self.next_media_sequence + open,
             discontinuity_sequence: self.discontinuity_sequence + listed,
-            ..self.continuation()
+            next_init: self.next_init,
         }
     }
 
@@ -162,6 +206,7 @@ impl Rendition {
         self.pending_discontinuity = false;
         self.peak_bps = 0;
         self.pdt_anchor = None;
+        self.ll_active = false;
     }
 
     pub fn init(&self, number: u64) -> Option<Arc<StoredBody>> {
@@ -201,44 +246,98 @@ impl Rendition {
         len
     }
 
-    /// Lists a complete segment. Returns its media sequence number; the caller slides, applies
-    /// budgets and renders.
-    pub fn push(
-        &mut self,
-        seg: &NewSegment,
-        len_bytes: u64,
-        init: Option<u64>,
-        new_init: bool,
-    ) -> u64 {
-        let media_sequence = self.next_media_sequence;
-        self.next_media_sequence += 1;
+    /// The meta of a segment that starts now, under the next media sequence number (taken by
+    /// [`Rendition::list`]). Decides its discontinuity and program date-time.
+    pub fn start(&mut self, st: &Start) -> SegmentMeta {
         // A new init segment needs a new EXT-X-MAP, which HLS only allows after a
         // discontinuity (a different initialization is a different encoding, §4.4.4.3).
-        let discontinuity = (seg.discontinuity || self.pending_discontinuity || new_init)
+        let discontinuity = (st.discontinuity || self.pending_discontinuity || st.new_init)
             && self.segments_in_life > 0;
         self.pending_discontinuity = false;
-        self.segments_in_life += 1;
         let (anchor_ms, since_90k) = match self.pdt_anchor {
             Some(a) if !discontinuity => a,
-            _ => (seg.arrival_unix_ms, 0),
+            _ => (st.arrival_unix_ms, 0),
         };
-        self.pdt_anchor = Some((anchor_ms, since_90k.saturating_add(seg.duration_90k)));
+        self.pdt_anchor = Some((anchor_ms, since_90k));
+        SegmentMeta {
+            media_sequence: self.next_media_sequence,
+            duration_90k: 0,
+            discontinuity,
+            independent: st.independent,
+            program_date_time_unix_ms: anchor_ms.saturating_add(since_90k / 90),
+            len_bytes: 0,
+            init: st.init,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Lists a complete segment made by [`Rendition::start`]; `counted_bytes` of it are already
+    /// in `bytes_held` (its parts). Returns its media sequence number; the caller slides,
+    /// applies budgets and renders.
+    pub fn list(&mut self, meta: SegmentMeta, arrival_unix_ms: u64, counted_bytes: u64) -> u64 {
+        let media_sequence = meta.media_sequence;
+        self.next_media_sequence = media_sequence + 1;
+        self.segments_in_life += 1;
+        if let Some((a, since)) = self.pdt_anchor {
+            self.pdt_anchor = Some((a, since.saturating_add(meta.duration_90k)));
+        }
+        self.bytes_held += meta.len_bytes.saturating_sub(counted_bytes);
+        self.last_segment_unix_ms = Some(arrival_unix_ms);
+        self.peak_bps = self
+            .peak_bps
+            .max(bitrate_bps(meta.len_bytes, meta.duration_90k));
         self.window.push_back(Listed {
-            meta: SegmentMeta {
-                media_sequence,
-                duration_90k: seg.duration_90k,
-                discontinuity,
-                independent: seg.independent,
-                program_date_time_unix_ms: anchor_ms.saturating_add(since_90k / 90),
-                len_bytes,
-                init,
-            },
+            meta,
             longest_playlist_90k: 0,
         });
-        self.bytes_held += len_bytes;
-        self.last_segment_unix_ms = Some(seg.arrival_unix_ms);
-        self.peak_bps = self.peak_bps.max(bitrate_bps(len_bytes, seg.duration_90k));
         media_sequence
+    }
+
+    /// Adds a part to the open segment (starting it with `start` if none is open).
+    pub fn push_part(
+        &mut self,
+        start: impl FnOnce(&mut Self) -> SegmentMeta,
+        part: PartMeta,
+        body: Arc<StoredBody>,
+        target_reached: bool,
+        arrival_unix_ms: u64,
+    ) {
+        if self.open.is_none() {
+            let meta = start(self);
+            self.open = Some(OpenSegment {
+                meta,
+                bodies: Vec::new(),
+                target_reached: false,
+                arrival_unix_ms,
+            });
+        }
+        self.ll_active = true;
+        self.bytes_held += body.len_bytes;
+        if let Some(o) = self.open.as_mut() {
+            o.meta.duration_90k += part.duration_90k;
+            o.meta.len_bytes += body.len_bytes;
+            o.meta.parts.push(part);
+            o.bodies.push(body);
+            o.target_reached = target_reached;
+        }
+    }
+
+    /// The next part of the open segment, as `(media sequence, index)`.
+    pub fn next_part(&self) -> (u64, u32) {
+        match &self.open {
+            Some(o) if o.target_reached => (o.meta.media_sequence + 1, 0),
+            Some(o) => (o.meta.media_sequence, o.bodies.len() as u32),
+            None => (self.next_media_sequence, 0),
+        }
+    }
+
+    /// A part body: of the open segment (complete ones are in the store's cache).
+    pub fn open_part(&self, media_sequence: u64, index: u32) -> Option<Arc<StoredBody>> {
+        let o = self.open.as_ref()?;
+        if o.meta.media_sequence != media_sequence {
+            return None;
+        }
+        o.bodies.get(index as usize).cloned()
     }
 
     fn playlist_duration_90k(&self) -> u64 {
@@ -285,6 +384,11 @@ impl Rendition {
             self.retire_front(now);
         }
         self.rendered = None;
+        self.rendered_delta = None;
+        self.signal.publish(LlProgress {
+            gone: true,
+            ..LlProgress::default()
+        });
     }
 
     fn pop_front(&mut self) -> Option<Listed> {
@@ -378,18 +482,46 @@ impl Rendition {
         self.window.is_empty() && self.retired.is_empty() && self.inits.is_empty()
     }
 
-    pub fn render(&mut self, ctx: &RenderContext) {
+    pub fn render(&mut self, ctx: &RenderContext<'_>) {
         if self.window.is_empty() {
             self.rendered = None;
+            self.rendered_delta = None;
+            self.publish(ctx);
             return;
         }
-        let text = playlist::render(&PlaylistView {
+        let ll_part_target = ctx
+            .part_target_ms
+            .filter(|_| self.ll_active && self.container == Container::Cmaf);
+        let ll = |skipped_segments| {
+            ll_part_target.map(|part_target_ms| LlView {
+                part_target_ms,
+                open: self.open.as_ref().map(|o| &o.meta),
+                hint: Some(self.next_part()),
+                skipped_segments,
+                reports: ctx.reports,
+            })
+        };
+        let view = PlaylistView {
             container: self.container,
             target_duration_s: ctx.target_duration_s,
             media_sequence: self.window[0].meta.media_sequence,
             discontinuity_sequence: self.discontinuity_sequence,
             segments: self.window.iter().map(|l| &l.meta).collect(),
             ended: ctx.ended,
+            ll: ll(0),
+        };
+        let text = playlist::render(&view);
+        let skip = if ll_part_target.is_some() && !ctx.ended {
+            self.skippable(ctx.target_duration_s)
+        } else {
+            0
+        };
+        let delta_text = (skip > 0).then(|| {
+            playlist::render(&PlaylistView {
+                segments: view.segments[skip..].to_vec(),
+                ll: ll(skip),
+                ..view
+            })
         });
         self.version += 1;
         let tag = format!(
@@ -398,12 +530,62 @@ impl Rendition {
             self.container.name(),
             self.version
         );
+        let max_age_s = crate::routes::playlist_max_age_s(ctx.target_duration_s, ctx.ended);
         self.rendered = Some(Arc::new(RenderedPlaylist::new(
             Bytes::from(text),
             &tag,
             ctx.wall,
-            crate::routes::playlist_max_age_s(ctx.target_duration_s, ctx.ended),
+            max_age_s,
         )));
+        self.rendered_delta = delta_text.map(|t| {
+            Arc::new(RenderedPlaylist::new(
+                Bytes::from(t),
+                &format!("{tag}-d"),
+                ctx.wall,
+                max_age_s,
+            ))
+        });
+        self.publish(ctx);
+    }
+
+    /// Segments a delta update leaves out: those that end at least `CAN-SKIP-UNTIL` before the
+    /// end of the last listed segment (RFC 8216bis §6.2.5.1 keeps everything closer to the end).
+    fn skippable(&self, target_duration_s: u32) -> usize {
+        let boundary_90k = playlist::can_skip_until_ms(target_duration_s) * 90;
+        let mut after_90k = 0u64;
+        let mut keep = 0;
+        for l in self.window.iter().rev() {
+            if after_90k >= boundary_90k {
+                break;
+            }
+            keep += 1;
+            after_90k += l.meta.duration_90k;
+        }
+        self.window.len() - keep
+    }
+
+    /// Tells waiting requests what the playlist now holds.
+    fn publish(&self, ctx: &RenderContext<'_>) {
+        // The open segment holds the next number, so `next_media_sequence` is the first
+        // segment that is not complete.
+        let last_parts = self
+            .window
+            .back()
+            .filter(|l| l.meta.media_sequence + 1 == self.next_media_sequence)
+            .map_or(0, |l| l.meta.parts.len() as u32);
+        self.signal.publish(LlProgress {
+            next_msn: self.next_media_sequence,
+            last_parts,
+            open_parts: self.open.as_ref().map_or(0, |o| o.bodies.len() as u32),
+            hint: (!ctx.ended).then(|| self.next_part()),
+            ended: ctx.ended,
+            gone: false,
+            ll: ctx.part_target_ms.is_some() && self.ll_active,
+            target_duration_s: ctx.target_duration_s,
+            part_target_ms: ctx.part_target_ms.unwrap_or(0),
+            playlist: self.rendered.clone(),
+            delta: self.rendered_delta.clone(),
+        });
     }
 
     pub fn summary(&self) -> RenditionSummary {

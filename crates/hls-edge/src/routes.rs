@@ -1,11 +1,25 @@
 //! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/{file}` for `index.m3u8` (the primary
-//! container's playlist), `cmaf.m3u8`, `seg-{n}.ts`, `seg-{n}.m4s` and `init-{n}.mp4`
-//! (RFC 8216bis §4 file rules, §6.2.1 serving, §6.2.2 availability, Appendix B.1 cache lifetimes).
+//! container's playlist), `cmaf.m3u8`, `seg-{n}.ts`, `seg-{n}.m4s`, `part-{n}.{p}.m4s` (LL-HLS
+//! parts) and `init-{n}.mp4` (RFC 8216bis §4 file rules, §6.2.1 serving, §6.2.2 availability,
+//! §6.2.5 delivery directives and blocking reload, §6.2.6 preload hints, Appendix B.1 cache
+//! lifetimes).
 //! Content types per RFC 8216 §4 / RFC 8216bis §3: `application/vnd.apple.mpegurl`, `video/mp2t`,
 //! `video/mp4` (`audio/mp4` for audio-only CMAF, RFC 4337).
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` and, if configured, CORS headers.
-//! Error bodies are fixed texts. Nothing here waits on ingest or holds a lock while writing.
+//! Error bodies are fixed texts. Nothing here waits on ingest or holds a lock while writing or
+//! waiting: a blocked request (`_HLS_msn`, or the part a preload hint names) is a future parked
+//! on the rendition's watch ([`crate::ll`]), answered the moment the playlist has what it asked
+//! for, or 503 after three target durations; a stream that ends answers it with the final
+//! playlist, so shutdown (which ends every playlist) releases every waiter.
+//!
+//! Cache lifetimes (Appendix B.1): non-blocking playlists about half a target duration;
+//! blocking playlist answers six target durations (the URL names a future part, so the answer
+//! for it never changes; the `_HLS_*` query is part of the cache key); parts and segments
+//! long-lived and immutable. A preload-hint request is answered (headers and body) once the
+//! part exists: the producer hands over each part whole, so there is nothing to stream before,
+//! and a hint that turns out wrong (the segment ended first) can still be a 404; a CDN never
+//! sees a part response before it is complete.
 
 use std::sync::Arc;
 
@@ -23,6 +37,7 @@ use crate::http::{
     accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range,
     slice_chunks, ChunksBody, RangeOutcome,
 };
+use crate::ll::{parse_directives, LlProgress};
 use crate::media::Container;
 use crate::store::Store;
 
@@ -52,10 +67,17 @@ enum Route {
     Segment,
     Init,
     Other,
+    Part,
 }
 
 impl Route {
-    const ALL: [Route; 4] = [Route::Playlist, Route::Segment, Route::Init, Route::Other];
+    const ALL: [Route; 5] = [
+        Route::Playlist,
+        Route::Segment,
+        Route::Init,
+        Route::Other,
+        Route::Part,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -63,13 +85,14 @@ impl Route {
             Route::Segment => "segment",
             Route::Init => "init",
             Route::Other => "other",
+            Route::Part => "part",
         }
     }
 }
 
-/// The HLS edge as a plain request handler (cheap to clone). Everything it serves is in memory,
-/// so answering is synchronous; [`Edge::respond`] is what the HTTP server calls directly for
-/// HLS paths, without a router in between.
+/// The HLS edge as a plain request handler (cheap to clone). Everything it serves is in memory;
+/// [`Edge::respond`] completes at its first poll unless the request blocks (LL-HLS), and is what
+/// the HTTP server calls directly for HLS paths, without a router in between.
 #[derive(Clone)]
 pub struct Edge(Arc<EdgeState>);
 
@@ -109,11 +132,15 @@ impl Edge {
         path.starts_with('/') && path.bytes().filter(|&b| b == b'/').count() == 3
     }
 
-    /// Answers one request (any path: non-HLS paths get the edge's 400/404).
-    pub fn respond<B>(&self, req: &http::Request<B>) -> Response {
+    /// Answers one request (any path: non-HLS paths get the edge's 400/404). The request body
+    /// is dropped unread. Blocking requests (LL-HLS) wait here; everything else is answered at
+    /// the first poll.
+    pub async fn respond<B>(&self, req: http::Request<B>) -> Response {
         let state = &*self.0;
-        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
-        let (route, result) = serve(state, method, uri, headers);
+        let (parts, body) = req.into_parts();
+        drop(body);
+        let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+        let (route, result) = serve(state, method, uri, headers).await;
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => error_response(state, e),
@@ -153,10 +180,10 @@ fn header_value(s: String) -> HeaderValue {
 
 async fn handle(State(edge): State<Edge>, req: axum::extract::Request) -> Response {
     // The request is taken whole: extracting `HeaderMap`/`Uri` by value would clone them.
-    edge.respond(&req)
+    edge.respond(req).await
 }
 
-fn serve(
+async fn serve(
     state: &EdgeState,
     method: &Method,
     uri: &Uri,
@@ -192,6 +219,11 @@ fn serve(
     let store = &state.store;
     let (route, body) = match parse_file_name(file) {
         Some(File::Playlist(container)) => {
+            let query = uri.query().filter(|q| q.contains("_HLS_"));
+            if query.is_some() && state.store.config().low_latency {
+                let r = blocking_playlist(state, app, stream, container, query, method, headers);
+                return (Route::Playlist, r.await);
+            }
             let r = store
                 .playlist(app, stream, container)
                 .ok_or(EdgeError::NotFound);
@@ -199,6 +231,10 @@ fn serve(
                 Route::Playlist,
                 r.map(|p| playlist_response(&p, method, headers)),
             );
+        }
+        Some(File::Part(msn, index)) => {
+            let r = part_request(state, app, stream, msn, index, method, headers);
+            return (Route::Part, r.await);
         }
         Some(File::Segment(container, seq)) => {
             (Route::Segment, store.segment(app, stream, container, seq))
@@ -220,6 +256,8 @@ enum File {
     Playlist(Option<Container>),
     Segment(Container, u64),
     Init(u64),
+    /// `part-{msn}.{index}.m4s` (CMAF).
+    Part(u64, u32),
 }
 
 fn parse_file_name(file: &str) -> Option<File> {
@@ -241,8 +279,152 @@ fn parse_file_name(file: &str) -> Option<File> {
         }
         return None;
     }
+    if let Some(rest) = file.strip_prefix("part-") {
+        let (msn, index) = rest.strip_suffix(".m4s")?.split_once('.')?;
+        let index = u32::try_from(canonical_number(index)?).ok()?;
+        return Some(File::Part(canonical_number(msn)?, index));
+    }
     let n = file.strip_prefix("init-")?.strip_suffix(".mp4")?;
     canonical_number(n).map(File::Init)
+}
+
+/// A playlist request with `_HLS_*` delivery directives (RFC 8216bis §6.2.5). Directives are
+/// ignored on a playlist that is not Low-Latency (no `CAN-BLOCK-RELOAD`) and on an ended one
+/// (the final playlist is the answer).
+async fn blocking_playlist(
+    state: &EdgeState,
+    app: &str,
+    stream: &str,
+    container: Option<Container>,
+    query: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, EdgeError> {
+    let store = &state.store;
+    let (signal, _) = store
+        .signal(app, stream, container)
+        .ok_or(EdgeError::NotFound)?;
+    let mut rx = signal.subscribe();
+    let now = rx.borrow_and_update().clone();
+    if now.gone || now.playlist.is_none() {
+        return Err(EdgeError::NotFound);
+    }
+    if !now.ll || now.ended {
+        let p = now.playlist.ok_or(EdgeError::NotFound)?;
+        return Ok(playlist_response(&p, method, headers));
+    }
+    let d = parse_directives(query).map_err(|_| {
+        blocking_outcome("bad_request");
+        EdgeError::BadDirective
+    })?;
+    let ready = |p: &LlProgress| match (d.msn, d.part) {
+        (Some(m), Some(part)) => p.has_part(m, part),
+        (Some(m), None) => p.has_segment(m),
+        _ => true,
+    };
+    let blocking = d.msn.is_some();
+    if let Some(m) = d.msn.filter(|_| !ready(&now)) {
+        if now.too_far_ahead(m, d.part) {
+            blocking_outcome("bad_request");
+            return Err(EdgeError::BadDirective);
+        }
+    }
+    let p = if ready(&now) {
+        if blocking {
+            blocking_outcome("immediate");
+        }
+        now
+    } else {
+        let Some(_waiting) = signal.enter(store.config().max_waiting_requests_per_stream) else {
+            blocking_outcome("too_many");
+            return Err(EdgeError::TooManyWaiting);
+        };
+        let limit = std::time::Duration::from_secs(3 * u64::from(now.target_duration_s.max(1)));
+        let woken =
+            tokio::time::timeout(limit, rx.wait_for(|p| p.gone || p.ended || ready(p))).await;
+        match woken {
+            Ok(Ok(p)) => {
+                let p = p.clone();
+                blocking_outcome(if p.ended { "ended" } else { "woken" });
+                p
+            }
+            Ok(Err(_)) => return Err(EdgeError::NotFound),
+            Err(_) => {
+                blocking_outcome("timeout");
+                return Err(EdgeError::BlockingTimeout);
+            }
+        }
+    };
+    if p.gone {
+        return Err(EdgeError::NotFound);
+    }
+    let rendered = match d.skip {
+        Some(_) if !p.ended => p.delta.or(p.playlist),
+        _ => p.playlist,
+    }
+    .ok_or(EdgeError::NotFound)?;
+    let mut resp = playlist_response(&rendered, method, headers);
+    if blocking && !p.ended {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header_value(format!(
+                "public, max-age={}",
+                blocking_playlist_max_age_s(p.target_duration_s)
+            )),
+        );
+    }
+    Ok(resp)
+}
+
+/// Appendix B.1: a successful blocking playlist answer may be cached for six target durations.
+fn blocking_playlist_max_age_s(target_duration_s: u32) -> u64 {
+    6 * u64::from(target_duration_s.max(1))
+}
+
+fn blocking_outcome(outcome: &'static str) {
+    metrics::counter!("sluice_hls_blocking_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// `part-{msn}.{index}.m4s`: a part that exists, or the one the preload hint names (waited for,
+/// RFC 8216bis §6.2.6); anything else is 404.
+async fn part_request(
+    state: &EdgeState,
+    app: &str,
+    stream: &str,
+    msn: u64,
+    index: u32,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, EdgeError> {
+    let store = &state.store;
+    if let Some(b) = store.part(app, stream, msn, index) {
+        return segment_response(state, &b, method, headers);
+    }
+    let (signal, _) = store
+        .signal(app, stream, Some(Container::Cmaf))
+        .ok_or(EdgeError::NotFound)?;
+    let mut rx = signal.subscribe();
+    let now = rx.borrow_and_update().clone();
+    let hinted = |p: &LlProgress| p.ll && !p.gone && p.hint == Some((msn, index));
+    if hinted(&now) {
+        let Some(_waiting) = signal.enter(store.config().max_waiting_requests_per_stream) else {
+            blocking_outcome("too_many");
+            return Err(EdgeError::TooManyWaiting);
+        };
+        let limit = std::time::Duration::from_secs(3 * u64::from(now.target_duration_s.max(1)));
+        // The hint moves on when the part arrives (or when the segment ended without it).
+        let woken = tokio::time::timeout(limit, rx.wait_for(|p| !hinted(p))).await;
+        if woken.is_err() {
+            blocking_outcome("timeout");
+            return Err(EdgeError::BlockingTimeout);
+        }
+        blocking_outcome("part");
+    }
+    // Also covers a part that arrived between the first look and the subscription.
+    let b = store
+        .part(app, stream, msn, index)
+        .ok_or(EdgeError::NotFound)?;
+    segment_response(state, &b, method, headers)
 }
 
 /// `n` in canonical decimal (no sign, no leading zeros): one name per object.
@@ -495,6 +677,8 @@ mod tests {
             ("seg-17.m4s", File::Segment(Cmaf, 17)),
             ("init-0.mp4", File::Init(0)),
             ("init-3.mp4", File::Init(3)),
+            ("part-0.0.m4s", File::Part(0, 0)),
+            ("part-17.12.m4s", File::Part(17, 12)),
         ] {
             assert_eq!(parse_file_name(name), Some(want), "{name}");
         }
@@ -519,6 +703,13 @@ mod tests {
             "init-.mp4",
             "ts.m3u8",
             "INDEX.m3u8",
+            "part-1.m4s",
+            "part-01.1.m4s",
+            "part-1.01.m4s",
+            "part-1.1.1.m4s",
+            "part-1.4294967296.m4s",
+            "part-1.1.ts",
+            "part-.1.m4s",
         ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }

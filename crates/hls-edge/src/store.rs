@@ -24,9 +24,10 @@ use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::eviction::EvictionIndex;
 use crate::http::is_valid_name;
+use crate::ll::LlSignal;
 use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
 use crate::rendition::{Continuation, Dropped};
-use crate::stream::{NewSegment, StreamCore, StreamSummary};
+use crate::stream::{NewPart, NewSegment, Pushed, SegmentStart, StreamCore, StreamSummary};
 
 /// (stream entry id, container, media sequence).
 type SegmentKey = (u64, Container, u64);
@@ -212,7 +213,10 @@ impl Store {
                 if core.state().is_none() {
                     self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
                 }
-                let epoch = core.begin(params, now.wall);
+                let (epoch, closed) = core.begin(params, now.instant, now.wall, &self.inner.config);
+                for p in closed {
+                    self.store_pushed(&entry, &core, p);
+                }
                 if let Some(r) = &resume {
                     core.resume_at(r, now.instant);
                 }
@@ -228,7 +232,7 @@ impl Store {
                     params.target_duration_s = r.target_duration_s;
                     params.part_target_ms = r.part_target_ms;
                 }
-                let mut core = StreamCore::new(continuation, params);
+                let mut core = StreamCore::new(continuation, params, self.inner.config.low_latency);
                 if let Some(r) = &resume {
                     core.resume_at(r, now.instant);
                 }
@@ -307,7 +311,11 @@ impl Store {
     pub fn end_all(&self) {
         let now = self.now();
         for e in self.entries() {
-            lock(&e.core).end_now(now.instant, now.wall);
+            let mut core = lock(&e.core);
+            for p in core.end_now(now.instant, now.wall, &self.inner.config) {
+                self.store_pushed(&e, &core, p);
+            }
+            drop(core);
             self.refresh_group(&e);
         }
     }
@@ -437,6 +445,74 @@ impl Store {
             }
             self.release(&e, &core, &dropped);
         }
+    }
+
+    /// Stores a listed segment's body (the caller holds `core`'s lock, so a request only sees
+    /// the new playlist once the body is downloadable): room first (the per-stream drops), then
+    /// the body.
+    fn store_pushed(&self, e: &Arc<StreamEntry>, core: &StreamCore, pushed: Pushed) {
+        let c = pushed.container;
+        self.release(e, core, &pushed.dropped);
+        self.inner
+            .segments
+            .insert((e.id, c, pushed.media_sequence), Arc::new(pushed.body));
+        self.add_bytes(e, core, c, pushed.added_bytes);
+    }
+
+    fn add_bytes(&self, e: &StreamEntry, core: &StreamCore, c: Container, added: u64) {
+        let total = self.inner.bytes[c].fetch_add(added, Ordering::Relaxed) + added;
+        self.inner.gauges[c].set(total as f64);
+        e.gauges[c].set(core.renditions[c].bytes_held as f64);
+    }
+
+    /// The wake-up signal of a stream's playlist (`container` `None`: the primary one) and the
+    /// container it is for.
+    pub(crate) fn signal(
+        &self,
+        app: &str,
+        stream: &str,
+        container: Option<Container>,
+    ) -> Option<(Arc<LlSignal>, Container)> {
+        let e = self.entry(app, stream)?;
+        let core = lock(&e.core);
+        let c = container.or_else(|| core.primary())?;
+        Some((core.renditions[c].signal.clone(), c))
+    }
+
+    /// Requests waiting on a stream's playlists and hinted parts now (blocking reloads and
+    /// preload hints, RFC 8216bis §6.2.5.2, §6.2.6).
+    pub fn waiting_requests(&self, app: &str, stream: &str) -> usize {
+        let Some(e) = self.entry(app, stream) else {
+            return 0;
+        };
+        let core = lock(&e.core);
+        Container::ALL
+            .into_iter()
+            .map(|c| core.renditions[c].signal.waiting())
+            .sum()
+    }
+
+    /// Part `index` of CMAF segment `media_sequence`: of the open segment, or of a complete one.
+    pub(crate) fn part(
+        &self,
+        app: &str,
+        stream: &str,
+        media_sequence: u64,
+        index: u32,
+    ) -> Option<Arc<StoredBody>> {
+        let e = self.entry(app, stream)?;
+        let open = lock(&e.core)
+            .renditions
+            .cmaf
+            .open_part(media_sequence, index);
+        if open.is_some() {
+            return open;
+        }
+        let seg = self
+            .inner
+            .segments
+            .get(&(e.id, Container::Cmaf, media_sequence))?;
+        seg.part_bodies.get(index as usize).cloned()
     }
 
     /// Re-reads `e`'s state into its group, if it belongs to one (no core lock is held here).
@@ -579,26 +655,15 @@ impl StreamHandle {
             store.enforce_total_budget(len_bytes);
         }
         let now = store.now();
-        let container = segment.container;
         let seq = {
             let mut core = lock(&self.entry.core);
             if !core.accepts(self.epoch) {
                 return Err(EdgeError::NotPublishing);
             }
             let pushed = core.push(segment, now.instant, now.wall, &store.inner.config);
-            // Room first (the per-stream drops), then the new body; stored before the lock is
-            // released, so a request only sees the new playlist once the body is downloadable.
-            store.release(&self.entry, &core, &pushed.dropped);
-            let added = pushed.body.len_bytes + pushed.init_bytes;
-            store.inner.segments.insert(
-                (self.entry.id, container, pushed.media_sequence),
-                Arc::new(pushed.body),
-            );
-            store.inner.bytes[container].fetch_add(added, Ordering::Relaxed);
-            let total = store.inner.bytes[container].load(Ordering::Relaxed);
-            store.inner.gauges[container].set(total as f64);
-            self.entry.gauges[container].set(core.renditions[container].bytes_held as f64);
-            pushed.media_sequence
+            let seq = pushed.media_sequence;
+            store.store_pushed(&self.entry, &core, pushed);
+            seq
         };
         if store.bytes_held() > max {
             // Only when the reservation above could not free enough (e.g. the pushing stream's
@@ -609,19 +674,52 @@ impl StreamHandle {
         Ok(seq)
     }
 
+    /// Adds a part (LL-HLS partial segment, RFC 8216bis §4.4.4.9) to the segment being written
+    /// in `start.container`, as soon as the producer has it: it is listed (`EXT-X-PART`) and
+    /// downloadable (`part-N.P.m4s`) at once, and requests waiting for it are woken. The first
+    /// part of a segment takes its media sequence number and its tags from `start`;
+    /// [`StreamHandle::push_segment`] then completes the segment (its body is the
+    /// concatenation of these parts, the same `Bytes`). Never waits on HTTP clients.
+    pub fn push_part(&self, start: &SegmentStart, part: NewPart) -> Result<(), EdgeError> {
+        let store = &self.store;
+        if start.container == Container::Cmaf && start.init.is_none() {
+            return Err(EdgeError::MissingInit);
+        }
+        let len_bytes = part.bytes.len() as u64;
+        let max = store.inner.config.max_bytes_total;
+        if store.bytes_held().saturating_add(len_bytes) > max {
+            store.enforce_total_budget(len_bytes);
+        }
+        let now = store.now();
+        let mut core = lock(&self.entry.core);
+        if !core.accepts(self.epoch) {
+            return Err(EdgeError::NotPublishing);
+        }
+        let added = core.push_part(start, part, now.wall);
+        store.add_bytes(&self.entry, &core, start.container, added);
+        store.release(&self.entry, &core, &[]);
+        Ok(())
+    }
+
     /// The publisher left: the grace period starts.
     pub fn end(mut self) {
         self.ended = true;
+        self.end_inner();
+    }
+
+    fn end_inner(&self) {
         let now = self.store.now();
-        lock(&self.entry.core).end(self.epoch, now.instant);
+        let mut core = lock(&self.entry.core);
+        for p in core.end(self.epoch, now.instant, now.wall, &self.store.inner.config) {
+            self.store.store_pushed(&self.entry, &core, p);
+        }
     }
 }
 
 impl Drop for StreamHandle {
     fn drop(&mut self) {
         if !self.ended {
-            let now = self.store.now();
-            lock(&self.entry.core).end(self.epoch, now.instant);
+            self.end_inner();
         }
     }
 }

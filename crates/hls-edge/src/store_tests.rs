@@ -17,6 +17,7 @@ fn seg(len: usize, arrival_unix_ms: u64) -> NewSegment {
             bytes: Bytes::from(vec![0u8; len]),
             duration_90k: 180_000,
             independent: true,
+            segment_target_reached: false,
         }],
         init: None,
         duration_90k: 180_000,

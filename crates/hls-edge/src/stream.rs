@@ -8,6 +8,7 @@
 //!             └── begin ─────┴──────── begin ─────────┘     begin (new life, numbers go on)┘
 //! ```
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -16,8 +17,8 @@ use serde::Serialize;
 use crate::body::{PartMeta, StoredBody};
 use crate::config::EdgeConfig;
 use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
-use crate::playlist;
-use crate::rendition::{Continuation, Dropped, RenderContext, Rendition, RenditionSummary};
+use crate::playlist::{self, RenditionReport, SegmentMeta};
+use crate::rendition::{Continuation, Dropped, RenderContext, Rendition, RenditionSummary, Start};
 
 /// One part of a segment handed over by the producer (an LL-HLS partial segment).
 #[derive(Clone, Debug)]
@@ -26,6 +27,23 @@ pub struct NewPart {
     pub duration_90k: u64,
     /// Starts with a keyframe (LL-HLS `INDEPENDENT=YES`).
     pub independent: bool,
+    /// Pushed one by one ([`crate::StreamHandle::push_part`]): with this part the segment
+    /// reached its target duration, so the next part probably starts the next segment (the
+    /// preload hint names that one). Ignored in [`NewSegment::parts`].
+    pub segment_target_reached: bool,
+}
+
+/// How the segment a part belongs to starts; read when its first part arrives (the tags that
+/// go before a segment's first `EXT-X-PART` must be known then, RFC 8216bis §4.4.4.9).
+#[derive(Clone, Debug)]
+pub struct SegmentStart {
+    pub container: Container,
+    /// CMAF: the init segment the segment needs (required), as in [`NewSegment::init`].
+    pub init: Option<Bytes>,
+    /// The media timeline restarts with this segment (`#EXT-X-DISCONTINUITY`).
+    pub discontinuity: bool,
+    /// Wall-clock time the segment's first frame arrived.
+    pub arrival_unix_ms: u64,
 }
 
 /// A complete segment of one container handed over by the producer.
@@ -33,7 +51,8 @@ pub struct NewPart {
 pub struct NewSegment {
     pub container: Container,
     /// The segment's parts in order; the segment body is their concatenation, served without
-    /// copying.
+    /// copying. When parts of it were pushed one by one ([`crate::StreamHandle::push_part`]),
+    /// these are appended to them (normally empty: the pushed parts are the segment).
     pub parts: Vec<NewPart>,
     /// CMAF: the init segment (`ftyp`+`moov`) this segment needs; required. When its bytes
     /// differ from the previous segment's, the edge stores it as a new `init-N.mp4` and the
@@ -109,11 +128,12 @@ pub(crate) enum Phase {
 /// A pushed segment: the caller stores its body under `media_sequence` before releasing the
 /// lock, and releases `dropped`.
 pub(crate) struct Pushed {
+    pub container: Container,
     pub media_sequence: u64,
     pub body: StoredBody,
     pub dropped: Vec<Dropped>,
-    /// Bytes of a newly held init segment.
-    pub init_bytes: u64,
+    /// Bytes newly held: the body (less its parts, already counted) and a new init segment.
+    pub added_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -130,6 +150,11 @@ pub(crate) struct StreamCore {
     /// First segment arrival of this playlist life: makes ETags unique across restarts.
     life_id: u64,
     warned_over_target: bool,
+    /// Low-Latency HLS is on (edge config).
+    low_latency: bool,
+    warned_part_over_target: bool,
+    /// Other renditions of the same group (`EXT-X-RENDITION-REPORT`); none today.
+    reports: Vec<RenditionReport>,
     pub renditions: PerContainer<Rendition>,
 }
 
@@ -142,8 +167,11 @@ pub(crate) fn content_type(container: Container, info: &StreamInfo) -> &'static 
 }
 
 impl StreamCore {
-    pub fn new(cont: PerContainer<Continuation>, params: PublishParams) -> Self {
+    pub fn new(cont: PerContainer<Continuation>, params: PublishParams, low_latency: bool) -> Self {
         Self {
+            low_latency,
+            warned_part_over_target: false,
+            reports: Vec::new(),
             phase: Phase::Live,
             publish_epoch: 1,
             target_duration_s: Some(params.target_duration_s.max(1)),
@@ -213,7 +241,17 @@ impl StreamCore {
     ///   next segment of each container carries `#EXT-X-DISCONTINUITY`; the target duration and
     ///   part target stay (a different declaration is logged and ignored).
     /// * Removed: a new playlist life with the declared values; numbering continues.
-    pub fn begin(&mut self, params: PublishParams, wall: SystemTime) -> u64 {
+    ///
+    /// A segment left open by the previous publisher is listed with the parts it has (its
+    /// part URIs are published and must keep their bytes). Returns the epoch and that segment.
+    pub fn begin(
+        &mut self,
+        params: PublishParams,
+        now: Instant,
+        wall: SystemTime,
+        cfg: &EdgeConfig,
+    ) -> (u64, Vec<Pushed>) {
+        let closed = self.close_open(now, wall, cfg);
         self.publish_epoch += 1;
         match self.phase {
             Phase::Removed => {
@@ -252,7 +290,7 @@ impl StreamCore {
             }
         }
         self.phase = Phase::Live;
-        self.publish_epoch
+        (self.publish_epoch, closed)
     }
 
     /// The producer says which containers it makes from now on, with their descriptions.
@@ -270,20 +308,35 @@ impl StreamCore {
         }
     }
 
-    /// The publisher of `epoch` left: grace period starts.
-    pub fn end(&mut self, epoch: u64, now: Instant) {
+    /// The publisher of `epoch` left: grace period starts. A segment it left open is listed
+    /// with the parts it has.
+    pub fn end(
+        &mut self,
+        epoch: u64,
+        now: Instant,
+        wall: SystemTime,
+        cfg: &EdgeConfig,
+    ) -> Vec<Pushed> {
         if epoch == self.publish_epoch && self.phase == Phase::Live {
+            let closed = self.close_open(now, wall, cfg);
             self.phase = Phase::Grace { since: now };
+            // No preload hint for a part that no publisher will write.
+            self.render_all(wall);
+            return closed;
         }
+        Vec::new()
     }
 
     /// Shutdown: ENDLIST now, detach any publisher.
-    pub fn end_now(&mut self, now: Instant, wall: SystemTime) {
+    pub fn end_now(&mut self, now: Instant, wall: SystemTime, cfg: &EdgeConfig) -> Vec<Pushed> {
         if matches!(self.phase, Phase::Live | Phase::Grace { .. }) {
+            let closed = self.close_open(now, wall, cfg);
             self.publish_epoch += 1;
             self.phase = Phase::Ended { since: now };
             self.render_all(wall);
+            return closed;
         }
+        Vec::new()
     }
 
     /// Whether a push from the publisher of `epoch` would be taken.
@@ -291,8 +344,99 @@ impl StreamCore {
         epoch == self.publish_epoch && self.phase == Phase::Live
     }
 
+    fn start_life(&mut self, arrival_unix_ms: u64) {
+        if !self.life_started {
+            self.life_started = true;
+            self.life_id = arrival_unix_ms;
+        }
+    }
+
+    /// The init segment number for `init` bytes of container `c`, holding its body; plus
+    /// whether it is new and the bytes newly held.
+    fn init_for(
+        &mut self,
+        c: Container,
+        init: Option<&Bytes>,
+        wall: SystemTime,
+    ) -> (Option<u64>, bool, u64) {
+        let life_id = self.life_id;
+        let r = &mut self.renditions[c];
+        let ctype = content_type(c, &r.info);
+        let init = init.filter(|_| c == Container::Cmaf);
+        let (number, new_init) = r.resolve_init(init);
+        let mut held = 0;
+        if let (Some(n), Some(bytes)) = (number, init) {
+            held = r.hold_init(n, || {
+                let etag = format!("\"i{life_id:x}-{n:x}\"");
+                StoredBody::new(vec![bytes.clone()], Vec::new(), etag, wall, ctype)
+            });
+        }
+        (number, new_init, held)
+    }
+
+    /// Adds a part to the open segment of its container (opening one if needed) from the
+    /// publisher of `epoch` (the caller checked [`StreamCore::accepts`]) and renders. Returns
+    /// the bytes newly held (the part, and a new init segment).
+    pub fn push_part(&mut self, start: &SegmentStart, part: NewPart, wall: SystemTime) -> u64 {
+        let c = start.container;
+        let pt = self.part_target_ms.unwrap_or(0);
+        if part.duration_90k > u64::from(pt) * 90 && !self.warned_part_over_target {
+            self.warned_part_over_target = true;
+            tracing::warn!(
+                part_target_ms = pt,
+                duration_ms = part.duration_90k / 90,
+                "part longer than the pinned part target; listing it anyway"
+            );
+        }
+        self.start_life(start.arrival_unix_ms);
+        let mut added = 0;
+        let (init, new_init) = if self.renditions[c].open.is_none() {
+            let (n, new, held) = self.init_for(c, start.init.as_ref(), wall);
+            added += held;
+            (n, new)
+        } else {
+            (None, false)
+        };
+        let life_id = self.life_id;
+        let r = &mut self.renditions[c];
+        let (msn, index) = match &r.open {
+            Some(o) => (o.meta.media_sequence, o.bodies.len() as u32),
+            None => (r.continuation().next_media_sequence, 0),
+        };
+        let etag = format!("\"q{life_id:x}-{}{msn:x}.{index:x}\"", c.name());
+        let body = StoredBody::new(
+            vec![part.bytes],
+            Vec::new(),
+            etag,
+            wall,
+            content_type(c, &r.info),
+        );
+        added += body.len_bytes;
+        let st = Start {
+            discontinuity: start.discontinuity,
+            independent: part.independent,
+            arrival_unix_ms: start.arrival_unix_ms,
+            init,
+            new_init,
+        };
+        r.push_part(
+            |r| r.start(&st),
+            PartMeta {
+                duration_90k: part.duration_90k,
+                independent: part.independent,
+            },
+            Arc::new(body),
+            part.segment_target_reached,
+            start.arrival_unix_ms,
+        );
+        let (ctx, renditions) = self.split_for_render(wall);
+        renditions[c].render(&ctx);
+        added
+    }
+
     /// Lists a complete segment from the publisher of `epoch` (the caller checked
-    /// [`StreamCore::accepts`]). Slides the window, applies the per-stream budget and renders.
+    /// [`StreamCore::accepts`]): the open segment of its container completed with `seg`, or
+    /// `seg` whole. Slides the window, applies the per-stream budget and renders.
     pub fn push(
         &mut self,
         seg: NewSegment,
@@ -309,48 +453,125 @@ impl StreamCore {
                 "segment longer than the pinned target duration; listing it anyway"
             );
         }
-        if !self.life_started {
-            self.life_started = true;
-            self.life_id = seg.arrival_unix_ms;
+        self.start_life(seg.arrival_unix_ms);
+        let c = seg.container;
+        let mut parts = seg.parts;
+        if self.renditions[c].open.is_some() {
+            let start = SegmentStart {
+                container: c,
+                init: seg.init.clone(),
+                discontinuity: seg.discontinuity,
+                arrival_unix_ms: seg.arrival_unix_ms,
+            };
+            let mut added = 0;
+            for p in std::mem::take(&mut parts) {
+                added += self.push_part(&start, p, wall);
+            }
+            if let Some(mut p) = self.complete_open(c, Some(seg.duration_90k), now, wall, cfg) {
+                p.added_bytes += added;
+                return p;
+            }
         }
-        let (life_id, c) = (self.life_id, seg.container);
+        let (init, new_init, init_bytes) = self.init_for(c, seg.init.as_ref(), wall);
+        let r = &mut self.renditions[c];
+        let mut meta = r.start(&Start {
+            discontinuity: seg.discontinuity,
+            independent: seg.independent,
+            arrival_unix_ms: seg.arrival_unix_ms,
+            init,
+            new_init,
+        });
+        meta.duration_90k = seg.duration_90k;
+        meta.len_bytes = parts.iter().map(|p| p.bytes.len() as u64).sum();
+        let chunks = parts.into_iter().map(|p| p.bytes).collect();
+        self.list(
+            c,
+            meta,
+            chunks,
+            Vec::new(),
+            0,
+            seg.arrival_unix_ms,
+            init_bytes,
+            now,
+            wall,
+            cfg,
+        )
+    }
+
+    /// Lists the open segment of `c` (its duration the producer's, else the sum of its parts).
+    fn complete_open(
+        &mut self,
+        c: Container,
+        duration_90k: Option<u64>,
+        now: Instant,
+        wall: SystemTime,
+        cfg: &EdgeConfig,
+    ) -> Option<Pushed> {
+        let o = self.renditions[c].open.take()?;
+        let mut meta = o.meta;
+        if let Some(d) = duration_90k {
+            meta.duration_90k = d;
+        }
+        let counted = meta.len_bytes;
+        let chunks = o
+            .bodies
+            .iter()
+            .flat_map(|b| b.chunks.iter().cloned())
+            .collect();
+        Some(self.list(
+            c,
+            meta,
+            chunks,
+            o.bodies,
+            counted,
+            o.arrival_unix_ms,
+            0,
+            now,
+            wall,
+            cfg,
+        ))
+    }
+
+    /// Lists every open segment as it is (the publisher is gone).
+    fn close_open(&mut self, now: Instant, wall: SystemTime, cfg: &EdgeConfig) -> Vec<Pushed> {
+        Container::ALL
+            .into_iter()
+            .filter_map(|c| self.complete_open(c, None, now, wall, cfg))
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn list(
+        &mut self,
+        c: Container,
+        meta: SegmentMeta,
+        chunks: Vec<Bytes>,
+        part_bodies: Vec<Arc<StoredBody>>,
+        counted_bytes: u64,
+        arrival_unix_ms: u64,
+        init_bytes: u64,
+        now: Instant,
+        wall: SystemTime,
+        cfg: &EdgeConfig,
+    ) -> Pushed {
+        let td = self.target_duration_s.unwrap_or(1);
+        let life_id = self.life_id;
         let r = &mut self.renditions[c];
         let ctype = content_type(c, &r.info);
-        let init = if c == Container::Cmaf {
-            seg.init.as_ref()
-        } else {
-            None
-        };
-        let (init_number, new_init) = r.resolve_init(init);
-        let mut init_bytes = 0;
-        if let (Some(n), Some(bytes)) = (init_number, init) {
-            init_bytes = r.hold_init(n, || {
-                let etag = format!("\"i{life_id:x}-{n:x}\"");
-                StoredBody::new(vec![bytes.clone()], Vec::new(), etag, wall, ctype)
-            });
-        }
-        let len_bytes: u64 = seg.parts.iter().map(|p| p.bytes.len() as u64).sum();
-        let media_sequence = r.push(&seg, len_bytes, init_number, new_init);
+        let len_bytes = meta.len_bytes;
+        let media_sequence = r.list(meta, arrival_unix_ms, counted_bytes);
         r.slide(now, cfg.window_segments, td);
         let etag = format!("\"s{life_id:x}-{}{media_sequence:x}\"", c.name());
-        let parts = seg
-            .parts
-            .iter()
-            .map(|p| PartMeta {
-                duration_90k: p.duration_90k,
-                independent: p.independent,
-            })
-            .collect();
-        let chunks = seg.parts.into_iter().map(|p| p.bytes).collect();
-        let body = StoredBody::new(chunks, parts, etag, wall, ctype);
+        let body = StoredBody::new(chunks, part_bodies, etag, wall, ctype);
         let mut dropped = Vec::new();
         self.enforce_stream_budget(cfg.max_bytes_per_stream, &mut dropped);
         self.render_all(wall);
         Pushed {
+            container: c,
             media_sequence,
             body,
             dropped,
-            init_bytes,
+            added_bytes: len_bytes.saturating_sub(counted_bytes) + init_bytes,
         }
     }
 
@@ -385,8 +606,8 @@ impl StreamCore {
         match self.renditions[container].drop_oldest(out) {
             Some(listed) => {
                 if listed {
-                    let ctx = self.render_context(wall);
-                    self.renditions[container].render(&ctx);
+                    let (ctx, renditions) = self.split_for_render(wall);
+                    renditions[container].render(&ctx);
                 }
                 true
             }
@@ -424,22 +645,29 @@ impl StreamCore {
         self.is_removable()
     }
 
-    fn render_context(&self, wall: SystemTime) -> RenderContext {
-        RenderContext {
+    /// The render context and the renditions to render with it (disjoint borrows).
+    fn split_for_render(
+        &mut self,
+        wall: SystemTime,
+    ) -> (RenderContext<'_>, &mut PerContainer<Rendition>) {
+        let ctx = RenderContext {
             target_duration_s: self.target_duration_s.unwrap_or(1),
+            part_target_ms: self.part_target_ms.filter(|pt| self.low_latency && *pt > 0),
+            reports: &self.reports,
             ended: matches!(self.phase, Phase::Ended { .. }),
             life_id: self.life_id,
             wall,
-        }
+        };
+        (ctx, &mut self.renditions)
     }
 
     fn render_all(&mut self, wall: SystemTime) {
         if self.phase == Phase::Removed {
             return;
         }
-        let ctx = self.render_context(wall);
+        let (ctx, renditions) = self.split_for_render(wall);
         for c in Container::ALL {
-            self.renditions[c].render(&ctx);
+            renditions[c].render(&ctx);
         }
     }
 

@@ -43,6 +43,9 @@ pub enum CmafEvent {
         chunks: Vec<Bytes>,
         duration_90k: u64,
         independent: bool,
+        discontinuity: bool,
+        segment_first_arrival_ms: u64,
+        segment_target_reached: bool,
     },
     Segment {
         sequence: u64,
@@ -441,12 +444,16 @@ impl CmafWriter {
         chunks.extend(fmp4::write_fragment(self.fragment_sequence, &frags));
         seg.chunks.extend(chunks.iter().cloned());
         seg.duration_90k += lead_duration_90k;
+        let target_90k = u64::from(self.policy.target_ms) * 90;
         self.events.push_back(CmafEvent::Part {
             segment_sequence: seg.sequence,
             index: seg.parts,
             chunks,
             duration_90k: lead_duration_90k,
             independent,
+            discontinuity: seg.discontinuity,
+            segment_first_arrival_ms: seg.first_arrival_ms,
+            segment_target_reached: seg.duration_90k >= target_90k,
         });
         seg.parts += 1;
         self.part_arrival_ms = None;

@@ -216,6 +216,9 @@ impl Remuxer {
                     chunks,
                     duration_90k,
                     independent,
+                    discontinuity,
+                    segment_first_arrival_ms,
+                    segment_target_reached,
                 } => RemuxOutput::Part(Part {
                     container: Container::Cmaf,
                     segment_sequence,
@@ -223,6 +226,9 @@ impl Remuxer {
                     chunks,
                     duration_90k,
                     independent,
+                    discontinuity,
+                    segment_first_arrival_ms,
+                    segment_target_reached,
                 }),
                 CmafEvent::Segment {
                     sequence,

@@ -91,7 +91,9 @@ impl CutPolicy {
                 independent: keyframe,
             };
         }
-        if part_ms > 0 && part_ms + frame_ms.max(0) > i64::from(self.part_target_ms) {
+        // Parts get the same jitter margin: with 33/34 ms steps a 333 ms part target holds 9
+        // frames, never 10 (10 frames of 30 fps are 333.3 ms, over PART-TARGET).
+        if part_ms > 0 && part_ms + frame_ms + frame_ms / 4 + 1 > i64::from(self.part_target_ms) {
             return Cut::Part;
         }
         Cut::None

@@ -66,6 +66,14 @@ pub struct Part {
     pub chunks: Vec<Bytes>,
     pub duration_90k: u64,
     pub independent: bool,
+    /// The segment this part belongs to starts with `#EXT-X-DISCONTINUITY` (known when its
+    /// first part is written, so the edge can list the tag before the first `EXT-X-PART`).
+    pub discontinuity: bool,
+    /// Wall-clock arrival of the segment's first frame (as `Segment::first_arrival_ms`).
+    pub segment_first_arrival_ms: u64,
+    /// With this part the segment reached its target duration: the next lead keyframe starts a
+    /// new segment (lets the edge predict the next part's name for `EXT-X-PRELOAD-HINT`).
+    pub segment_target_reached: bool,
 }
 
 /// A finished segment; `parts` concatenated are the segment bytes.

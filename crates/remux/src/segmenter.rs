@@ -383,6 +383,9 @@ impl Segmenter {
             chunks: vec![bytes],
             duration_90k: end_90k.saturating_sub(seg.part_first_dts_90k),
             independent: seg.part_independent,
+            discontinuity: seg.discontinuity,
+            segment_first_arrival_ms: seg.first_arrival_ms,
+            segment_target_reached: false,
         }));
         seg.part_index += 1;
     }

@@ -25,7 +25,7 @@ struct ApiState {
 }
 
 pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge) -> Router {
-    let page: Arc<str> = preview_page(&app.cfg.http.hlsjs_url).into();
+    let page: Arc<str> = preview_page(&app.cfg.http.hlsjs_url, app.cfg.hls.low_latency).into();
     let timeout = Duration::from_millis(app.cfg.http.request_timeout_ms);
     let max_concurrent = app.cfg.http.max_concurrent_requests;
     let h = &app.cfg.http;
@@ -277,7 +277,7 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn preview_page(hlsjs_url: &str) -> String {
+fn preview_page(hlsjs_url: &str, low_latency: bool) -> String {
     let (url, note) = if hlsjs_url.is_empty() {
         let v = crate::assets::HLSJS_VERSION;
         (
@@ -290,6 +290,10 @@ fn preview_page(hlsjs_url: &str) -> String {
     include_str!("preview.html")
         .replace("{{HLSJS_URL}}", &html_escape(url))
         .replace("{{HLSJS_NOTE}}", &html_escape(&note))
+        .replace(
+            "{{LOW_LATENCY}}",
+            if low_latency { "true" } else { "false" },
+        )
 }
 
 #[cfg(test)]
@@ -331,6 +335,7 @@ mod tests {
                     bytes: bytes::Bytes::from(vec![0u8; 188]),
                     duration_90k: 180_000,
                     independent: true,
+                    segment_target_reached: false,
                 }],
                 init: None,
                 duration_90k: 180_000,

@@ -174,6 +174,10 @@ pub struct HlsConfig {
     pub max_bytes_total: u64,
     pub max_bytes_per_stream: u64,
     pub max_streams: usize,
+    /// LL-HLS on the CMAF playlist (parts, preload hints, blocking reload, delta updates).
+    pub low_latency: bool,
+    /// Blocking playlist reloads and preload-hint part requests one stream may hold at once.
+    pub max_waiting_requests_per_stream: usize,
     pub segment_max_age_s: u32,
     pub not_found_max_age_s: u32,
     /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
@@ -201,6 +205,8 @@ impl Default for HlsConfig {
             max_bytes_total: edge.max_bytes_total,
             max_bytes_per_stream: edge.max_bytes_per_stream,
             max_streams: edge.max_streams,
+            low_latency: edge.low_latency,
+            max_waiting_requests_per_stream: edge.max_waiting_requests_per_stream,
             segment_max_age_s: edge.segment_cache_max_age_s,
             not_found_max_age_s: edge.not_found_max_age_s,
             variant_suffixes: edge.variant_suffixes,
@@ -434,6 +440,11 @@ impl Config {
             "must be at least hls.max_bytes_per_stream",
         )?;
         check(h.max_streams >= 1, "hls.max_streams", "must be at least 1")?;
+        check(
+            h.max_waiting_requests_per_stream >= 1,
+            "hls.max_waiting_requests_per_stream",
+            "must be at least 1",
+        )?;
         check(
             h.variant_suffixes.len() <= 16
                 && h.variant_suffixes.iter().all(|s| {

@@ -177,7 +177,10 @@ async fn serve(
                             Some(f) => f.forward(&req).await,
                             None => None,
                         };
-                        let resp = forwarded.unwrap_or_else(|| edge.respond(&req));
+                        let resp = match forwarded {
+                            Some(r) => r,
+                            None => edge.respond(req).await,
+                        };
                         http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
                         return Ok::<_, std::convert::Infallible>(resp);
                     }

@@ -25,6 +25,10 @@ use crate::auth::Authorizer;
 use crate::config::{ms, valid_name, Config};
 use crate::playback::{Hub, PlayGuard, Playback};
 
+#[path = "stream_metrics.rs"]
+mod stream_metrics;
+use stream_metrics::{StreamMetrics, METRIC_FLUSH_TAGS};
+
 pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
     let r = &cfg.rtmp;
     rtmp_ingest::IngestConfig {
@@ -59,6 +63,8 @@ pub fn edge_config(cfg: &Config) -> hls_edge::EdgeConfig {
         segment_cache_max_age_s: h.segment_max_age_s,
         not_found_max_age_s: h.not_found_max_age_s,
         max_streams: h.max_streams,
+        low_latency: h.low_latency,
+        max_waiting_requests_per_stream: h.max_waiting_requests_per_stream,
         variant_suffixes: h.variant_suffixes.clone(),
     }
 }
@@ -327,6 +333,7 @@ impl IngestHandler for App {
             kick: req.kick.clone(),
             broken: false,
             pending_parts: hls_edge::PerContainer::default(),
+            cmaf_part_bytes: 0,
             cmaf_init: None,
             last_ts_active: true,
             metrics: StreamMetrics::new(app, stream),
@@ -362,67 +369,16 @@ pub struct PublishSink {
     dropped_reported: u64,
     kick: CancellationToken,
     broken: bool,
-    /// The remuxer's parts of the segment being cut, per container (their bytes are the
-    /// segment's chunks).
+    /// The remuxer's parts of the TS segment being cut (their bytes are the segment's chunks).
+    /// CMAF parts go to the edge as they are made (LL-HLS) instead.
     pending_parts: hls_edge::PerContainer<Vec<hls_edge::NewPart>>,
+    /// Bytes of the open CMAF segment's parts the edge took.
+    cmaf_part_bytes: usize,
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
     /// The fleet claim: segments are listed only while it holds.
     fleet: Option<crate::fleet::FleetClaim>,
-}
-
-/// Metric handles of one stream, registered once at publish start (a `counter!` call with
-/// labels hashes and allocates; the per-tag path must not).
-///
-/// Counts are added to the handles in batches (every [`METRIC_FLUSH_TAGS`] tags, at each
-/// keyframe and at the end of the publish): a Prometheus scrape every few seconds cannot tell,
-/// and it takes four atomic read-modify-writes off the per-tag path.
-struct StreamMetrics {
-    bytes_received: metrics::Counter,
-    video_frames: metrics::Counter,
-    audio_frames: metrics::Counter,
-    keyframes: metrics::Counter,
-    pending: PendingCounts,
-}
-
-/// Tags between two metric flushes (about a second of a typical stream).
-const METRIC_FLUSH_TAGS: u32 = 64;
-
-#[derive(Default)]
-struct PendingCounts {
-    tags: u32,
-    bytes: u64,
-    video_frames: u64,
-    audio_frames: u64,
-    keyframes: u64,
-}
-
-impl StreamMetrics {
-    fn new(app: &str, stream: &str) -> Self {
-        let (a, s) = (app.to_string(), stream.to_string());
-        Self {
-            bytes_received: metrics::counter!("sluice_stream_bytes_received_total", "app" => a.clone(), "stream" => s.clone()),
-            video_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "video"),
-            audio_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "audio"),
-            keyframes: metrics::counter!("sluice_stream_keyframes_total", "app" => a, "stream" => s),
-            pending: PendingCounts::default(),
-        }
-    }
-
-    fn flush(&mut self) {
-        let p = std::mem::take(&mut self.pending);
-        for (counter, n) in [
-            (&self.bytes_received, p.bytes),
-            (&self.video_frames, p.video_frames),
-            (&self.audio_frames, p.audio_frames),
-            (&self.keyframes, p.keyframes),
-        ] {
-            if n > 0 {
-                counter.increment(n);
-            }
-        }
-    }
 }
 
 fn edge_container(c: remux::Container) -> hls_edge::Container {
@@ -474,7 +430,11 @@ impl PublishSink {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
             match out {
-                remux::RemuxOutput::Init(i) => self.cmaf_init = Some(i.bytes),
+                remux::RemuxOutput::Init(i) => {
+                    // Declared before the first part, so parts get the right content type.
+                    self.declare_media(remux::Container::Cmaf, &i.codec);
+                    self.cmaf_init = Some(i.bytes);
+                }
                 remux::RemuxOutput::Part(p) => {
                     // A part is one Bytes for TS; a CMAF part's chunks (styp, moof, samples)
                     // are joined once here, since the edge stores one body per part.
@@ -483,11 +443,17 @@ impl PublishSink {
                     } else {
                         bytes::Bytes::from(p.chunks.concat())
                     };
-                    self.pending_parts[edge_container(p.container)].push(hls_edge::NewPart {
+                    let part = hls_edge::NewPart {
                         bytes,
                         duration_90k: p.duration_90k,
                         independent: p.independent,
-                    })
+                        segment_target_reached: p.segment_target_reached,
+                    };
+                    if p.container == remux::Container::Cmaf {
+                        self.push_cmaf_part(part, p.discontinuity, p.segment_first_arrival_ms);
+                    } else {
+                        self.pending_parts[edge_container(p.container)].push(part);
+                    }
                 }
                 remux::RemuxOutput::Segment(seg) => self.publish_segment(seg),
                 remux::RemuxOutput::Warning(w) => self.warn(w),
@@ -533,26 +499,61 @@ impl PublishSink {
         }
     }
 
+    /// LL-HLS: a CMAF part goes to the edge the moment the remuxer made it (nothing once a
+    /// fleet claim is lost, as for segments).
+    fn push_cmaf_part(&mut self, part: hls_edge::NewPart, discontinuity: bool, arrival_ms: u64) {
+        let held = self
+            .fleet
+            .as_ref()
+            .is_none_or(crate::fleet::FleetClaim::may_publish);
+        let Some(h) = self.handle.as_ref().filter(|_| held) else {
+            return;
+        };
+        let len = part.bytes.len();
+        let start = hls_edge::SegmentStart {
+            container: hls_edge::Container::Cmaf,
+            init: self.cmaf_init.clone(),
+            discontinuity,
+            arrival_unix_ms: arrival_ms,
+        };
+        match h.push_part(&start, part) {
+            Ok(()) => self.cmaf_part_bytes += len,
+            Err(e) => {
+                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "part not listed")
+            }
+        }
+    }
+
     fn publish_segment(&mut self, seg: remux::Segment) {
         let container = edge_container(seg.container);
         self.declare_media(seg.container, &seg.codec);
         let mut parts = std::mem::take(&mut self.pending_parts[container]);
+        let cmaf_part_bytes = if seg.container == remux::Container::Cmaf {
+            std::mem::take(&mut self.cmaf_part_bytes)
+        } else {
+            0
+        };
         // Stream statistics follow the primary container (TS when it is written).
         let primary = !self.remuxer.ts_active() || seg.container == remux::Container::Ts;
         if primary {
             self.segment_stats(&seg);
         }
-        let Some(h) = &self.handle else { return };
-        if self.fleet.as_ref().is_some_and(|f| !f.may_publish()) {
+        let held = self
+            .fleet
+            .as_ref()
+            .is_none_or(crate::fleet::FleetClaim::may_publish);
+        let Some(h) = self.handle.as_ref().filter(|_| held) else {
             return;
-        }
+        };
         let same_bytes = parts.len() == seg.parts.len()
             && (parts.iter().zip(&seg.parts))
                 .all(|(p, c)| p.bytes.as_ptr() == c.as_ptr() && p.bytes.len() == c.len());
-        let parts_len: usize = parts.iter().map(|p| p.bytes.len()).sum();
-        // CMAF parts were joined per part: complete when their bytes add up to the segment.
-        let complete =
-            same_bytes || (seg.container == remux::Container::Cmaf && parts_len == seg.len);
+        if cmaf_part_bytes > 0 && cmaf_part_bytes != seg.len {
+            tracing::warn!(app = %self.key.0, stream = %self.key.1, parts_bytes = cmaf_part_bytes,
+                segment_bytes = seg.len, "CMAF parts do not add up to their segment");
+        }
+        // CMAF parts already pushed one by one are the segment: nothing more to hand over.
+        let complete = same_bytes || cmaf_part_bytes > 0;
         if !complete {
             // Parts not reported one by one: the segment's chunks, the duration on the last.
             let n = seg.parts.len();
@@ -561,6 +562,7 @@ impl PublishSink {
                     bytes,
                     duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
                     independent: i == 0 && seg.independent,
+                    segment_target_reached: false,
                 })
                 .collect();
         }

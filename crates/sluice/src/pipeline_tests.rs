@@ -1,4 +1,4 @@
-//! The publish handler's registry of live publishers: a sink only ever releases its own name.
+//! Tests of the publish registry in `pipeline` (name ownership across publishes).
 
 use super::*;
 

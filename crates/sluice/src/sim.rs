@@ -186,7 +186,7 @@ impl Publisher {
 /// GET through the edge, as the HTTP workers call it.
 async fn get(edge: &hls_edge::Edge, path: &str) -> (u16, String) {
     let req = axum::http::Request::get(path).body(()).unwrap();
-    let resp = edge.respond(&req);
+    let resp = edge.respond(req).await;
     let status = resp.status().as_u16();
     let body: Bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await

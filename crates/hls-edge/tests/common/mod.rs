@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::Router;
 use bytes::Bytes;
 use hls_edge::{
-    Container, EdgeConfig, EdgeError, NewPart, NewSegment, PerContainer, PublishParams, SimClock,
-    Store, StreamHandle, StreamInfo,
+    Container, EdgeConfig, EdgeError, NewPart, NewSegment, PerContainer, PublishParams,
+    SegmentStart, SimClock, Store, StreamHandle, StreamInfo,
 };
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -43,6 +43,14 @@ impl TestStore {
     pub fn end_all_at(&self, at: Instant) {
         self.clock.set(at);
         self.store.end_all();
+    }
+
+    /// A publish with [`ll_params`].
+    pub fn publish_ll(&self, app: &str, stream: &str) -> TestHandle {
+        TestHandle {
+            h: self.store.begin_publish(app, stream, ll_params()).unwrap(),
+            clock: self.clock.clone(),
+        }
     }
 
     pub fn publish(&self, app: &str, stream: &str, target_duration_s: u32) -> TestHandle {
@@ -121,6 +129,7 @@ pub fn parts(chunks: Vec<Bytes>, duration_90k: u64) -> Vec<NewPart> {
                 each
             },
             independent: i == 0,
+            segment_target_reached: false,
         })
         .collect()
 }
@@ -199,4 +208,73 @@ pub async fn request(router: &Router, method: &str, uri: &str, headers: &[(&str,
 
 pub async fn get(router: &Router, uri: &str) -> Reply {
     request(router, "GET", uri, &[]).await
+}
+
+/// LL-HLS timelines: a 2 s target duration and 0.5 s part target.
+pub fn ll_params() -> PublishParams {
+    PublishParams {
+        target_duration_s: 2,
+        part_target_ms: 500,
+    }
+}
+
+pub const INIT: &[u8] = b"init-bytes";
+
+/// The start of a CMAF segment (for its first part).
+pub fn cmaf_start(discontinuity: bool, arrival_unix_ms: u64) -> SegmentStart {
+    SegmentStart {
+        container: Container::Cmaf,
+        init: Some(Bytes::from_static(INIT)),
+        discontinuity,
+        arrival_unix_ms,
+    }
+}
+
+/// A part of `len` bytes of `fill`.
+pub fn ll_part(fill: u8, len: usize, duration_90k: u64, independent: bool) -> NewPart {
+    NewPart {
+        bytes: Bytes::from(vec![fill; len]),
+        duration_90k,
+        independent,
+        segment_target_reached: false,
+    }
+}
+
+/// Completes the open CMAF segment (its parts were pushed).
+pub fn ll_finish(duration_90k: u64, arrival_unix_ms: u64) -> NewSegment {
+    NewSegment {
+        container: Container::Cmaf,
+        parts: Vec::new(),
+        init: Some(Bytes::from_static(INIT)),
+        duration_90k,
+        discontinuity: false,
+        independent: true,
+        arrival_unix_ms,
+    }
+}
+
+impl TestHandle {
+    /// Pushes a part at `at`.
+    pub fn part_at(&self, start: &SegmentStart, part: NewPart, at: Instant) {
+        self.clock.set(at);
+        self.h.push_part(start, part).expect("part refused");
+    }
+
+    /// A whole LL segment at 2 s per segment from `t0`: `n` parts of 0.5 s (the last one says
+    /// the target is reached), then completion. Returns its media sequence number.
+    pub fn ll_segment(&self, t0: Instant, index: u64, n: u32, fill: u8) -> u64 {
+        let arrival = T0_UNIX_MS + index * 2000;
+        let start = cmaf_start(false, arrival);
+        for p in 0..n {
+            let at = t0 + Duration::from_millis(index * 2000 + u64::from(p) * 500);
+            let mut part = ll_part(fill.wrapping_add(p as u8), 100 + p as usize, 45_000, p == 0);
+            part.segment_target_reached = p + 1 == n;
+            self.part_at(&start, part, at);
+        }
+        self.clock
+            .set(t0 + Duration::from_millis(index * 2000 + u64::from(n) * 500));
+        self.h
+            .push_segment(ll_finish(45_000 * u64::from(n), arrival))
+            .expect("segment refused")
+    }
 }
