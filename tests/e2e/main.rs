@@ -6,6 +6,7 @@ mod codecs;
 mod console;
 mod fleet;
 mod hostile;
+mod ll_smoke;
 mod monitoring;
 mod play;
 mod rawrtmp;

@@ -103,6 +103,21 @@ impl LlSignal {
         self.tx.send_replace(p);
     }
 
+    /// The last part listed, as `(media sequence, part index)` (`None` for the index when the
+    /// last segment came whole), or `None` before the first segment (RFC 8216bis §4.4.5.4
+    /// `LAST-MSN`, `LAST-PART`).
+    pub fn last_part(&self) -> Option<(u64, Option<u32>)> {
+        let p = self.tx.borrow();
+        if p.gone || p.playlist.is_none() {
+            return None;
+        }
+        if p.open_parts > 0 {
+            return Some((p.next_msn, Some(p.open_parts - 1)));
+        }
+        let msn = p.next_msn.checked_sub(1)?;
+        Some((msn, p.last_parts.checked_sub(1)))
+    }
+
     /// Requests waiting on this rendition now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)

@@ -39,6 +39,9 @@ pub(crate) struct StreamEntry {
     pub core: Mutex<StreamCore>,
     /// `sluice_stream_bytes_held{app,stream,container}`, registered once.
     gauges: PerContainer<metrics::Gauge>,
+    /// The CMAF rendition's LL-HLS signal, readable without the core lock (a sibling's
+    /// rendition report reads its last part from it).
+    cmaf_signal: Arc<LlSignal>,
 }
 
 struct Tombstone {
@@ -239,7 +242,9 @@ impl Store {
                 self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
                 let epoch = core.publish_epoch;
                 let gauge = |c: Container| metrics::gauge!("sluice_stream_bytes_held", "app" => app.to_string(), "stream" => stream.to_string(), "container" => c.name());
+                let cmaf_signal = core.renditions.cmaf.signal.clone();
                 let entry = Arc::new(StreamEntry {
+                    cmaf_signal,
                     id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
                     app: app.into(),
                     stream: stream.into(),
@@ -530,6 +535,37 @@ impl Store {
             .update(&e.app, &e.stream, summary.as_ref(), wall, wall_ms);
     }
 
+    /// `EXT-X-RENDITION-REPORT`s for `e`'s CMAF playlist: its group's other listed renditions
+    /// with their last part (RFC 8216bis §4.4.5.4). Read with no core lock held (each sibling's
+    /// position comes from its signal), so no two stream locks are ever taken together.
+    fn ll_reports(&self, e: &StreamEntry) -> Vec<crate::playlist::RenditionReport> {
+        if !self.inner.config.low_latency || self.inner.groups.group_of(&e.stream).is_none() {
+            return Vec::new();
+        }
+        let siblings = self
+            .inner
+            .groups
+            .rendition_reports(&e.app, &e.stream, Container::Cmaf);
+        siblings
+            .into_iter()
+            .map(|r| {
+                let name = r
+                    .uri
+                    .strip_prefix("../")
+                    .and_then(|u| u.strip_suffix("/cmaf.m3u8"));
+                let last = name
+                    .and_then(|n| self.entry(&e.app, n))
+                    .and_then(|s| s.cmaf_signal.last_part());
+                let (last_msn, last_part) = last.unwrap_or((r.last_msn, None));
+                crate::playlist::RenditionReport {
+                    uri: r.uri,
+                    last_msn,
+                    last_part,
+                }
+            })
+            .collect()
+    }
+
     /// Every group of renditions (suffix and multitrack groups), sorted by name.
     pub fn groups(&self) -> Vec<crate::group::GroupSummary> {
         self.inner.groups.summaries()
@@ -654,12 +690,14 @@ impl StreamHandle {
         if store.bytes_held().saturating_add(len_bytes) > max {
             store.enforce_total_budget(len_bytes);
         }
+        let reports = store.ll_reports(&self.entry);
         let now = store.now();
         let seq = {
             let mut core = lock(&self.entry.core);
             if !core.accepts(self.epoch) {
                 return Err(EdgeError::NotPublishing);
             }
+            core.set_reports(reports);
             let pushed = core.push(segment, now.instant, now.wall, &store.inner.config);
             let seq = pushed.media_sequence;
             store.store_pushed(&self.entry, &core, pushed);
@@ -690,11 +728,13 @@ impl StreamHandle {
         if store.bytes_held().saturating_add(len_bytes) > max {
             store.enforce_total_budget(len_bytes);
         }
+        let reports = store.ll_reports(&self.entry);
         let now = store.now();
         let mut core = lock(&self.entry.core);
         if !core.accepts(self.epoch) {
             return Err(EdgeError::NotPublishing);
         }
+        core.set_reports(reports);
         let added = core.push_part(start, part, now.wall);
         store.add_bytes(&self.entry, &core, start.container, added);
         store.release(&self.entry, &core, &[]);

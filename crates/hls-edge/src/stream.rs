@@ -293,6 +293,11 @@ impl StreamCore {
         (self.publish_epoch, closed)
     }
 
+    /// The group's other renditions as the next render reports them (`EXT-X-RENDITION-REPORT`).
+    pub fn set_reports(&mut self, reports: Vec<RenditionReport>) {
+        self.reports = reports;
+    }
+
     /// The producer says which containers it makes from now on, with their descriptions.
     pub fn set_media(&mut self, epoch: u64, media: PerContainer<Option<StreamInfo>>) {
         if epoch != self.publish_epoch {

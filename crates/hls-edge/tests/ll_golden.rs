@@ -171,3 +171,42 @@ async fn low_latency_off() {
     // Directives are ignored: the same playlist at once.
     assert_eq!(text(&app, "/live/ll/cmaf.m3u8?_HLS_msn=5").await, off);
 }
+
+/// A group of two renditions (`variant_suffixes`): each CMAF playlist reports the other's last
+/// part (`EXT-X-RENDITION-REPORT`, RFC 8216bis §4.4.5.4), as the sibling had it at this
+/// playlist's last change.
+#[tokio::test]
+async fn rendition_reports_name_the_siblings_last_part() {
+    let t0 = Instant::now();
+    let cfg = EdgeConfig {
+        variant_suffixes: vec!["_hi".into(), "_lo".into()],
+        ..EdgeConfig::default()
+    };
+    let s = store_at(cfg, t0);
+    let app = router(s.store.clone());
+    let info = hls_edge::StreamInfo {
+        codecs: Some("avc1.64001f".into()),
+        ..Default::default()
+    };
+    let hi = s.publish_ll("live", "cam_hi");
+    let lo = s.publish_ll("live", "cam_lo");
+    hi.set_media(None, Some(info.clone()));
+    lo.set_media(None, Some(info));
+    lo.ll_segment(t0, 0, 4, 0x10);
+    hi.ll_segment(t0, 0, 4, 0x10);
+    let start = cmaf_start(false, T0_UNIX_MS + 2000);
+    lo.part_at(&start, ll_part(0x20, 50, 45_000, true), t0 + secs(2.0));
+    hi.part_at(&start, ll_part(0x20, 50, 45_000, true), t0 + secs(2.0));
+    let hi_text = text(&app, "/live/cam_hi/cmaf.m3u8").await;
+    assert!(
+        hi_text.ends_with(
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-1.1.m4s\"\n\
+             #EXT-X-RENDITION-REPORT:URI=\"../cam_lo/cmaf.m3u8\",LAST-MSN=1,LAST-PART=0\n"
+        ),
+        "{hi_text}"
+    );
+    // lo's last change came before hi had segment 0 listed in the group: no report yet, or
+    // hi's position then.
+    let lo_text = text(&app, "/live/cam_lo/cmaf.m3u8").await;
+    assert!(!lo_text.contains("cam_lo/cmaf.m3u8"), "{lo_text}");
+}

@@ -2,7 +2,7 @@
 //! binary) writes H.264/HEVC/AV1/VP9 with AAC/MP3/Opus into (Enhanced) FLV files, the remuxer
 //! writes init segments, parts and segments, and two independent decoders check the result:
 //! FFmpeg 9 decodes `init + segments` with `-v error` (no output allowed) and Debian's ffprobe
-//! reports exactly the tracks sent. Missing tools: skip (print `SKIP:`) unless `CI=true`.
+//! reports exactly the tracks sent. Missing tools: the shared gate in `test-support` (a counted skip locally, a failure in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,37 +12,10 @@ use remux::{Container, RemuxConfig, RemuxOutput, Remuxer};
 mod support;
 use support::read_flv;
 
-fn ffmpeg9() -> Option<String> {
-    if let Ok(p) = std::env::var("FFMPEG9") {
-        return Some(p);
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
+/// FFmpeg 9 and ffprobe through the shared gate (a recorded skip locally, a failure in CI).
 fn tools() -> Option<String> {
-    let probe_ok = Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    match (ffmpeg9(), probe_ok) {
-        (Some(f), true) => Some(f),
-        _ => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("FFmpeg 9 (imageio-ffmpeg) or ffprobe missing");
-            }
-            println!("SKIP: FFmpeg 9 (imageio-ffmpeg) or ffprobe not available");
-            None
-        }
-    }
+    let ffmpeg9 = test_support::ffmpeg9()?;
+    test_support::require_tool("ffprobe").then(|| ffmpeg9.to_string_lossy().into_owned())
 }
 
 fn workdir(name: &str) -> PathBuf {

@@ -7,33 +7,12 @@ use bytes::{BufMut, BytesMut};
 use super::packet::{write_header, ContinuityCounter, PACKET_LEN};
 use super::{PID_AUDIO, PID_PMT, PID_VIDEO};
 
-const fn crc_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = (i as u32) << 24;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 0x8000_0000 != 0 {
-                (c << 1) ^ 0x04C1_1DB7
-            } else {
-                c << 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-static CRC_TABLE: [u32; 256] = crc_table();
+/// CRC-32/MPEG-2 (ISO/IEC 13818-1 Annex A), as the `crc` crate's catalogue defines it.
+static CRC32_MPEG2: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_MPEG_2);
 
 /// CRC-32/MPEG-2 of `data`.
 pub fn crc32_mpeg2(data: &[u8]) -> u32 {
-    data.iter().fold(0xFFFF_FFFF, |crc, &b| {
-        (crc << 8) ^ CRC_TABLE[((crc >> 24) as u8 ^ b) as usize]
-    })
+    CRC32_MPEG2.checksum(data)
 }
 
 /// Elementary streams declared in the PMT.
