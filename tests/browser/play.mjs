@@ -90,6 +90,9 @@ try {
       meta: el.querySelector('.meta')?.textContent || '',
       currentTime: el.querySelector('video')?.currentTime || 0,
       width: el.querySelector('video')?.videoWidth || 0,
+      // A group's card: the rendition picker's choices and what plays.
+      renditions: [...el.querySelectorAll('select.rendition option')].map((o) => o.textContent),
+      playing: el.querySelector('.levels .playing')?.textContent || '',
     })),
   });
   console.log(JSON.stringify({ report, console: consoleLines.slice(-50) }));

@@ -276,6 +276,124 @@ fn suffix_group_ladder_is_one_multivariant_playlist() {
     assert_eq!(misaligned, 0, "{api}");
     assert_eq!(s.get("/api/groups/live/cam").status, 200);
     assert_eq!(s.get("/api/groups/live/nope").status, 404);
+
+    // The preview page shows the group with a rendition picker (automatic + 3) and what plays.
+    if require("chromium") && node_modules().is_some() {
+        let report = play_in_browser("-", 12, Some(&s.http("/")));
+        let cards = report["report"]["preview"].as_array().unwrap();
+        let card = cards
+            .iter()
+            .find(|c| c["id"] == "live/cam")
+            .unwrap_or_else(|| panic!("no group card: {report}"));
+        let choices = card["renditions"].as_array().unwrap();
+        assert_eq!(choices.len(), 4, "{report}");
+        assert_eq!(choices[0], "automatic", "{report}");
+        assert!(
+            card["playing"].as_str().unwrap().contains("playing"),
+            "{report}"
+        );
+        assert!(card["currentTime"].as_f64().unwrap() > 1.0, "{report}");
+    }
+}
+
+/// FFmpeg 9 publishes the same ladder as one Enhanced RTMP multitrack publish (three video
+/// tracks, one audio track): `live/mt/index.m3u8` is the multivariant playlist of the renditions
+/// `live/mt~v0|1|2`, each carrying the audio muxed, all decoding and aligned.
+#[test]
+fn multitrack_ladder_is_one_multivariant_playlist() {
+    let Some(ff9) = test_support::ffmpeg9() else {
+        return;
+    };
+    if !require("ffmpeg") || !require("ffprobe") {
+        return;
+    }
+    let s = Sluice::start(&[]);
+    let mut c = Command::new(ff9);
+    c.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "40"])
+        .args([
+            "-filter_complex",
+            "[0:v]split=3[v0][v1][v2];[v1]scale=480:270[v1s];[v2]scale=320:180[v2s]",
+        ])
+        .args([
+            "-map", "[v0]", "-map", "[v1s]", "-map", "[v2s]", "-map", "1:a",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"])
+        .args([
+            "-force_key_frames",
+            "expr:gte(t,n_forced*2)",
+            "-sc_threshold",
+            "0",
+        ])
+        .args(["-g", "600", "-pix_fmt", "yuv420p"]);
+    for (i, (.., rate)) in LADDER.iter().enumerate() {
+        for opt in ["b", "maxrate", "bufsize"] {
+            c.args([format!("-{opt}:v:{i}"), rate.to_string()]);
+        }
+    }
+    c.args([
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "flv",
+        &s.rtmp("live/mt"),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let _pub = Proc(c.spawn().expect("start FFmpeg 9"));
+    let names: Vec<String> = (0..3).map(|k| format!("mt~v{k}")).collect();
+    for n in &names {
+        s.wait_for_segments(&format!("/live/{n}/index.m3u8"), 4, Duration::from_secs(60));
+    }
+    let mv = wait_for_variants(&s, "/live/mt/index.m3u8", 3, Duration::from_secs(10));
+    let vs = variants(&mv);
+    let uris: Vec<&str> = vs.iter().map(|(_, u)| u.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "../mt~v1/index.m3u8",
+            "../mt~v0/index.m3u8",
+            "../mt~v2/index.m3u8"
+        ],
+        "{mv}"
+    );
+    for ((attrs, uri), want) in vs.iter().zip([(480, 270), (640, 360), (320, 180)]) {
+        assert_eq!(
+            attrs["RESOLUTION"],
+            format!("{}x{}", want.0, want.1),
+            "{uri}: {mv}"
+        );
+        assert!(attrs["CODECS"].ends_with(",mp4a.40.2"), "audio muxed: {mv}");
+    }
+    let cmaf = wait_for_variants(&s, "/live/mt/cmaf.m3u8", 3, Duration::from_secs(10));
+    assert!(cmaf.contains("../mt~v0/cmaf.m3u8"), "{cmaf}");
+    for n in &names {
+        assert_eq!(
+            probe_codecs(s.http(&format!("/live/{n}/index.m3u8"))),
+            ["aac", "h264"]
+        );
+        for file in ["index.m3u8", "cmaf.m3u8"] {
+            let url = s.http(&format!("/live/{n}/{file}"));
+            let errors = ffmpeg_decode_errors(&url, &["-t", "3"]);
+            assert!(errors.is_empty(), "{url}: {errors}");
+        }
+    }
+    assert!(check_alignment(&s, "live", &names, "index.m3u8") >= 2);
+    assert!(check_alignment(&s, "live", &names, "cmaf.m3u8") >= 2);
+    let g: serde_json::Value = serde_json::from_slice(&s.get("/api/groups/live/mt").body).unwrap();
+    assert_eq!(g["kind"], "multitrack", "{g}");
+    let misaligned: u64 = g["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["segments_misaligned"].as_u64().unwrap())
+        .sum();
+    assert_eq!(misaligned, 0, "{g}");
 }
 
 /// A publish name of the reserved multitrack-rendition form is refused.

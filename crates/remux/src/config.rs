@@ -39,6 +39,10 @@ pub struct RemuxConfig {
     pub track_wait_max_tags: usize,
     /// Maximum payload bytes buffered during that wait. Default 8 MiB.
     pub track_wait_max_bytes: usize,
+    /// The video track written: `None` is the default track (track 0, else the lowest id);
+    /// `Some(id)` writes that Enhanced RTMP track instead (one remuxer per video track of a
+    /// multitrack publish makes one rendition each; audio stays the default track). Default None.
+    pub video_track: Option<u8>,
 }
 
 impl Default for RemuxConfig {
@@ -58,6 +62,7 @@ impl Default for RemuxConfig {
             track_wait_ms: 1000,
             track_wait_max_tags: 512,
             track_wait_max_bytes: 8 << 20,
+            video_track: None,
         }
     }
 }

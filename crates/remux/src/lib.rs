@@ -211,10 +211,13 @@ impl Remuxer {
         r
     }
 
-    /// The lowest configured track id of a media type: the stream's default track (track 0,
-    /// else the lowest id).
+    /// The track written for a media type: the configured video track, else the lowest
+    /// configured track id (the stream's default track: track 0, else the lowest id).
     fn selected(&self, media: Media) -> u8 {
-        self.aus.track_ids(media).next().unwrap_or(0)
+        match (media, self.cfg.video_track) {
+            (Media::Video, Some(id)) => id,
+            _ => self.aus.track_ids(media).next().unwrap_or(0),
+        }
     }
 
     fn count_drop(&mut self, e: &RemuxError) {

@@ -206,6 +206,46 @@ fn multitrack_default_track_written_others_addressable() {
     assert_eq!(bytes(&a.cmaf), bytes(&b.cmaf));
 }
 
+/// One remuxer per video track (`video_track`) makes one rendition per track of a multitrack
+/// publish: each writes its own track with the default audio, and both cut on the encoder's
+/// (here identical) keyframes, so segment N starts at the same time in both.
+#[test]
+fn multitrack_one_rendition_per_video_track_cuts_aligned() {
+    let clean = generate(Gen::default());
+    let mut multi = Vec::new();
+    for t in &clean {
+        multi.push(t.clone());
+        if t.kind == TagKind::Video {
+            multi.push(as_track(t, 1));
+        }
+    }
+    let track = |id| RemuxConfig {
+        video_track: Some(id),
+        ..RemuxConfig::default()
+    };
+    let (a, _) = run_tags(track(0), &multi);
+    let (b, _) = run_tags(track(1), &multi);
+    assert!(a.errors.is_empty() && b.errors.is_empty());
+    for (x, y) in [(&a.ts, &b.ts), (&a.cmaf, &b.cmaf)] {
+        assert!(x.len() >= 3, "{}", x.len());
+        let cuts = |v: &[Segment]| {
+            v.iter()
+                .map(|s| (s.first_dts_90k, s.duration_90k, s.independent))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cuts(x), cuts(y));
+    }
+    // Track 1 carries the same samples as track 0 here: the same media bytes.
+    let bytes = |v: &[Segment]| v.iter().map(|s| s.parts.concat()).collect::<Vec<_>>();
+    assert_eq!(bytes(&a.ts), bytes(&b.ts));
+    // A track that is never sent writes nothing.
+    let (c, _) = run_tags(track(7), &multi);
+    assert!(
+        c.cmaf.iter().all(|s| s.codec.video.is_none()),
+        "track 7 has no video"
+    );
+}
+
 #[test]
 fn hostile_tags_are_refused_and_change_nothing_else() {
     let clean = generate(Gen::default());

@@ -10,6 +10,7 @@ mod fleet;
 mod http_server;
 mod pipeline;
 mod playback;
+mod renditions;
 mod rtmpt;
 #[cfg(test)]
 mod sim;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authorizer;
 use crate::config::{ms, valid_name, Config};
 use crate::playback::{Hub, PlayGuard, Playback};
+use crate::renditions::{edge_container, edge_info, Multitrack};
 
 #[path = "stream_metrics.rs"]
 mod stream_metrics;
@@ -308,6 +309,13 @@ impl IngestHandler for App {
             }
         };
         let remuxer = remux::Remuxer::new(remux_config(&self.cfg, Some(target_duration_s)));
+        let multitrack = Multitrack::new(
+            &self.store,
+            app,
+            stream,
+            params,
+            remux_config(&self.cfg, Some(target_duration_s)),
+        );
         metrics::counter!("sluice_publish_total").increment(1);
         metrics::gauge!("sluice_streams_live").increment(1.0);
         tracing::info!(app, stream, %peer, connection = req.connection_id, "publish started");
@@ -323,6 +331,7 @@ impl IngestHandler for App {
             params: req.params,
             started: Instant::now(),
             remuxer,
+            multitrack,
             handle: Some(handle),
             stats,
             labels: [("app", app.to_string()), ("stream", stream.to_string())],
@@ -356,6 +365,8 @@ pub struct PublishSink {
     params: Vec<(String, String)>,
     started: Instant,
     remuxer: remux::Remuxer,
+    /// The video tracks of a multitrack publish as renditions `NAME~vK` (then `handle` gets none).
+    multitrack: Multitrack,
     handle: Option<hls_edge::StreamHandle>,
     stats: Arc<Mutex<LiveStats>>,
     labels: [(&'static str, String); 2],
@@ -379,51 +390,6 @@ pub struct PublishSink {
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
     /// The fleet claim: segments are listed only while it holds.
     fleet: Option<crate::fleet::FleetClaim>,
-}
-
-fn edge_container(c: remux::Container) -> hls_edge::Container {
-    match c {
-        remux::Container::Ts => hls_edge::Container::Ts,
-        remux::Container::Cmaf => hls_edge::Container::Cmaf,
-    }
-}
-
-/// The edge's typed description of what the remuxer produces.
-fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
-    use hls_edge::{AudioCodec, VideoCodec};
-    let video = c.video.as_ref().and_then(|v| {
-        let codec = match v.codec {
-            "h264" => VideoCodec::H264,
-            "hevc" => VideoCodec::Hevc,
-            "av1" => VideoCodec::Av1,
-            "vp9" => VideoCodec::Vp9,
-            _ => return None,
-        };
-        Some(hls_edge::VideoInfo {
-            codec,
-            width: v.width,
-            height: v.height,
-            frame_rate: v.frame_rate,
-        })
-    });
-    let audio = c.audio.as_ref().and_then(|a| {
-        let codec = match a.codec {
-            "aac" => AudioCodec::Aac,
-            "mp3" => AudioCodec::Mp3,
-            "opus" => AudioCodec::Opus,
-            _ => return None,
-        };
-        Some(hls_edge::AudioInfo {
-            codec,
-            sample_rate_hz: a.sample_rate_hz,
-            channels: a.channels,
-        })
-    });
-    hls_edge::StreamInfo {
-        codecs: Some(c.codecs.clone()),
-        video,
-        audio,
-    }
 }
 
 impl PublishSink {
@@ -542,7 +508,7 @@ impl PublishSink {
             .fleet
             .as_ref()
             .is_none_or(crate::fleet::FleetClaim::may_publish);
-        let Some(h) = self.handle.as_ref().filter(|_| held) else {
+        let Some(h) = (self.handle.as_ref()).filter(|_| held && !self.multitrack.active()) else {
             return;
         };
         let same_bytes = parts.len() == seg.parts.len()
@@ -719,6 +685,7 @@ impl MediaSink for PublishSink {
         // process or another stream. The publisher is kicked (the encoder reconnects and the
         // playlist continues with a discontinuity).
         let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.multitrack.push(&flv, unix_ms());
             self.remuxer.push(flv, unix_ms())
         }));
         match pushed {
@@ -750,6 +717,7 @@ impl MediaSink for PublishSink {
         if !self.broken {
             self.remuxer.finish();
             self.drain();
+            self.multitrack.finish();
         }
         if let Some(h) = self.handle.take() {
             h.end();

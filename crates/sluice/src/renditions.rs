@@ -1,0 +1,272 @@
+//! Remuxer output as edge renditions: the typed media declaration of a rendition
+//! (RFC 8216bis §4.4.6.2 `EXT-X-STREAM-INF` needs codecs, resolution, frame rate), and the video
+//! tracks of an Enhanced RTMP v2 multitrack publish ("Multitrack" in the E-RTMP v2 spec) as
+//! renditions of one group (RFC 8216bis §6.2.4).
+//!
+//! Multitrack: as soon as a publish to `APP/NAME` carries a second video track id, every video
+//! track `K` gets its own remuxer (`RemuxConfig::video_track`, each with its own cut on that
+//! track's keyframes and both writers, carrying the default audio track muxed) writing the edge
+//! stream `APP/NAME~vK`; the edge groups them (`hls_edge::group`) so `APP/NAME/index.m3u8` and
+//! `cmaf.m3u8` become their multivariant playlists. The publish's own remuxer keeps running for
+//! the stream statistics but no longer lists segments under `APP/NAME`. A track's remuxer starts
+//! at that track's first tag, after a replay of the header tags seen so far (metadata and
+//! sequence headers, bounded by count and bytes), so it never misses the audio configuration.
+//! Segments carry no LL-HLS parts one by one (each segment is handed over whole).
+
+use std::sync::Arc;
+
+use remux::{FlvTag, TagKind};
+use rtmp_ingest::flv_tag::{self, Media, PacketKind};
+
+/// Header tags kept for a late track's remuxer, at most this many...
+const MAX_HEADER_TAGS: usize = 32;
+/// ...and this many bytes (sequence headers are a few hundred bytes; metadata a few KiB).
+const MAX_HEADER_BYTES: usize = 256 * 1024;
+/// Video tracks of one publish written as renditions; further track ids are ignored (each costs
+/// a remuxer that reads every tag of the publish, so a publisher cannot multiply the work).
+const MAX_TRACK_RENDITIONS: usize = 8;
+
+pub(crate) fn edge_container(c: remux::Container) -> hls_edge::Container {
+    match c {
+        remux::Container::Ts => hls_edge::Container::Ts,
+        remux::Container::Cmaf => hls_edge::Container::Cmaf,
+    }
+}
+
+/// The edge's typed description of what the remuxer produces.
+pub(crate) fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
+    use hls_edge::{AudioCodec, VideoCodec};
+    let video = c.video.as_ref().and_then(|v| {
+        let codec = match v.codec {
+            "h264" => VideoCodec::H264,
+            "hevc" => VideoCodec::Hevc,
+            "av1" => VideoCodec::Av1,
+            "vp9" => VideoCodec::Vp9,
+            _ => return None,
+        };
+        Some(hls_edge::VideoInfo {
+            codec,
+            width: v.width,
+            height: v.height,
+            frame_rate: v.frame_rate,
+        })
+    });
+    let audio = c.audio.as_ref().and_then(|a| {
+        let codec = match a.codec {
+            "aac" => AudioCodec::Aac,
+            "mp3" => AudioCodec::Mp3,
+            "opus" => AudioCodec::Opus,
+            _ => return None,
+        };
+        Some(hls_edge::AudioInfo {
+            codec,
+            sample_rate_hz: a.sample_rate_hz,
+            channels: a.channels,
+        })
+    });
+    hls_edge::StreamInfo {
+        codecs: Some(c.codecs.clone()),
+        video,
+        audio,
+    }
+}
+
+/// One video track of a multitrack publish, written as the edge stream `NAME~vK`.
+struct TrackRendition {
+    track_id: u8,
+    remuxer: remux::Remuxer,
+    handle: Option<hls_edge::StreamHandle>,
+    cmaf_init: Option<bytes::Bytes>,
+    declared: hls_edge::PerContainer<Option<Arc<remux::CodecInfo>>>,
+}
+
+impl TrackRendition {
+    fn drain(&mut self) {
+        while let Some(out) = self.remuxer.poll_output() {
+            match out {
+                remux::RemuxOutput::Init(i) => self.cmaf_init = Some(i.bytes),
+                remux::RemuxOutput::Segment(seg) => self.publish(seg),
+                remux::RemuxOutput::Part(_) | remux::RemuxOutput::Warning(_) => {}
+            }
+        }
+    }
+
+    fn publish(&mut self, seg: remux::Segment) {
+        let Some(h) = &self.handle else { return };
+        let container = edge_container(seg.container);
+        if !self.declared[container]
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &seg.codec))
+        {
+            self.declared[container] = Some(seg.codec.clone());
+            let info = |c: &Option<Arc<remux::CodecInfo>>, on: bool| {
+                on.then(|| c.as_ref().or(Some(&seg.codec)).map(|c| edge_info(c)))
+                    .flatten()
+            };
+            h.set_media(hls_edge::PerContainer {
+                ts: info(&self.declared.ts, self.remuxer.ts_active()),
+                cmaf: info(&self.declared.cmaf, self.remuxer.cmaf_active()),
+            });
+        }
+        let n = seg.parts.len();
+        let parts = (seg.parts.into_iter().enumerate())
+            .map(|(i, bytes)| hls_edge::NewPart {
+                bytes,
+                duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
+                independent: i == 0 && seg.independent,
+                segment_target_reached: false,
+            })
+            .collect();
+        let pushed = h.push_segment(hls_edge::NewSegment {
+            container,
+            parts,
+            init: (container == hls_edge::Container::Cmaf)
+                .then(|| self.cmaf_init.clone())
+                .flatten(),
+            duration_90k: seg.duration_90k,
+            discontinuity: seg.discontinuity,
+            independent: seg.independent,
+            arrival_unix_ms: seg.first_arrival_ms,
+        });
+        match pushed {
+            Ok(msn) => h.report_segment_start(container, msn, seg.first_dts_90k),
+            Err(e) => tracing::debug!(track = self.track_id, error = %e, "segment not listed"),
+        }
+    }
+}
+
+/// The renditions of one publish's video tracks (empty until a second video track shows up).
+pub(crate) struct Multitrack {
+    store: hls_edge::Store,
+    app: String,
+    stream: String,
+    params: hls_edge::PublishParams,
+    remux_config: remux::RemuxConfig,
+    /// Metadata and sequence-header tags, replayed to a track's remuxer when it starts.
+    headers: Vec<FlvTag>,
+    headers_bytes: usize,
+    video_tracks: Vec<u8>,
+    tracks: Vec<TrackRendition>,
+}
+
+impl Multitrack {
+    pub fn new(
+        store: &hls_edge::Store,
+        app: &str,
+        stream: &str,
+        params: hls_edge::PublishParams,
+        remux_config: remux::RemuxConfig,
+    ) -> Self {
+        Self {
+            store: store.clone(),
+            app: app.to_string(),
+            stream: stream.to_string(),
+            params,
+            remux_config,
+            headers: Vec::new(),
+            headers_bytes: 0,
+            video_tracks: Vec::new(),
+            tracks: Vec::new(),
+        }
+    }
+
+    /// The publish carries more than one video track: its renditions are the `NAME~vK` streams.
+    pub fn active(&self) -> bool {
+        !self.tracks.is_empty()
+    }
+
+    /// Every tag of the publish, before the publish's own remuxer takes it.
+    pub fn push(&mut self, tag: &FlvTag, arrival_ms: u64) {
+        let (header, new_tracks) = self.inspect(tag);
+        if !new_tracks.is_empty() && self.video_tracks.len() + new_tracks.len() > 1 {
+            self.video_tracks.extend(&new_tracks);
+            let all = self.video_tracks.clone();
+            for id in all {
+                if !self.tracks.iter().any(|t| t.track_id == id)
+                    && self.tracks.len() < MAX_TRACK_RENDITIONS
+                {
+                    self.start_track(id, arrival_ms);
+                }
+            }
+        } else {
+            self.video_tracks.extend(&new_tracks);
+        }
+        if header
+            && self.headers.len() < MAX_HEADER_TAGS
+            && self.headers_bytes + tag.payload.len() <= MAX_HEADER_BYTES
+        {
+            self.headers_bytes += tag.payload.len();
+            self.headers.push(tag.clone());
+        }
+        for t in &mut self.tracks {
+            let _ = t.remuxer.push(tag.clone(), arrival_ms);
+            t.drain();
+        }
+    }
+
+    /// Whether `tag` is a header worth replaying, and the video track ids it shows first.
+    fn inspect(&self, tag: &FlvTag) -> (bool, Vec<u8>) {
+        let media = match tag.kind {
+            TagKind::Script => return (true, Vec::new()),
+            TagKind::Audio => Media::Audio,
+            TagKind::Video => Media::Video,
+        };
+        let Ok(parsed) = flv_tag::parse(media, &tag.payload) else {
+            return (false, Vec::new());
+        };
+        let header = parsed
+            .tracks
+            .iter()
+            .any(|t| t.packet == PacketKind::SequenceStart);
+        let mut new = Vec::new();
+        if media == Media::Video {
+            for t in &parsed.tracks {
+                if !self.video_tracks.contains(&t.track_id) && !new.contains(&t.track_id) {
+                    new.push(t.track_id);
+                }
+            }
+        }
+        (header, new)
+    }
+
+    fn start_track(&mut self, track_id: u8, arrival_ms: u64) {
+        let name = hls_edge::group::track_stream_name(&self.stream, track_id);
+        let handle = match self.store.begin_publish(&self.app, &name, self.params) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(app = %self.app, stream = %self.stream, track = track_id, error = %e,
+                    "no room in the HLS store for a multitrack rendition");
+                None
+            }
+        };
+        tracing::info!(app = %self.app, stream = %self.stream, track = track_id, rendition = %name,
+            "multitrack publish: video track written as its own rendition");
+        let mut remuxer = remux::Remuxer::new(remux::RemuxConfig {
+            video_track: Some(track_id),
+            ..self.remux_config.clone()
+        });
+        for h in &self.headers {
+            let _ = remuxer.push(h.clone(), arrival_ms);
+        }
+        let mut t = TrackRendition {
+            track_id,
+            remuxer,
+            handle,
+            cmaf_init: None,
+            declared: hls_edge::PerContainer::default(),
+        };
+        t.drain();
+        self.tracks.push(t);
+    }
+
+    /// End of the publish: the open segments are listed, the renditions' grace periods start.
+    pub fn finish(&mut self) {
+        for t in &mut self.tracks {
+            t.remuxer.finish();
+            t.drain();
+            if let Some(h) = t.handle.take() {
+                h.end();
+            }
+        }
+    }
+}
