@@ -83,6 +83,11 @@ impl Fleet {
             return None;
         }
         let (app, stream) = stream_of(req.uri().path())?;
+        // A multitrack publish's rendition `NAME~vK` lives with the publish `NAME` it comes from.
+        let stream = match stream.rsplit_once("~v") {
+            Some((name, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => stream,
+        };
         let Route::Forward(base) = self.route(app, stream, false).await else {
             return None;
         };
