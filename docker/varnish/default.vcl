@@ -44,10 +44,10 @@ sub vcl_recv {
     if (req.url ~ "^/(api|metrics|healthz|readyz)(/|\?|$)") {
         return (pass);
     }
-    # Only HLS query parameters matter to the origin; drop the rest (tracking parameters would
-    # otherwise split the cache).
+    # Only HLS query parameters (and the DVR playlist's start-over `start`) matter to the
+    # origin; drop the rest (tracking parameters would otherwise split the cache).
     if (req.url ~ "\?") {
-        set req.url = regsuball(req.url, "([?&])(?!_HLS_(msn|part|skip)=)[^&]*", "\1");
+        set req.url = regsuball(req.url, "([?&])(?!(_HLS_(msn|part|skip)|start)=)[^&]*", "\1");
         set req.url = regsuball(req.url, "&&+", "&");
         set req.url = regsub(req.url, "[?&]+$", "");
         set req.url = regsub(req.url, "\?&", "?");

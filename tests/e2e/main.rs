@@ -4,6 +4,7 @@
 mod abr;
 mod codecs;
 mod console;
+mod dvr;
 mod fleet;
 mod hostile;
 mod ll_smoke;

@@ -65,6 +65,9 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
     if std::env::var_os("XTASK_BENCH_CHARTS_ONLY").is_some() {
         return charts_only(root);
     }
+    if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("dvr") {
+        return crate::bench_dvr::run_alone(root);
+    }
     if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("fanout") {
         return crate::bench_fanout::run_alone(root, full);
     }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_chart;
+mod bench_dvr;
 mod bench_fanout;
 mod bench_fleet;
 mod bench_http;

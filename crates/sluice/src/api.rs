@@ -70,6 +70,8 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge)
             .timeout(timeout),
     )
     .merge(crate::fleet::routes())
+    // DVR and recordings: outside the operator timeout (a download streams for long).
+    .merge(crate::recording_http::router(app))
     .merge(edge.router())
 }
 
@@ -243,14 +245,11 @@ async fn console_events(State(s): State<ApiState>) -> Response {
     }
 }
 
-async fn kick_stream(
-    State(s): State<ApiState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((app, stream)): Path<(String, String)>,
-) -> Response {
-    let token = &s.app.cfg.http.admin_token;
-    let allowed = if token.is_empty() {
+/// The operator routes' check: `Authorization: Bearer <http.admin_token>`, or loopback when no
+/// token is set.
+pub(crate) fn admin_allowed(app: &App, peer: SocketAddr, headers: &HeaderMap) -> bool {
+    let token = &app.cfg.http.admin_token;
+    if token.is_empty() {
         peer.ip().is_loopback()
     } else {
         headers
@@ -258,8 +257,16 @@ async fn kick_stream(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| crate::auth::constant_time_eq(t.as_bytes(), token.as_bytes()))
-    };
-    if !allowed {
+    }
+}
+
+async fn kick_stream(
+    State(s): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((app, stream)): Path<(String, String)>,
+) -> Response {
+    if !admin_allowed(&s.app, peer, &headers) {
         return no_store((StatusCode::UNAUTHORIZED, "admin token required\n"));
     }
     if s.app.kick(&app, &stream) {

@@ -58,6 +58,7 @@ pub struct Config {
     pub rtmpt: crate::rtmpt::RtmptConfig,
     pub rtmps: crate::tls::RtmpsConfig,
     pub cluster: crate::fleet::ClusterConfig,
+    pub recording: crate::recording::RecordingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -180,6 +181,12 @@ pub struct HlsConfig {
     pub max_waiting_requests_per_stream: usize,
     pub segment_max_age_s: u32,
     pub not_found_max_age_s: u32,
+    /// DVR window in seconds (0: off); the DVR playlist is `/{app}/{stream}/dvr.m3u8`.
+    pub dvr_window_s: u64,
+    /// Directory for DVR segments (emptied at start); empty: `<temp dir>/sluice-dvr-<http port>`.
+    pub dvr_dir: String,
+    /// Bytes of DVR segments on disk across all streams; the oldest go first beyond it.
+    pub dvr_max_bytes_total: u64,
     /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
     /// multivariant playlist `NAME/index.m3u8`.
     pub variant_suffixes: Vec<String>,
@@ -209,6 +216,9 @@ impl Default for HlsConfig {
             max_waiting_requests_per_stream: edge.max_waiting_requests_per_stream,
             segment_max_age_s: edge.segment_cache_max_age_s,
             not_found_max_age_s: edge.not_found_max_age_s,
+            dvr_window_s: 0,
+            dvr_dir: String::new(),
+            dvr_max_bytes_total: 10 * 1024 * 1024 * 1024,
             variant_suffixes: edge.variant_suffixes,
         }
     }
@@ -441,6 +451,17 @@ impl Config {
         )?;
         check(h.max_streams >= 1, "hls.max_streams", "must be at least 1")?;
         check(
+            h.dvr_window_s <= 7 * 24 * 3600,
+            "hls.dvr_window_s",
+            "must be between 0 (off) and 604800 (a week)",
+        )?;
+        check(
+            h.dvr_max_bytes_total >= 1024 * 1024,
+            "hls.dvr_max_bytes_total",
+            "must be at least 1 MiB",
+        )?;
+        self.recording.validate()?;
+        check(
             h.max_waiting_requests_per_stream >= 1,
             "hls.max_waiting_requests_per_stream",
             "must be at least 1",
@@ -532,8 +553,7 @@ impl Config {
             "log.format",
             "must be \"text\" or \"json\"",
         )?;
-        self.cluster.validate(self.http.listen)?;
-        Ok(())
+        self.cluster.validate(self.http.listen)
     }
 
     /// The configuration as TOML, with secrets masked.

@@ -157,8 +157,10 @@ async fn serve(
                     .as_ref()
                     .filter(|t| t.claims(req.uri().path()))
                     .cloned();
-                let hls =
-                    (tunnel.is_none() && Edge::is_hls_path(req.uri().path())).then(|| edge.clone());
+                let hls = (tunnel.is_none()
+                    && Edge::is_hls_path(req.uri().path())
+                    && !crate::recording_http::claims(req.uri().path()))
+                .then(|| edge.clone());
                 if hls.is_some() {
                     crate::console::note_request(req.uri().path());
                 }

@@ -10,6 +10,9 @@ mod fleet;
 mod http_server;
 mod pipeline;
 mod playback;
+mod recording;
+mod recording_http;
+mod recording_writer;
 mod renditions;
 mod rtmpt;
 #[cfg(test)]
@@ -66,6 +69,9 @@ async fn run(cfg: Config) -> Result<()> {
     let mut app = pipeline::App::new(cfg.clone(), store.clone(), auth);
     app.fleet = fleet::install(&cfg)?;
     let app = Arc::new(app);
+    if let Some(archive) = recording::Archive::start(cfg.clone(), cfg.http.listen.port())? {
+        let _ = app.archive.set(archive);
+    }
 
     let rtmp_listener = tokio::net::TcpListener::bind(cfg.rtmp.listen)
         .await
@@ -148,6 +154,9 @@ async fn run(cfg: Config) -> Result<()> {
     }
     if let Some(t) = rtmps {
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    }
+    if let Some(a) = app.archive.get() {
+        a.shutdown().await;
     }
     // 2. Every playlist gets EXT-X-ENDLIST so players and CDNs see a clean end.
     store.end_all();

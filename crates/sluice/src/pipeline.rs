@@ -156,6 +156,7 @@ pub struct App {
     draining: AtomicBool,
     /// Membership of an origin fleet (`cluster.redis_url`), if any.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    pub archive: std::sync::OnceLock<Arc<crate::recording::Archive>>,
 }
 
 impl App {
@@ -171,6 +172,7 @@ impl App {
             next_registration: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             fleet: None,
+            archive: std::sync::OnceLock::new(),
         }
     }
 
@@ -349,6 +351,7 @@ impl IngestHandler for App {
             video_codec: None,
             audio_codec: None,
             fleet,
+            archive: self.archive.get().map(|a| a.begin(app, stream)),
         })
     }
 }
@@ -390,6 +393,7 @@ pub struct PublishSink {
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
     /// The fleet claim: segments are listed only while it holds.
     fleet: Option<crate::fleet::FleetClaim>,
+    archive: Option<crate::recording::Tap>, // recording / DVR writer feed
 }
 
 impl PublishSink {
@@ -520,6 +524,7 @@ impl PublishSink {
         }
         // CMAF parts already pushed one by one are the segment: nothing more to hand over.
         let complete = same_bytes || cmaf_part_bytes > 0;
+        crate::recording::feed(self.archive.as_mut(), &seg, &self.cmaf_init);
         if !complete {
             // Parts not reported one by one: the segment's chunks, the duration on the last.
             let n = seg.parts.len();
@@ -722,6 +727,7 @@ impl MediaSink for PublishSink {
         if let Some(h) = self.handle.take() {
             h.end();
         }
+        drop(self.archive.take()); // ends the recording's publish before the name is released
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         metrics::gauge!("sluice_streams_live").decrement(1.0);
         tracing::info!(
