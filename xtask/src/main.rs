@@ -7,6 +7,7 @@ mod bench;
 mod bench_chart;
 mod bench_dvr;
 mod bench_fanout;
+mod bench_fleet;
 mod bench_http;
 mod bench_ingest;
 mod bench_llhls;
@@ -303,6 +304,42 @@ fn docker_check(root: &Path) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    eprintln!("xtask: docker/compose.yaml (with the monitoring profile), prometheus.yml and default.vcl are valid");
+    fleet_check(root)?;
+    eprintln!("xtask: docker/compose.yaml (with the monitoring profile), prometheus.yml, default.vcl, compose.fleet.yaml and fleet.vcl are valid");
+    Ok(())
+}
+
+/// The fleet compose file and its Varnish configuration (three backends `sluice1..3`, compiled
+/// pointed at 127.0.0.1..3 since compose service names only resolve inside compose).
+fn fleet_check(root: &Path) -> Result<()> {
+    run(Command::new("docker-compose")
+        .arg("-f")
+        .arg(root.join("docker/compose.fleet.yaml"))
+        .args(["config", "--quiet"]))?;
+    let vcl = std::fs::read_to_string(root.join("docker/varnish/fleet.vcl"))?;
+    let mut local = vcl.clone();
+    for n in 1..=3 {
+        local = local.replace(
+            &format!(".host = \"sluice{n}\";"),
+            &format!(".host = \"127.0.0.{n}\";"),
+        );
+    }
+    if local.matches("127.0.0.").count() != 3 {
+        bail!("docker/varnish/fleet.vcl: backend hosts sluice1..3 not found");
+    }
+    let tmp = std::env::temp_dir().join(format!("sluice-fleet-vcl-{}.vcl", std::process::id()));
+    std::fs::write(&tmp, local)?;
+    let out = Command::new("varnishd")
+        .args(["-C", "-f"])
+        .arg(&tmp)
+        .output()
+        .context("varnishd")?;
+    let _ = std::fs::remove_file(&tmp);
+    if !out.status.success() {
+        bail!(
+            "docker/varnish/fleet.vcl does not compile:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     Ok(())
 }

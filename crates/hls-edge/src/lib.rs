@@ -57,9 +57,10 @@ pub use config::EdgeConfig;
 pub use error::EdgeError;
 pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
 pub use media::{
-    AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, StreamInfo,
+    AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,
     VideoCodec, VideoInfo,
 };
+pub use rendition::Continuation;
 pub use rendition::RenditionSummary;
 pub use routes::{router, Edge};
 pub use store::{Store, StreamHandle};

@@ -106,6 +106,17 @@ pub struct PublishParams {
     pub part_target_ms: u32,
 }
 
+/// Where a publish continues a playlist another producer (another node of a fleet) left off:
+/// [`crate::Store::begin_publish_resuming`] takes it, [`crate::StreamHandle::resume_point`] gives
+/// it. Numbers only grow: each is raised to at least these values, never lowered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// Used (instead of the declared values) when the playlist is new on this node.
+    pub target_duration_s: u32,
+    pub part_target_ms: u32,
+    pub renditions: PerContainer<crate::rendition::Continuation>,
+}
+
 /// Video codec of a rendition (the sample entry / stream type the producer wrote).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

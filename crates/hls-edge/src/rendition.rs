@@ -50,9 +50,10 @@ struct Retired {
     expires_at: Instant,
 }
 
-/// Numbers a removed playlist leaves behind so the same URL never reuses a name.
+/// Numbers a removed playlist leaves behind so the same URL never reuses a name (and, in a
+/// fleet, what another node continues from: [`crate::Resume`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Continuation {
+pub struct Continuation {
     pub next_media_sequence: u64,
     pub discontinuity_sequence: u64,
     pub next_init: u64,
@@ -166,6 +167,35 @@ impl Rendition {
         Continuation {
             next_media_sequence: self.next_media_sequence,
             discontinuity_sequence: self.discontinuity_sequence,
+            next_init: self.next_init,
+        }
+    }
+
+    /// Another producer (a fleet node) published this playlist since: every number moves up to
+    /// `to` (never back) and the next segment is a discontinuity. Listed segments leave the
+    /// playlist when the media sequence jumps, since a playlist's numbers are consecutive.
+    pub fn resume_at(&mut self, to: Continuation, now: Instant) {
+        if to.next_media_sequence > self.next_media_sequence {
+            self.retire_all(now);
+        }
+        self.next_media_sequence = self.next_media_sequence.max(to.next_media_sequence);
+        self.next_init = self.next_init.max(to.next_init);
+        // The first segment of a playlist carries no tag (see `push`), so a playlist that
+        // starts here starts one discontinuity further on instead.
+        let dseq = to.discontinuity_sequence + u64::from(self.window.is_empty());
+        self.discontinuity_sequence = self.discontinuity_sequence.max(dseq);
+        self.pending_discontinuity = true;
+    }
+
+    /// What another producer continues from: the next numbers, with the discontinuity
+    /// sequence counted as if every listed segment had left the playlist.
+    pub fn resume_point(&self) -> Continuation {
+        let listed = self.window.iter().filter(|l| l.meta.discontinuity).count() as u64;
+        // An open segment's parts are already served under its number.
+        let open = u64::from(self.open.is_some());
+        Continuation {
+            next_media_sequence: self.next_media_sequence + open,
+            discontinuity_sequence: self.discontinuity_sequence + listed,
             next_init: self.next_init,
         }
     }

@@ -176,6 +176,20 @@ impl Store {
         stream: &str,
         params: PublishParams,
     ) -> Result<StreamHandle, EdgeError> {
+        self.begin_publish_resuming(app, stream, params, None)
+    }
+
+    /// [`Store::begin_publish`], continuing a playlist another producer left off (a fleet node
+    /// taking a stream over): a playlist new on this node starts at `resume`'s numbers with its
+    /// target duration and part target; an existing one jumps up to them. Either way the next
+    /// segment of each container carries `#EXT-X-DISCONTINUITY` and no number goes back.
+    pub fn begin_publish_resuming(
+        &self,
+        app: &str,
+        stream: &str,
+        mut params: PublishParams,
+        resume: Option<crate::media::Resume>,
+    ) -> Result<StreamHandle, EdgeError> {
         if !is_valid_name(app) || !is_valid_name(stream) {
             return Err(EdgeError::InvalidStreamName);
         }
@@ -206,6 +220,9 @@ impl Store {
                 for p in closed {
                     self.store_pushed(&entry, &core, p);
                 }
+                if let Some(r) = &resume {
+                    core.resume_at(r, now.instant);
+                }
                 drop(core);
                 (entry, epoch)
             }
@@ -214,7 +231,14 @@ impl Store {
                     .remove(&key)
                     .map(|t| t.continuation)
                     .unwrap_or_default();
-                let core = StreamCore::new(continuation, params, self.inner.config.low_latency);
+                if let Some(r) = resume.as_ref().filter(|r| r.target_duration_s > 0) {
+                    params.target_duration_s = r.target_duration_s;
+                    params.part_target_ms = r.part_target_ms;
+                }
+                let mut core = StreamCore::new(continuation, params, self.inner.config.low_latency);
+                if let Some(r) = &resume {
+                    core.resume_at(r, now.instant);
+                }
                 self.inner.active_streams.fetch_add(1, Ordering::Relaxed);
                 let epoch = core.publish_epoch;
                 let gauge = |c: Container| metrics::gauge!("sluice_stream_bytes_held", "app" => app.to_string(), "stream" => stream.to_string(), "container" => c.name());
@@ -643,6 +667,12 @@ impl StreamHandle {
             media_sequence,
             start_90k,
         );
+    }
+
+    /// The numbers (next media sequence, discontinuity sequence, next init per container) and
+    /// the pinned timing another producer would continue this playlist from.
+    pub fn resume_point(&self) -> crate::media::Resume {
+        lock(&self.entry.core).resume_point()
     }
 
     /// Lists a complete segment of one container. Never waits on HTTP clients. Returns its

@@ -76,3 +76,65 @@ fn total_budget_enforcement_is_o_evicted() {
     assert!(store.bytes_held() <= STREAMS * 200);
     assert_eq!(store.inner.budget_core_locks.load(Ordering::Relaxed), 1 + 5);
 }
+
+fn playlist_text(store: &Store, stream: &str) -> String {
+    let p = store.playlist("live", stream, Some(Container::Ts)).unwrap();
+    String::from_utf8(p.body.to_vec()).unwrap()
+}
+
+/// A fleet node continues a playlist another node left off: a stream new here starts at the
+/// resume numbers with the resumed timing and a discontinuity; an existing one jumps up (its
+/// listed segments leave, numbers stay consecutive); a resume below the local numbers never
+/// moves them back.
+#[test]
+fn resume_continues_another_producers_numbers() {
+    let clock = Arc::new(SimClock::new(Instant::now(), SystemTime::UNIX_EPOCH));
+    let store = Store::new(EdgeConfig::default(), clock.clone());
+    let declared = PublishParams {
+        target_duration_s: 4,
+        part_target_ms: 1000,
+    };
+    let numbers = |msn, dseq, init| crate::rendition::Continuation {
+        next_media_sequence: msn,
+        discontinuity_sequence: dseq,
+        next_init: init,
+    };
+    let resume = crate::media::Resume {
+        target_duration_s: 2,
+        part_target_ms: 500,
+        renditions: PerContainer {
+            ts: numbers(57, 3, 0),
+            cmaf: numbers(57, 3, 9),
+        },
+    };
+    let h = store
+        .begin_publish_resuming("live", "r", declared, Some(resume.clone()))
+        .unwrap();
+    assert_eq!(h.push_segment(seg(10, 0)).unwrap(), 57);
+    let text = playlist_text(&store, "r");
+    assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:57\n"), "{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:4\n"), "{text}");
+    let point = h.resume_point();
+    assert_eq!(point.renditions.ts.next_media_sequence, 58);
+    assert_eq!(point.renditions.cmaf.next_init, 9);
+    assert_eq!((point.target_duration_s, point.part_target_ms), (2, 500));
+
+    // The stream went to another node and comes back further on: the local copy jumps.
+    h.push_segment(seg(10, 2000)).unwrap();
+    let mut ahead = resume.clone();
+    ahead.renditions.ts = numbers(80, 5, 0);
+    let h2 = store
+        .begin_publish_resuming("live", "r", declared, Some(ahead))
+        .unwrap();
+    assert_eq!(h2.push_segment(seg(10, 9000)).unwrap(), 80);
+    let text = playlist_text(&store, "r");
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:80\n"), "{text}");
+    assert!(!text.contains("seg-57.ts"), "{text}");
+
+    // A stale resume (numbers behind this node's) changes nothing.
+    let h3 = store
+        .begin_publish_resuming("live", "r", declared, Some(resume))
+        .unwrap();
+    assert_eq!(h3.push_segment(seg(10, 11_000)).unwrap(), 81);
+}

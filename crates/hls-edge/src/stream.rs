@@ -201,6 +201,22 @@ impl StreamCore {
         self.renditions.map(|_, r| r.continuation())
     }
 
+    /// The numbers and pinned timing another producer would continue from.
+    pub fn resume_point(&self) -> crate::media::Resume {
+        crate::media::Resume {
+            target_duration_s: self.target_duration_s.unwrap_or(0),
+            part_target_ms: self.part_target_ms.unwrap_or(0),
+            renditions: self.renditions.map(|_, r| r.resume_point()),
+        }
+    }
+
+    /// Continues numbering from `to` (see [`crate::Store::begin_publish_resuming`]).
+    pub fn resume_at(&mut self, to: &crate::media::Resume, now: Instant) {
+        for c in Container::ALL {
+            self.renditions[c].resume_at(to.renditions[c], now);
+        }
+    }
+
     /// The container `index.m3u8` serves: the one the producer declared (TS when it makes TS,
     /// else CMAF), with no fallback so the URL never flips between containers while a publish
     /// runs; without a declaration, TS if it has a playlist, else CMAF.

@@ -69,6 +69,7 @@ pub fn router(app: Arc<App>, prometheus: PrometheusHandle, edge: hls_edge::Edge)
             .concurrency_limit(max_concurrent)
             .timeout(timeout),
     )
+    .merge(crate::fleet::routes())
     // DVR and recordings: outside the operator timeout (a download streams for long).
     .merge(crate::recording_http::router(app))
     .merge(edge.router())
@@ -95,6 +96,9 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(s): State<ApiState>) -> Response {
     if s.app.is_draining() {
         no_store((StatusCode::SERVICE_UNAVAILABLE, "draining\n"))
+    } else if let Some(why) = s.app.fleet.as_ref().and_then(|f| f.degraded()) {
+        // 200: local streams still play; see the fleet module for why not 503.
+        no_store((StatusCode::OK, format!("degraded: {why}\n")))
     } else {
         no_store((StatusCode::OK, "ready\n"))
     }

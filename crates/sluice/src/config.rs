@@ -57,6 +57,7 @@ pub struct Config {
     pub play: crate::playback::PlayConfig,
     pub rtmpt: crate::rtmpt::RtmptConfig,
     pub rtmps: crate::tls::RtmpsConfig,
+    pub cluster: crate::fleet::ClusterConfig,
     pub recording: crate::recording::RecordingConfig,
 }
 
@@ -552,7 +553,7 @@ impl Config {
             "log.format",
             "must be \"text\" or \"json\"",
         )?;
-        Ok(())
+        self.cluster.validate(self.http.listen)
     }
 
     /// The configuration as TOML, with secrets masked.

@@ -174,7 +174,15 @@ async fn serve(
                         return Ok(resp);
                     }
                     if let Some(edge) = hls {
-                        let resp = edge.respond(req).await;
+                        // In a fleet, a stream another node owns is answered by that node.
+                        let forwarded = match crate::fleet::installed() {
+                            Some(f) => f.forward(&req).await,
+                            None => None,
+                        };
+                        let resp = match forwarded {
+                            Some(r) => r,
+                            None => edge.respond(req).await,
+                        };
                         http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
                         return Ok::<_, std::convert::Infallible>(resp);
                     }

@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod config;
 mod console;
+mod fleet;
 mod http_server;
 mod pipeline;
 mod playback;
@@ -65,7 +66,9 @@ async fn run(cfg: Config) -> Result<()> {
     let store = hls_edge::Store::new(pipeline::edge_config(&cfg), clock);
     let janitor = store.spawn_janitor();
     let auth = auth::Authorizer::new(&cfg.auth)?;
-    let app = Arc::new(pipeline::App::new(cfg.clone(), store.clone(), auth));
+    let mut app = pipeline::App::new(cfg.clone(), store.clone(), auth);
+    app.fleet = fleet::install(&cfg)?;
+    let app = Arc::new(app);
     if let Some(archive) = recording::Archive::start(cfg.clone(), cfg.http.listen.port())? {
         let _ = app.archive.set(archive);
     }

@@ -26,6 +26,10 @@ use crate::config::{ms, valid_name, Config};
 use crate::playback::{Hub, PlayGuard, Playback};
 use crate::renditions::{edge_container, edge_info, Multitrack};
 
+#[path = "stream_metrics.rs"]
+mod stream_metrics;
+use stream_metrics::{StreamMetrics, METRIC_FLUSH_TAGS};
+
 pub fn ingest_config(cfg: &Config) -> rtmp_ingest::IngestConfig {
     let r = &cfg.rtmp;
     rtmp_ingest::IngestConfig {
@@ -150,6 +154,8 @@ pub struct App {
     /// RTMP playback fan-out (one hub per live stream).
     pub playback: Arc<Playback>,
     draining: AtomicBool,
+    /// Membership of an origin fleet (`cluster.redis_url`), if any.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     pub archive: std::sync::OnceLock<Arc<crate::recording::Archive>>,
 }
 
@@ -165,6 +171,7 @@ impl App {
             live: Arc::new(Mutex::new(HashMap::new())),
             next_registration: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            fleet: None,
             archive: std::sync::OnceLock::new(),
         }
     }
@@ -276,7 +283,25 @@ impl IngestHandler for App {
             target_duration_s,
             part_target_ms: self.cfg.hls.part_target_ms,
         };
-        let handle = match self.store.begin_publish(app, stream, params) {
+        // In a fleet the stream is claimed (and its numbers read) before anything is published.
+        let fleet = match &self.fleet {
+            Some(f) => match f.claim(app, stream, req.kick.clone()).await {
+                Ok(c) => Some(c),
+                Err(r) => {
+                    release_registration(&self.live, &key, registration);
+                    self.refuse(r.label(), app, stream, peer);
+                    return Err(PublishRefusal::BadName(
+                        "stream is published elsewhere".into(),
+                    ));
+                }
+            },
+            None => None,
+        };
+        let resume = fleet.as_ref().and_then(|c| c.resume.clone());
+        let handle = match self
+            .store
+            .begin_publish_resuming(app, stream, params, resume)
+        {
             Ok(h) => h,
             Err(e) => {
                 release_registration(&self.live, &key, registration);
@@ -325,6 +350,7 @@ impl IngestHandler for App {
             metrics: StreamMetrics::new(app, stream),
             video_codec: None,
             audio_codec: None,
+            fleet,
             archive: self.archive.get().map(|a| a.begin(app, stream)),
         })
     }
@@ -365,60 +391,9 @@ pub struct PublishSink {
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
+    /// The fleet claim: segments are listed only while it holds.
+    fleet: Option<crate::fleet::FleetClaim>,
     archive: Option<crate::recording::Tap>, // recording / DVR writer feed
-}
-
-/// Metric handles of one stream, registered once at publish start (a `counter!` call with
-/// labels hashes and allocates; the per-tag path must not).
-///
-/// Counts are added to the handles in batches (every [`METRIC_FLUSH_TAGS`] tags, at each
-/// keyframe and at the end of the publish): a Prometheus scrape every few seconds cannot tell,
-/// and it takes four atomic read-modify-writes off the per-tag path.
-struct StreamMetrics {
-    bytes_received: metrics::Counter,
-    video_frames: metrics::Counter,
-    audio_frames: metrics::Counter,
-    keyframes: metrics::Counter,
-    pending: PendingCounts,
-}
-
-/// Tags between two metric flushes (about a second of a typical stream).
-const METRIC_FLUSH_TAGS: u32 = 64;
-
-#[derive(Default)]
-struct PendingCounts {
-    tags: u32,
-    bytes: u64,
-    video_frames: u64,
-    audio_frames: u64,
-    keyframes: u64,
-}
-
-impl StreamMetrics {
-    fn new(app: &str, stream: &str) -> Self {
-        let (a, s) = (app.to_string(), stream.to_string());
-        Self {
-            bytes_received: metrics::counter!("sluice_stream_bytes_received_total", "app" => a.clone(), "stream" => s.clone()),
-            video_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "video"),
-            audio_frames: metrics::counter!("sluice_stream_frames_total", "app" => a.clone(), "stream" => s.clone(), "track" => "audio"),
-            keyframes: metrics::counter!("sluice_stream_keyframes_total", "app" => a, "stream" => s),
-            pending: PendingCounts::default(),
-        }
-    }
-
-    fn flush(&mut self) {
-        let p = std::mem::take(&mut self.pending);
-        for (counter, n) in [
-            (&self.bytes_received, p.bytes),
-            (&self.video_frames, p.video_frames),
-            (&self.audio_frames, p.audio_frames),
-            (&self.keyframes, p.keyframes),
-        ] {
-            if n > 0 {
-                counter.increment(n);
-            }
-        }
-    }
 }
 
 impl PublishSink {
@@ -494,9 +469,16 @@ impl PublishSink {
         }
     }
 
-    /// LL-HLS: a CMAF part goes to the edge the moment the remuxer made it.
+    /// LL-HLS: a CMAF part goes to the edge the moment the remuxer made it (nothing once a
+    /// fleet claim is lost, as for segments).
     fn push_cmaf_part(&mut self, part: hls_edge::NewPart, discontinuity: bool, arrival_ms: u64) {
-        let Some(h) = &self.handle else { return };
+        let held = self
+            .fleet
+            .as_ref()
+            .is_none_or(crate::fleet::FleetClaim::may_publish);
+        let Some(h) = self.handle.as_ref().filter(|_| held) else {
+            return;
+        };
         let len = part.bytes.len();
         let start = hls_edge::SegmentStart {
             container: hls_edge::Container::Cmaf,
@@ -526,7 +508,11 @@ impl PublishSink {
         if primary {
             self.segment_stats(&seg);
         }
-        let Some(h) = self.handle.as_ref().filter(|_| !self.multitrack.active()) else {
+        let held = self
+            .fleet
+            .as_ref()
+            .is_none_or(crate::fleet::FleetClaim::may_publish);
+        let Some(h) = (self.handle.as_ref()).filter(|_| held && !self.multitrack.active()) else {
             return;
         };
         let same_bytes = parts.len() == seg.parts.len()
@@ -566,7 +552,12 @@ impl PublishSink {
         });
         match pushed {
             // Groups compare these across renditions (alignment check).
-            Ok(msn) => h.report_segment_start(container, msn, seg.first_dts_90k),
+            Ok(msn) => {
+                h.report_segment_start(container, msn, seg.first_dts_90k);
+                if let Some(f) = &self.fleet {
+                    f.progress(h.resume_point());
+                }
+            }
             Err(e) => {
                 tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "segment not listed");
             }
