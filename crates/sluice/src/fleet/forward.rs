@@ -18,6 +18,10 @@ use super::{Fleet, Route};
 /// forwards such a request again, so a stale owner record cannot make a loop.
 pub const FORWARDED_HEADER: &str = "x-sluice-forwarded";
 
+/// How often a request held in failover looks for the next owner (lookups go through the
+/// owner cache, so a node asks the registry at most once per `cluster.owner_cache_ms`).
+const FAILOVER_POLL: Duration = Duration::from_millis(250);
+
 pub(super) type Client = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>;
 
 pub(super) fn client() -> Client {
@@ -60,7 +64,7 @@ fn stream_of(path: &str) -> Option<(&str, &str)> {
         .then_some((app, stream))
 }
 
-fn unavailable(why: &str) -> Response<Body> {
+fn unavailable(why: &str, cors_origin: Option<&HeaderValue>) -> Response<Body> {
     let mut r = Response::new(Body::from(format!("{why}\n")));
     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     let h = r.headers_mut();
@@ -70,6 +74,9 @@ fn unavailable(why: &str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if let Some(origin) = cors_origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
     r
 }
 
@@ -88,30 +95,72 @@ impl Fleet {
             Some((name, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => name,
             _ => stream,
         };
-        let Route::Forward(base) = self.route(app, stream, false).await else {
-            return None;
-        };
-        match self.send(&base, req).await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                // The owner may have changed or died: look it up again, once.
-                tracing::debug!(app, stream, owner = %base, error = %e, "forwarding failed; looking the owner up again");
-                match self.route(app, stream, true).await {
-                    Route::Forward(again) if again != base => match self.send(&again, req).await {
-                        Ok(r) => Some(r),
-                        Err(e) => Some(self.failed(app, stream, &again, &e)),
-                    },
-                    Route::Forward(_) => Some(self.failed(app, stream, &base, &e)),
-                    Route::Local => None,
+        let key = (app.to_string(), stream.to_string());
+        let playlist = req.uri().path().ends_with(".m3u8");
+        // Failover: a request whose owner is gone (unreachable, then no owner yet while the
+        // registry answers) or, for a stream forwarded recently, a new owner with no playlist
+        // yet, is held here until an owner answers, for at most `failover_hold`, then 503
+        // (retryable); not a 404, which players take for the end of the stream.
+        let deadline = tokio::time::Instant::now() + self.failover_hold();
+        let mut dead_owner: Option<String> = None;
+        loop {
+            let recent = self.recent.contains_key(&key);
+            match self.route(app, stream, dead_owner.is_some()).await {
+                Route::Forward(base) if dead_owner.as_deref() != Some(base.as_str()) => {
+                    match self.send(&base, req).await {
+                        Ok(r)
+                            if r.status() == StatusCode::NOT_FOUND
+                                && playlist
+                                && recent
+                                && tokio::time::Instant::now() < deadline => {}
+                        Ok(r) => {
+                            if r.status().is_success() {
+                                self.recent.insert(key, ());
+                            }
+                            return Some(r);
+                        }
+                        Err(e) => {
+                            tracing::debug!(app, stream, owner = %base, error = %e, "forwarding failed; waiting for the owner or its successor");
+                            dead_owner = Some(base);
+                        }
+                    }
                 }
+                Route::Forward(_) => {}
+                // No owner: wait only if this request already found one dead (its successor
+                // is on the way); otherwise this node's edge answers with what it has (an
+                // unknown stream is a quick 404; a stream whose lease this node lost or whose
+                // registry is unreachable keeps its local copy).
+                Route::Local
+                    if dead_owner.is_none()
+                        || self.holds(app, stream)
+                        || self.degraded().is_some() =>
+                {
+                    return None
+                }
+                Route::Local => {}
             }
+            if tokio::time::Instant::now() >= deadline {
+                let owner = dead_owner.as_deref().unwrap_or("none");
+                let e = anyhow::anyhow!("no owner answered within {:?}", self.failover_hold());
+                return Some(self.failed(app, stream, owner, &e));
+            }
+            tokio::time::sleep(FAILOVER_POLL).await;
         }
+    }
+
+    /// How long a request for a stream in failover waits for its next owner: the lease plus
+    /// two 2 s segments, capped below hls.js's 10 s time-to-first-byte for playlists.
+    fn failover_hold(&self) -> Duration {
+        Duration::from_millis((self.cfg.lease_ms + 4_000).min(8_000))
     }
 
     fn failed(&self, app: &str, stream: &str, owner: &str, e: &anyhow::Error) -> Response<Body> {
         metrics::counter!("sluice_cluster_forward_errors_total").increment(1);
         tracing::warn!(app, stream, owner, error = %e, "cannot reach the stream's owner");
-        unavailable("the node that owns this stream cannot be reached; retry shortly")
+        unavailable(
+            "the node that owns this stream cannot be reached; retry shortly",
+            self.cors_origin.as_ref(),
+        )
     }
 
     async fn send<B>(&self, base: &str, req: &Request<B>) -> anyhow::Result<Response<Body>> {
@@ -166,5 +215,25 @@ mod tests {
         assert!(!keep(&HeaderName::from_static("x-trace"), Some(&conn)));
         assert!(keep(&header::IF_NONE_MATCH, Some(&conn)));
         assert!(keep(&header::ACCEPT_ENCODING, None));
+    }
+}
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::*;
+
+    /// A browser must see the 503 (hls.js retries 5xx), not a CORS failure (status 0).
+    #[test]
+    fn a_forwarding_error_is_a_503_with_cors_and_no_cache() {
+        let origin = HeaderValue::from_static("*");
+        let r = unavailable("owner gone", Some(&origin));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = unavailable("owner gone", None);
+        assert!(!r
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
     }
 }

@@ -154,6 +154,12 @@ pub struct Fleet {
     owners: moka::sync::Cache<StreamKey, Option<Owner>>,
     client: forward::Client,
     health: Mutex<Health>,
+    /// Streams this node forwarded successfully in the last half minute: a 404 from the owner
+    /// for one of their playlists is a new owner without a segment yet (held), not the end.
+    recent: moka::sync::Cache<StreamKey, ()>,
+    /// `Access-Control-Allow-Origin` of the node's own answers (`http.cors_allow_origin`), so a
+    /// browser sees a forwarding error as the 503 it is, not as a CORS failure.
+    cors_origin: Option<axum::http::HeaderValue>,
 }
 
 static FLEET: OnceLock<Arc<Fleet>> = OnceLock::new();
@@ -199,6 +205,13 @@ pub fn install(cfg: &crate::config::Config) -> Result<Option<Arc<Fleet>>> {
             .build(),
         client: forward::client(),
         health: Mutex::new(Health::default()),
+        recent: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_millis(c.lease_ms + 30_000))
+            .build(),
+        cors_origin: (!cfg.http.cors_allow_origin.is_empty())
+            .then(|| axum::http::HeaderValue::from_str(&cfg.http.cors_allow_origin).ok())
+            .flatten(),
     });
     let _ = FLEET.set(fleet.clone());
     tokio::spawn(probe(Arc::downgrade(&fleet)));
