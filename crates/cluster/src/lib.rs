@@ -8,7 +8,8 @@
 //! * [`continuity`]: media sequence, discontinuity sequence, init numbers, target duration and
 //!   part target per stream (RFC 8216bis §6.2.1: numbers of a playlist URL never go back).
 //! * [`keys`]: key names and the Lua scripts (claim = `INCR` epoch + `SET NX PX`; renew =
-//!   compare-and-`PEXPIRE`; release = compare-and-`DEL`; fenced continuity writes).
+//!   compare-and-`PEXPIRE` with the numbers, written back if the registry lost its
+//!   data; release = compare-and-`DEL`; lookup, with the recently-live tombstone).
 //! * [`registry`]: the thin tokio driver on the `redis` crate.
 //!
 //! Knows nothing of RTMP, remuxing or HTTP.
@@ -23,5 +24,5 @@ pub mod token;
 pub use continuity::{Continuity, RenditionNumbers};
 pub use error::ClusterError;
 pub use lease::{Lease, LeaseTiming, LossReason, RenewOutcome};
-pub use registry::{ClaimOutcome, Owner, Registry, RegistryConfig};
+pub use registry::{ClaimOutcome, Lookup, Owner, Registry, RegistryConfig, Renewal};
 pub use token::ClaimToken;

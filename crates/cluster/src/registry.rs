@@ -23,6 +23,30 @@ pub struct Owner {
     pub url: String,
 }
 
+/// What the registry knows about a stream's ownership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A node holds it.
+    Owned(Owner),
+    /// Nobody holds it, but it was live within the recent window (an owner crashed, a publisher
+    /// left): the next owner is expected.
+    Recent,
+    /// Nobody holds it and it was not live recently.
+    Unknown,
+}
+
+/// The answer to a renewal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// The claim was still ours; its expiry was reset.
+    Renewed,
+    /// The registry had lost its data (no claim, no epoch counter); the claim, its epoch and
+    /// the numbers were written back.
+    Reasserted,
+    /// The claim expired or is another node's.
+    NotOwner,
+}
+
 /// The answer to a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClaimOutcome {
@@ -43,12 +67,14 @@ pub struct RegistryConfig {
     pub op_timeout: Duration,
     /// Expiry of a stream's epoch counter and continuity after its last claim, renewal or save.
     pub retention: Duration,
+    /// How long a stream counts as recently live after its claim ran out or was released (the
+    /// `live` tombstone, see [`crate::keys`]).
+    pub recent: Duration,
 }
 
 struct Scripts {
     claim: Script,
     renew: Script,
-    save: Script,
     release: Script,
     owner: Script,
 }
@@ -78,7 +104,6 @@ impl Registry {
             scripts: Scripts {
                 claim: Script::new(keys::CLAIM),
                 renew: Script::new(keys::RENEW),
-                save: Script::new(keys::SAVE),
                 release: Script::new(keys::RELEASE),
                 owner: Script::new(keys::OWNER),
             },
@@ -147,10 +172,12 @@ impl Registry {
         inv.key(keys::stream_key(app, stream))
             .key(keys::epoch_key(app, stream))
             .key(keys::continuity_key(app, stream))
+            .key(keys::live_key(app, stream))
             .arg(node_id)
             .arg(ms(lease).max(1))
             .arg(owner_url)
-            .arg(ms(self.config.retention).max(1));
+            .arg(ms(self.config.retention).max(1))
+            .arg(ms(self.config.recent).max(1));
         let v: redis::Value = self.run("claim", inv).await?;
         let malformed = |detail: &str| ClusterError::Malformed {
             op: "claim",
@@ -189,42 +216,37 @@ impl Registry {
         })
     }
 
-    /// Compare-and-`PEXPIRE`: true if the claim was still ours and now runs `lease` again.
+    /// Compare-and-`PEXPIRE`, writing `continuity` (the latest numbers, if any) with it; after a
+    /// loss of the registry's data the claim is written back (see [`keys::RENEW`]).
     pub async fn renew(
         &self,
         app: &str,
         stream: &str,
         token: &ClaimToken,
+        owner_url: &str,
         lease: Duration,
-    ) -> Result<bool, ClusterError> {
+        continuity: Option<&Continuity>,
+    ) -> Result<Renewal, ClusterError> {
         let mut inv = self.scripts.renew.prepare_invoke();
         inv.key(keys::stream_key(app, stream))
             .key(keys::epoch_key(app, stream))
             .key(keys::continuity_key(app, stream))
+            .key(keys::live_key(app, stream))
             .arg(token.value())
             .arg(ms(lease).max(1))
-            .arg(ms(self.config.retention).max(1));
+            .arg(ms(self.config.retention).max(1))
+            .arg(ms(self.config.recent).max(1))
+            .arg(token.epoch)
+            .arg(owner_url);
+        for (k, v) in continuity.map(Continuity::to_fields).unwrap_or_default() {
+            inv.arg(k).arg(v);
+        }
         let n: i64 = self.run("renew", inv).await?;
-        Ok(n == 1)
-    }
-
-    /// Fenced write of the stream's continuity: true if the claim was still ours.
-    pub async fn save(
-        &self,
-        app: &str,
-        stream: &str,
-        token: &ClaimToken,
-        continuity: &Continuity,
-    ) -> Result<bool, ClusterError> {
-        self.save_or_release(
-            &self.scripts.save,
-            "save",
-            app,
-            stream,
-            token,
-            Some(continuity),
-        )
-        .await
+        Ok(match n {
+            1 => Renewal::Renewed,
+            2 => Renewal::Reasserted,
+            _ => Renewal::NotOwner,
+        })
     }
 
     /// Compare-and-`DEL`, writing `continuity` (marked clean) first: true if the claim was ours.
@@ -240,50 +262,46 @@ impl Registry {
             clean: true,
             ..c.clone()
         });
-        self.save_or_release(
-            &self.scripts.release,
-            "release",
-            app,
-            stream,
-            token,
-            clean.as_ref(),
-        )
-        .await
-    }
-
-    async fn save_or_release(
-        &self,
-        script: &Script,
-        op: &'static str,
-        app: &str,
-        stream: &str,
-        token: &ClaimToken,
-        continuity: Option<&Continuity>,
-    ) -> Result<bool, ClusterError> {
-        let mut inv = script.prepare_invoke();
+        let mut inv = self.scripts.release.prepare_invoke();
         inv.key(keys::stream_key(app, stream))
             .key(keys::continuity_key(app, stream))
+            .key(keys::live_key(app, stream))
             .arg(token.value())
-            .arg(ms(self.config.retention).max(1));
-        for (k, v) in continuity.map(Continuity::to_fields).unwrap_or_default() {
+            .arg(ms(self.config.retention).max(1))
+            .arg(ms(self.config.recent).max(1));
+        for (k, v) in clean
+            .as_ref()
+            .map(Continuity::to_fields)
+            .unwrap_or_default()
+        {
             inv.arg(k).arg(v);
         }
-        let n: i64 = self.run(op, inv).await?;
+        let n: i64 = self.run("release", inv).await?;
         Ok(n == 1)
     }
 
     /// Who holds `app/stream` now, if anyone.
     pub async fn owner(&self, app: &str, stream: &str) -> Result<Option<Owner>, ClusterError> {
+        Ok(match self.lookup(app, stream).await? {
+            Lookup::Owned(o) => Some(o),
+            Lookup::Recent | Lookup::Unknown => None,
+        })
+    }
+
+    /// Who holds `app/stream` now, or whether it was live recently.
+    pub async fn lookup(&self, app: &str, stream: &str) -> Result<Lookup, ClusterError> {
         let mut inv = self.scripts.owner.prepare_invoke();
         inv.key(keys::stream_key(app, stream))
-            .key(keys::continuity_key(app, stream));
+            .key(keys::continuity_key(app, stream))
+            .key(keys::live_key(app, stream));
         let v: Option<(String, String)> = self.run("owner", inv).await?;
-        Ok(v.and_then(|(token, url)| {
-            Some(Owner {
-                token: ClaimToken::parse(&token)?,
-                url,
-            })
-        }))
+        Ok(match v {
+            None => Lookup::Unknown,
+            Some((token, url)) => match ClaimToken::parse(&token) {
+                Some(token) => Lookup::Owned(Owner { token, url }),
+                None => Lookup::Recent,
+            },
+        })
     }
 
     /// Every claimed stream with its owner, at most `limit` (SCAN, then one lookup each).
