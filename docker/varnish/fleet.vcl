@@ -7,7 +7,9 @@ vcl 4.1;
 # - Playlists are cached briefly; the whole URL, query included, is the key, so LL-HLS blocking
 #   requests (_HLS_msn, _HLS_part, _HLS_skip) are cached per query.
 # - A node that fails (connection refused, 5xx) is retried on the next node, so a node's death
-#   costs viewers a stall, not an error.
+#   costs viewers a stall, not an error. A node that does not own a stream holds a request for
+#   it while the stream's next owner takes over (see cluster.failover_hold_ms), so
+#   first_byte_timeout stays above that hold.
 
 import std;
 import directors;
@@ -92,7 +94,10 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.Set-Cookie;
-    if (beresp.status >= 500 && bereq.retries < 2) {
+    # A 503 with Retry-After is the fleet's own answer after holding the request for the next
+    # owner (cluster.failover_hold_ms): every node would hold it again, so it goes to the player,
+    # which retries; any other 5xx is one node's trouble and is retried on the next node.
+    if (beresp.status >= 500 && !beresp.http.Retry-After && bereq.retries < 2) {
         return (retry);
     }
     if (bereq.url ~ "\.ts(\?|$)" || bereq.url ~ "\.(m4s|mp4)(\?|$)") {

@@ -135,6 +135,16 @@ impl Lease {
         true
     }
 
+    /// A renewal out of schedule (the holder has new numbers to save with it): true, marking it
+    /// in flight, unless the lease is not held or a renewal is already in flight.
+    pub fn renew_now(&mut self) -> bool {
+        if self.state != State::Held || self.renew_in_flight {
+            return false;
+        }
+        self.renew_in_flight = true;
+        true
+    }
+
     /// The registry's answer to a renewal sent at `sent`.
     pub fn handle_renewed(&mut self, sent: Instant, outcome: RenewOutcome) {
         self.renew_in_flight = false;
@@ -231,11 +241,18 @@ mod tests {
             !l.poll_renew(t0 + ms(501)),
             "one renewal in flight at a time"
         );
+        assert!(!l.renew_now(), "not even out of schedule");
         // The answer arrives late: the deadline still counts from the send.
         l.handle_renewed(t0 + ms(500), RenewOutcome::Renewed);
         assert_eq!(l.valid_until(), t0 + ms(2300));
         assert!(l.is_held(t0 + ms(2299)));
         assert_eq!(l.handle_timeout(t0 + ms(2299)), None);
+        // Out of schedule (new numbers): counts from its own send, and moves the next one.
+        assert!(l.renew_now());
+        l.handle_renewed(t0 + ms(700), RenewOutcome::Renewed);
+        assert_eq!(l.valid_until(), t0 + ms(2500));
+        assert!(!l.poll_renew(t0 + ms(1199)));
+        assert!(l.poll_renew(t0 + ms(1200)));
     }
 
     #[test]

@@ -179,9 +179,10 @@ async fn serve(
                             Some(f) => f.forward(&req).await,
                             None => None,
                         };
-                        let resp = match forwarded {
-                            Some(r) => r,
-                            None => edge.respond(req).await,
+                        let resp = match (forwarded, crate::fleet::installed()) {
+                            (Some(r), _) => r,
+                            (None, Some(f)) => f.serve_owned(&edge, req).await,
+                            (None, None) => edge.respond(req).await,
                         };
                         http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
                         return Ok::<_, std::convert::Infallible>(resp);

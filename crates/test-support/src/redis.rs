@@ -72,18 +72,29 @@ impl RedisServer {
         panic!("redis-server on port {} did not answer PING", self.port);
     }
 
+    /// `FLUSHALL`: every key is gone while the server keeps running (as after an operator's
+    /// mistake, or a failover to an empty replica). True if the server said `OK`.
+    pub fn flushall(&self) -> bool {
+        self.command(b"FLUSHALL\r\n", b"+OK\r\n")
+    }
+
     /// True if the server answers `PING` with `PONG`.
     pub fn ping(&self) -> bool {
+        self.command(b"PING\r\n", b"+PONG\r\n")
+    }
+
+    /// Sends one inline command and checks the exact reply.
+    fn command(&self, cmd: &[u8], want: &[u8]) -> bool {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"PING\r\n").is_err() {
+        if s.write_all(cmd).is_err() {
             return false;
         }
-        let mut buf = [0u8; 7];
-        s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+        let mut buf = vec![0u8; want.len()];
+        s.read_exact(&mut buf).is_ok() && buf == want
     }
 }
 

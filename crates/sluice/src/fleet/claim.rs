@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::{ClaimOutcome, Continuity, Lease, RenditionNumbers, RenewOutcome};
+use cluster::{ClaimOutcome, Continuity, Lease, RenditionNumbers, RenewOutcome, Renewal};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -242,47 +242,20 @@ async fn run_lease(
                     progress_open = false;
                     continue;
                 }
-                let latest = progress.borrow_and_update().clone();
-                if let Some(c) = latest.filter(|_| lease.is_held(Instant::now())) {
-                    match registry.save(app, stream, lease.token(), &c).await {
-                        Ok(true) => fleet.note_ok(),
-                        Ok(false) => {
-                            fleet.note_ok();
-                            lease.handle_renewed(Instant::now(), RenewOutcome::NotOwner);
-                        }
-                        Err(e) => fleet.note_error(&e),
-                    }
+                // New numbers: saved at once with a renewal (fenced like one), so a renewal
+                // that is due anyway is not sent twice.
+                let now = Instant::now();
+                if !lease.is_held(now) || !lease.renew_now() {
+                    continue;
+                }
+                renew(&fleet, &key, &mut lease, &held, &mut progress, now).await;
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if lease.poll_renew(now) {
+                    renew(&fleet, &key, &mut lease, &held, &mut progress, now).await;
                 }
             }
-            _ = tokio::time::sleep_until(wake.into()) => {}
-        }
-        let now = Instant::now();
-        if lease.poll_renew(now) {
-            let outcome = match registry
-                .renew(app, stream, lease.token(), fleet.timing.lease)
-                .await
-            {
-                Ok(true) => {
-                    fleet.note_ok();
-                    RenewOutcome::Renewed
-                }
-                Ok(false) => {
-                    fleet.note_ok();
-                    RenewOutcome::NotOwner
-                }
-                Err(e) => {
-                    fleet.note_error(&e);
-                    RenewOutcome::Unreachable
-                }
-            };
-            lease.handle_renewed(now, outcome);
-            *lock(&held.valid_until) = lease.valid_until();
-            metrics::counter!("sluice_cluster_renewals_total", "outcome" => match outcome {
-                RenewOutcome::Renewed => "renewed",
-                RenewOutcome::NotOwner => "not_owner",
-                RenewOutcome::Unreachable => "unreachable",
-            })
-            .increment(1);
         }
         if let Some(reason) = lease.handle_timeout(Instant::now()) {
             held.lost.store(true, Ordering::Release);
@@ -295,4 +268,57 @@ async fn run_lease(
             return;
         }
     }
+}
+
+/// One renewal sent at `now` (the lease has marked it in flight), carrying the latest numbers.
+async fn renew(
+    fleet: &Fleet,
+    key: &StreamKey,
+    lease: &mut Lease,
+    held: &Held,
+    progress: &mut watch::Receiver<Option<Continuity>>,
+    now: Instant,
+) {
+    let (app, stream) = (key.0.as_str(), key.1.as_str());
+    let latest = progress.borrow_and_update().clone();
+    let answer = fleet
+        .registry
+        .renew(
+            app,
+            stream,
+            lease.token(),
+            &fleet.advertise_url,
+            fleet.timing.lease,
+            latest.as_ref(),
+        )
+        .await;
+    let outcome = match answer {
+        Ok(Renewal::Renewed) => {
+            fleet.note_ok();
+            RenewOutcome::Renewed
+        }
+        Ok(Renewal::Reasserted) => {
+            fleet.note_ok();
+            metrics::counter!("sluice_cluster_reasserted_total").increment(1);
+            tracing::warn!(app, stream, epoch = lease.token().epoch,
+                "the registry had lost this stream's claim and numbers (FLUSHALL or a restart without persistence): wrote them back");
+            RenewOutcome::Renewed
+        }
+        Ok(Renewal::NotOwner) => {
+            fleet.note_ok();
+            RenewOutcome::NotOwner
+        }
+        Err(e) => {
+            fleet.note_error(&e);
+            RenewOutcome::Unreachable
+        }
+    };
+    lease.handle_renewed(now, outcome);
+    *lock(&held.valid_until) = lease.valid_until();
+    metrics::counter!("sluice_cluster_renewals_total", "outcome" => match outcome {
+        RenewOutcome::Renewed => "renewed",
+        RenewOutcome::NotOwner => "not_owner",
+        RenewOutcome::Unreachable => "unreachable",
+    })
+    .increment(1);
 }

@@ -12,6 +12,13 @@
 //!   `_HLS_*` blocking requests block at the owner), the request's relevant headers and the
 //!   owner's status, headers and streaming body (RFC 9110 §7.6.1: hop-by-hop fields are not
 //!   forwarded). A forwarded request carries `x-sluice-forwarded` and is never forwarded again.
+//! * Failover: a request for a stream that has no reachable owner right now but was live
+//!   recently (its owner died and the lease has not run out, or ran out and the publisher has
+//!   not claimed it again yet: the registry's `live` tombstone) is held, like a blocking reload,
+//!   until the next owner answers, for at most `cluster.failover_hold_ms`, then answered 503 with
+//!   `Retry-After` (players retry a 5xx; a 404 is the end of the stream to them). The owner's
+//!   playlist between its claim and its first segment is held the same way. An unknown stream
+//!   is a quick 404. Waiting requests share one registry lookup per stream per poll interval.
 //! * Registry outage: local streams keep serving; errors are logged, counted
 //!   (`sluice_cluster_registry_errors_total{op}`) and reported on `/readyz` (200, body
 //!   `degraded: ...`: every node of a fleet shares the registry, so a 503 would take the whole
@@ -31,7 +38,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use cluster::{LeaseTiming, Owner, Registry, RegistryConfig};
+use cluster::{LeaseTiming, Lookup, Registry, RegistryConfig};
 use serde::{Deserialize, Serialize};
 
 pub use claim::FleetClaim;
@@ -59,6 +66,10 @@ pub struct ClusterConfig {
     /// Bound on a forwarded request until the owner's response headers (a blocking playlist
     /// reload waits at the owner for up to three target durations).
     pub forward_timeout_ms: u64,
+    /// How long a request for a recently live stream with no reachable owner (or an owner
+    /// without a playlist yet) is held for the next owner before a 503; also how long a stream
+    /// counts as recently live after its claim ran out or was released.
+    pub failover_hold_ms: u64,
     /// Numbers skipped ahead when a stream is resumed after its owner vanished without a
     /// release (must exceed the segments a node can list within one lease).
     pub resume_skip_segments: u64,
@@ -80,6 +91,7 @@ impl Default for ClusterConfig {
             owner_cache_ms: 1_000,
             registry_timeout_ms: 1_000,
             forward_timeout_ms: 15_000,
+            failover_hold_ms: 8_000,
             resume_skip_segments: 16,
             retention_s: 86_400,
             api_max_streams: 10_000,
@@ -116,6 +128,9 @@ impl ClusterConfig {
         if self.forward_timeout_ms == 0 {
             bail!("invalid value for cluster.forward_timeout_ms: above 0");
         }
+        if self.failover_hold_ms == 0 {
+            bail!("invalid value for cluster.failover_hold_ms: above 0");
+        }
         if self.retention_s == 0 {
             bail!("invalid value for cluster.retention_s: above 0");
         }
@@ -132,6 +147,7 @@ impl ClusterConfig {
 }
 
 type StreamKey = (String, String);
+type LookupCell = Arc<tokio::sync::OnceCell<Option<Lookup>>>;
 
 /// What this node knows about the registry's health.
 #[derive(Default)]
@@ -150,8 +166,13 @@ pub struct Fleet {
     registry: Arc<Registry>,
     /// Claims this node holds, by stream.
     held: Mutex<HashMap<StreamKey, Arc<claim::Held>>>,
-    /// Owners of streams this node does not hold (`None`: nobody), briefly.
-    owners: moka::sync::Cache<StreamKey, Option<Owner>>,
+    /// Registry lookups of streams this node does not hold, for `cluster.owner_cache_ms`: one
+    /// lookup per stream at a time, shared by every request that asks meanwhile (`None` in the
+    /// cell: the registry did not answer).
+    owners: moka::sync::Cache<StreamKey, LookupCell>,
+    /// The same for requests held in failover, for [`forward::FAILOVER_POLL`]: a stream with
+    /// waiting requests costs the registry one lookup per poll interval, however many wait.
+    polls: moka::sync::Cache<StreamKey, LookupCell>,
     client: forward::Client,
     health: Mutex<Health>,
     /// Streams this node forwarded successfully in the last half minute: a 404 from the owner
@@ -190,6 +211,7 @@ pub fn install(cfg: &crate::config::Config) -> Result<Option<Arc<Fleet>>> {
         url: c.redis_url.clone(),
         op_timeout: Duration::from_millis(c.registry_timeout_ms),
         retention: Duration::from_secs(c.retention_s),
+        recent: Duration::from_millis(c.failover_hold_ms),
     })
     .context("cluster.redis_url")?;
     let fleet = Arc::new(Fleet {
@@ -202,6 +224,10 @@ pub fn install(cfg: &crate::config::Config) -> Result<Option<Arc<Fleet>>> {
         owners: moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_millis(c.owner_cache_ms.max(1)))
+            .build(),
+        polls: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(forward::FAILOVER_POLL)
             .build(),
         client: forward::client(),
         health: Mutex::new(Health::default()),
@@ -235,14 +261,6 @@ async fn probe(fleet: std::sync::Weak<Fleet>) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Where an HLS request is answered.
-pub enum Route {
-    /// By this node's edge (owned here, or nobody else owns it).
-    Local,
-    /// By the owner at this HTTP base.
-    Forward(String),
 }
 
 impl Fleet {
@@ -284,38 +302,35 @@ impl Fleet {
             .is_some_and(|h| h.is_held())
     }
 
-    /// Who owns `app/stream`, from the cache or the registry (`fresh` skips the cache).
-    async fn owner(&self, app: &str, stream: &str, fresh: bool) -> Option<Owner> {
-        let key = (app.to_string(), stream.to_string());
-        if !fresh {
-            if let Some(o) = self.owners.get(&key) {
-                return o;
+    /// What the registry says about `app/stream`: from the owner cache, or (`polling`, for a
+    /// held request) from the poll cache; `None` if the registry did not answer.
+    async fn lookup(&self, key: &StreamKey, polling: bool) -> Option<Lookup> {
+        let cache = if polling { &self.polls } else { &self.owners };
+        let cell = cache.get_with(key.clone(), || Arc::new(tokio::sync::OnceCell::new()));
+        cell.get_or_init(|| async {
+            match self.registry.lookup(&key.0, &key.1).await {
+                Ok(l) => {
+                    self.note_ok();
+                    if polling {
+                        // Fresher than the owner cache's: every request uses it from now on.
+                        let fresh = tokio::sync::OnceCell::new_with(Some(Some(l.clone())));
+                        self.owners.insert(key.clone(), Arc::new(fresh));
+                    }
+                    Some(l)
+                }
+                Err(e) => {
+                    self.note_error(&e);
+                    None
+                }
             }
-        }
-        match self.registry.owner(app, stream).await {
-            Ok(o) => {
-                self.note_ok();
-                self.owners.insert(key, o.clone());
-                o
-            }
-            Err(e) => {
-                self.note_error(&e);
-                None
-            }
-        }
+        })
+        .await
+        .clone()
     }
 
-    /// Where to answer an HLS request for `app/stream`.
-    pub async fn route(&self, app: &str, stream: &str, fresh: bool) -> Route {
-        if self.holds(app, stream) {
-            return Route::Local;
-        }
-        match self.owner(app, stream, fresh).await {
-            Some(o) if o.token.node_id != self.node_id && !o.url.is_empty() => {
-                Route::Forward(o.url)
-            }
-            _ => Route::Local,
-        }
+    /// Forgets the cached owner of `key` (a forward to it failed).
+    fn forget_owner(&self, key: &StreamKey) {
+        self.owners.invalidate(key);
     }
 }
 
