@@ -284,35 +284,48 @@ fn three_nodes_one_owner_forwarding_failover_and_growing_numbers() {
     let _ = b.child.kill(); // SIGKILL
     let _ = b.child.wait();
     let started = Instant::now();
-    let a_base = a.http("");
+    // Two pollers: of A from the kill (the registry still names the dead owner), and of C (no
+    // local copy: it never published the stream) from the lease's expiry (nobody owns the
+    // stream; its publisher has not claimed it again yet). Neither may answer 404.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let gap = {
-        let stop = stop.clone();
+    let poll = |node: &Sluice| {
+        let (stop, base) = (stop.clone(), node.http(""));
         std::thread::spawn(move || {
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match http_get(&a_base, PLAYLIST) {
+                match http_get(&base, PLAYLIST) {
                     Ok(r) => statuses.push(r.status),
-                    Err(e) => panic!("A did not answer during the gap: {e}"),
+                    Err(e) => panic!("{base} did not answer during the failover: {e}"),
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
             statuses
         })
     };
+    let from_kill = poll(&a);
+    wait_until("B's lease expires", Duration::from_secs(20), || {
+        fleet_owner(&a).is_none()
+    });
+    let from_expiry = poll(&c);
     let _publisher = publish_accepted(&c, Duration::from_secs(30));
     let pl_c = c.wait_for_segments(PLAYLIST, 1, Duration::from_secs(30));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let statuses = gap.join().expect("the gap poller");
-    eprintln!("fleet: A answered {statuses:?} during the owner's failover");
-    assert!(
-        !statuses.contains(&404),
-        "A answered 404 while the stream moved to C: {statuses:?}"
-    );
-    assert!(
-        statuses.last() == Some(&200),
-        "A did not answer with C's playlist at the end: {statuses:?}"
-    );
+    for (what, poller) in [
+        ("A, from the kill", from_kill),
+        ("C, from the lease expiry", from_expiry),
+    ] {
+        let statuses = poller.join().expect("a poller");
+        eprintln!("fleet: {what}: {statuses:?}");
+        assert!(
+            !statuses.contains(&404),
+            "a 404 while the stream moved to C ({what}): {statuses:?}"
+        );
+        assert_eq!(
+            statuses.last(),
+            Some(&200),
+            "{what}: no playlist at the end"
+        );
+    }
     eprintln!(
         "fleet: playlist on a new owner {:?} after kill -9 of the old one",
         started.elapsed()
