@@ -174,6 +174,22 @@ fn three_nodes_one_owner_forwarding_failover_and_growing_numbers() {
         assert_eq!(r.status, 200);
         assert!(r.text().contains(&format!("seg-{next}.")), "{}", r.text());
     }
+    // A part (LL-HLS, when the edge lists parts) through a non-owner: the owner's bytes.
+    let cmaf = a.get("/live/fleet/cmaf.m3u8").text();
+    let part = cmaf
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
+        .next()
+        .map(str::to_string);
+    if let Some(part) = part {
+        let path = format!("/live/fleet/{part}");
+        let (from_a, from_c) = (a.get(&path), c.get(&path));
+        assert_eq!(from_c.status, 200, "part {part} through C");
+        assert_eq!(from_c.body, from_a.body, "forwarded part {part} differs");
+    } else {
+        eprintln!("fleet: the edge lists no parts; part forwarding not exercised");
+    }
 
     // Renewal: several lease periods later A still owns it and the playlist advanced.
     let before = last_segment(&c.get(PLAYLIST).text());

@@ -236,7 +236,7 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
         sec.push_str(&format!("| {m} | {v:.1} | {u} |\n"));
     }
     sec.push_str(&format!(
-        "\n- Requests are back-to-back on one keep-alive connection for {secs} s each; a forwarded request costs the forwarding node (owner lookup, cached for `cluster.owner_cache_ms`, plus the proxy) and the owner.\n- Registry operations include both nodes' health probes; the owner's share is one renewal per renew interval plus one fenced save per segment and container.\n- The failover time includes the lease expiry ({LEASE_MS} ms), the publisher's reconnect attempts (every ~0.5 s) and the first segment on the new owner (a 2 s target duration).\n"
+        "\n- Requests are back-to-back on one keep-alive connection for {secs} s each; a forwarded request costs the forwarding node (owner lookup, cached for `cluster.owner_cache_ms`, plus the proxy) and the owner.\n- Registry operations include both nodes' health probes; the owner's share is one renewal per renew interval, or sooner when a segment's numbers are to be saved (a renewal carries them).\n- The failover time includes the lease expiry ({LEASE_MS} ms), the publisher's reconnect attempts (every ~0.5 s) and the first segment on the new owner (a 2 s target duration); meanwhile the other node holds playlist requests (`cluster.failover_hold_ms`) instead of answering 404.\n- Taken on a machine shared with other builds and tests: CPU-second figures are per CPU-second actually used by the nodes, the failover time is wall time and grows with load.\n"
     ));
     sec.write(root)
 }
