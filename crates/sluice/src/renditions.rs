@@ -25,9 +25,10 @@ use rtmp_ingest::flv_tag::{self, Media, PacketKind};
 const MAX_HEADER_TAGS: usize = 32;
 /// ...and this many bytes (sequence headers are a few hundred bytes; metadata a few KiB).
 const MAX_HEADER_BYTES: usize = 256 * 1024;
-/// Video tracks of one publish written as renditions; further track ids are ignored (each costs
-/// a remuxer that reads every tag of the publish, so a publisher cannot multiply the work).
-const MAX_TRACK_RENDITIONS: usize = 8;
+/// Default of `hls.max_renditions_per_group`: video tracks of one publish written as renditions;
+/// further track ids are ignored (each costs a remuxer that reads every tag of the publish, so a
+/// publisher cannot multiply the work beyond the setting).
+pub(crate) const DEFAULT_MAX_TRACK_RENDITIONS: usize = 8;
 
 pub(crate) fn edge_container(c: remux::Container) -> hls_edge::Container {
     match c {
@@ -195,6 +196,8 @@ pub(crate) struct Multitrack {
     stream: String,
     params: hls_edge::PublishParams,
     remux_config: remux::RemuxConfig,
+    /// `hls.max_renditions_per_group`.
+    max_renditions: usize,
     /// Metadata and sequence-header tags, replayed to a track's remuxer when it starts.
     headers: Vec<FlvTag>,
     headers_bytes: usize,
@@ -209,8 +212,10 @@ impl Multitrack {
         stream: &str,
         params: hls_edge::PublishParams,
         remux_config: remux::RemuxConfig,
+        max_renditions: usize,
     ) -> Self {
         Self {
+            max_renditions,
             store: store.clone(),
             app: app.to_string(),
             stream: stream.to_string(),
@@ -235,10 +240,15 @@ impl Multitrack {
             self.video_tracks.extend(&new_tracks);
             let all = self.video_tracks.clone();
             for id in all {
-                if !self.tracks.iter().any(|t| t.track_id == id)
-                    && self.tracks.len() < MAX_TRACK_RENDITIONS
-                {
+                if self.tracks.iter().any(|t| t.track_id == id) {
+                    continue;
+                }
+                if self.tracks.len() < self.max_renditions {
                     self.start_track(id, arrival_ms);
+                } else if new_tracks.contains(&id) {
+                    tracing::warn!(app = %self.app, stream = %self.stream, track = id,
+                        max = self.max_renditions,
+                        "multitrack publish: video track ignored (hls.max_renditions_per_group)");
                 }
             }
         } else {
@@ -324,3 +334,7 @@ impl Multitrack {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "renditions_tests.rs"]
+mod tests;
