@@ -238,7 +238,7 @@ impl Archive {
     /// `None` when neither recording nor DVR is on.
     pub fn start(cfg: Arc<Config>, http_port: u16) -> Result<Option<Arc<Archive>>> {
         let rec = &cfg.recording;
-        if !rec.enabled && cfg.hls.dvr_window_s == 0 {
+        if !rec.enabled && !cfg.hls.dvr_on() {
             return Ok(None);
         }
         let shared = Arc::new(Shared::default());
@@ -253,7 +253,7 @@ impl Archive {
         } else {
             PathBuf::from(&cfg.hls.dvr_dir)
         };
-        if cfg.hls.dvr_window_s > 0 {
+        if cfg.hls.dvr_on() {
             // DVR data does not outlive the process: a window of a stream that is gone.
             prepare_dvr_dir(&dvr_dir)?;
         }

@@ -2,8 +2,10 @@
 //! §4.4.2.2 EXT-X-START, §6.2.2 serving; RFC 9110 §14 ranges):
 //!
 //! * `/{app}/{stream}/dvr.m3u8[?start=beginning|<unix seconds>|<RFC 3339 time>]`: the DVR
-//!   window (EVENT while it fits, sliding after); `start` adds `#EXT-X-START:TIME-OFFSET` (the
-//!   query is part of the cache key; the live playlist is untouched).
+//!   window (EVENT while it fits, sliding after; `#EXT-X-ENDLIST` once the publish ended, until
+//!   a reconnect continues it or `hls.dvr_keep_after_end_s` passes); `start` adds
+//!   `#EXT-X-START:TIME-OFFSET` (the query is part of the cache key; the live playlist is
+//!   untouched).
 //! * `/{app}/{stream}/dvr/{seg-N.ts|seg-N.m4s|init-N.mp4}`: DVR segments, from disk.
 //! * `/recordings/{id}/{index.m3u8|cmaf.m3u8|seg-N.*|init-N.mp4}`: recordings;
 //!   `download.mp4` (a progressive MP4) is `recording_download`'s.
@@ -173,8 +175,10 @@ fn dvr_playlist_inner(
     let Some(text) = archive::render(&index, c, &opts) else {
         return with_common(&st, not_found());
     };
-    // Like the live playlist: about half a target duration.
-    let max_age = (target_s(&st.app) / 2).max(1);
+    // The live playlist's rule: about half a target duration while live, longer (capped: a
+    // reconnect continues the window) once the publish has ended.
+    let ended = index.closed_unix_ms.is_some();
+    let max_age = hls_edge::playlist_max_age_s(target_s(&st.app), ended);
     playlist_response(&st, text, format!("public, max-age={max_age}"))
 }
 
