@@ -159,8 +159,10 @@ impl Writer {
                     l.ended_at_ms = Some(at_ms);
                     if let Some(d) = &l.dvr {
                         // dvr.m3u8 ends (§4.4.3.4 ENDLIST) until a reconnect continues it.
-                        d.index.write().unwrap_or_else(|e| e.into_inner()).closed_unix_ms =
-                            Some(at_ms);
+                        d.index
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .closed_unix_ms = Some(at_ms);
                     }
                 }
             }
@@ -197,7 +199,10 @@ impl Writer {
                     log.writer.mark_discontinuity();
                 }
                 if let Some(d) = &l.dvr {
-                    d.index.write().unwrap_or_else(|e| e.into_inner()).closed_unix_ms = None;
+                    d.index
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .closed_unix_ms = None;
                 }
                 return;
             }
@@ -352,12 +357,13 @@ impl Writer {
         while self.dvr_bytes > cap {
             let live = (self.live.iter()).filter_map(|(k, l)| Some((k, l.dvr.as_ref()?, false)));
             let ended = (self.ended_dvr.iter()).map(|(k, (d, _))| (k, d, true));
-            let victim = archive::retention::dvr_victim(live.chain(ended).filter_map(|(k, d, e)| {
-                let i = d.index.read().unwrap_or_else(|e| e.into_inner());
-                // The newest segment of a stream stays listed.
-                let n: usize = Container::ALL.iter().map(|c| i.segments(*c).len()).sum();
-                (n > 1).then(|| ((k.clone(), e), i.oldest_wall_unix_ms()))
-            }));
+            let victim =
+                archive::retention::dvr_victim(live.chain(ended).filter_map(|(k, d, e)| {
+                    let i = d.index.read().unwrap_or_else(|e| e.into_inner());
+                    // The newest segment of a stream stays listed.
+                    let n: usize = Container::ALL.iter().map(|c| i.segments(*c).len()).sum();
+                    (n > 1).then(|| ((k.clone(), e), i.oldest_wall_unix_ms()))
+                }));
             let Some((k, ended)) = victim else { break };
             let d = if ended {
                 self.ended_dvr.get(&k).map(|(d, _)| d)
