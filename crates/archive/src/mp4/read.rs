@@ -46,8 +46,11 @@ pub fn box_header(b: &[u8]) -> Option<BoxHeader> {
     }
 }
 
-/// The child boxes of a container body: (type, whole box bytes, body bytes).
-pub(super) fn children(body: &[u8]) -> Result<Vec<([u8; 4], &[u8], &[u8])>> {
+/// A child box: (type, whole box bytes, body bytes).
+pub(super) type Child<'a> = ([u8; 4], &'a [u8], &'a [u8]);
+
+/// The child boxes of a container body.
+pub(super) fn children(body: &[u8]) -> Result<Vec<Child<'_>>> {
     let mut out = Vec::new();
     let mut at = 0usize;
     while at < body.len() {
@@ -383,11 +386,9 @@ pub(super) fn parse_moof(
                 .iter()
                 .filter(|b| f & **b != 0)
                 .count() as u64;
-            let bound = if per_sample > 0 {
-                c.left() as u64 / per_sample
-            } else {
-                max_samples
-            };
+            let bound = (c.left() as u64)
+                .checked_div(per_sample)
+                .unwrap_or(max_samples);
             if count > bound {
                 return Err(bad(format!(
                     "trun of track {track_id} claims {count} samples"

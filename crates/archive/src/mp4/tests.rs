@@ -277,7 +277,11 @@ fn sample_tables_are_exact_and_moov_comes_before_mdat() {
     );
 }
 
-fn arb_chunks() -> impl Strategy<Value = Vec<Vec<(Vec<(usize, bool, i32)>, Vec<usize>)>>> {
+/// Per file, per chunk: video samples (size, sync, composition offset in frames) and audio
+/// sample sizes.
+type FilesSpec = Vec<Vec<(Vec<(usize, bool, i32)>, Vec<usize>)>>;
+
+fn arb_chunks() -> impl Strategy<Value = FilesSpec> {
     let video = prop::collection::vec((1usize..300, any::<bool>(), -2i32..3), 0..6);
     let audio = prop::collection::vec(1usize..80, 0..5);
     prop::collection::vec(prop::collection::vec((video, audio), 1..4), 1..5)
