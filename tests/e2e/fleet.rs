@@ -429,8 +429,8 @@ fn hlsjs_through_varnish_keeps_playing_when_the_owner_is_killed() {
     let (_, played_before) = samples
         .iter()
         .map(at)
-        .filter(|(t, _)| *t <= t_end - 15_000.0)
-        .last()
+        .rev()
+        .find(|(t, _)| *t <= t_end - 15_000.0)
         .unwrap_or_default();
     eprintln!(
         "fleet browser: played {played_end:.1} s in all, {:.1} s in the last 15 s",
