@@ -240,6 +240,9 @@ impl Remuxer {
                     init_version,
                     first_arrival_ms,
                 } => RemuxOutput::Segment(Segment {
+                    keyframe_range: (independent && codec.video.is_some())
+                        .then(|| crate::keyframe_range::first_fragment(&chunks))
+                        .flatten(),
                     container: Container::Cmaf,
                     sequence,
                     len: chunks.iter().map(Bytes::len).sum(),

@@ -27,6 +27,7 @@ mod config;
 pub mod cut;
 mod error;
 pub mod fmp4;
+pub mod keyframe_range;
 mod meta;
 mod output;
 mod segmenter;
@@ -41,6 +42,7 @@ use bytes::Bytes;
 
 pub use config::{Containers, RemuxConfig};
 pub use error::RemuxError;
+pub use keyframe_range::ByteRange;
 pub use flv_tag::Media;
 pub use output::{
     AudioInfo, CodecInfo, Container, InitSegment, Part, RemuxOutput, RemuxStats, RemuxWarning,
