@@ -1,5 +1,5 @@
 //! Groups of renditions and their multivariant playlists (RFC 8216bis draft-pantos-hls-rfc8216bis
-//! §4.4.6.2 `EXT-X-STREAM-INF`, §4.4.6.3 `EXT-X-I-FRAME-STREAM-INF` (not emitted yet), §6.2.4
+//! §4.4.6.2 `EXT-X-STREAM-INF`, §4.4.6.3 `EXT-X-I-FRAME-STREAM-INF`, §6.2.4
 //! variant streams), plus the sibling list LL-HLS needs for `EXT-X-RENDITION-REPORT`
 //! (§4.4.5.4).
 //!
@@ -22,6 +22,8 @@
 //! #EXT-X-STREAM-INF:BANDWIDTH=6200000,...
 //! ../cam_hi/index.m3u8                  then the others, highest bandwidth first
 //! ...
+//! #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=120000,CODECS="avc1.64001f",RESOLUTION=1280x720,URI="../cam_mid/iframes.m3u8"
+//! ...                                   one per member with keyframe ranges, same order
 //! ```
 //!
 //! Decisions (see also `docs/ARCHITECTURE.md`):
@@ -104,6 +106,8 @@ pub enum GroupKind {
 pub(crate) struct MemberMedia {
     pub info: StreamInfo,
     pub bandwidth: Bandwidth,
+    /// Of its I-frame playlist; zero when it has none.
+    pub iframe_bandwidth: Bandwidth,
 }
 
 /// One member as the group sees it, taken from its stream summary after each change.
@@ -126,6 +130,10 @@ impl MemberSnapshot {
                 bandwidth: Bandwidth {
                     peak_bps: round_up_2_digits(r.bandwidth.peak_bps),
                     average_bps: round_up_2_digits(r.bandwidth.average_bps),
+                },
+                iframe_bandwidth: Bandwidth {
+                    peak_bps: round_up_2_digits(r.iframe_bandwidth.peak_bps),
+                    average_bps: round_up_2_digits(r.iframe_bandwidth.average_bps),
                 },
             })
         });
@@ -198,6 +206,28 @@ pub(crate) fn render_multivariant(file: &str, cmaf: bool, variants: &[Variant<'_
             }
         }
         let _ = write!(s, "\n../{}/{file}\n", v.stream);
+    }
+    // I-frame streams (§4.4.6.3), in the same order, for the members that have one.
+    let iframes = crate::iframes::iframe_playlist_name(cmaf.then_some(Container::Cmaf));
+    for v in variants {
+        let bw = v.media.iframe_bandwidth;
+        let Some(video) = v.media.info.video.as_ref().filter(|_| bw.peak_bps > 0) else {
+            continue;
+        };
+        let _ = write!(s, "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={}", bw.peak_bps);
+        if bw.average_bps > 0 {
+            let _ = write!(s, ",AVERAGE-BANDWIDTH={}", bw.average_bps.min(bw.peak_bps));
+        }
+        if let Some(codecs) = &v.media.info.codecs {
+            let video_codecs = crate::iframes::video_codecs(codecs);
+            if !video_codecs.is_empty() {
+                let _ = write!(s, ",CODECS=\"{video_codecs}\"");
+            }
+        }
+        if video.width > 0 && video.height > 0 {
+            let _ = write!(s, ",RESOLUTION={}x{}", video.width, video.height);
+        }
+        let _ = writeln!(s, ",URI=\"../{}/{iframes}\"", v.stream);
     }
     s
 }

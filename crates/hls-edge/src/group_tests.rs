@@ -58,6 +58,7 @@ fn start_rendition_is_the_median_then_highest_first() {
             peak_bps: bps,
             average_bps: bps,
         },
+        iframe_bandwidth: Bandwidth::default(),
     };
     let ms: Vec<(String, MemberMedia)> = [300, 6000, 800, 3000, 1500]
         .iter()

@@ -44,6 +44,7 @@ pub mod error;
 mod eviction;
 pub mod group;
 pub mod http;
+pub mod iframes;
 mod ll;
 pub mod media;
 mod playlist;
@@ -55,6 +56,7 @@ mod stream;
 pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
+pub use iframes::{iframe_playlist_name, ByteRange};
 pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
 pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,

@@ -549,6 +549,10 @@ impl PublishSink {
             discontinuity: seg.discontinuity,
             independent: seg.independent,
             arrival_unix_ms: seg.first_arrival_ms,
+            keyframe: seg.keyframe_range.map(|r| hls_edge::ByteRange {
+                offset: r.offset,
+                len: r.len,
+            }),
         });
         match pushed {
             // Groups compare these across renditions (alignment check).

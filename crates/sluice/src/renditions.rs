@@ -127,6 +127,10 @@ impl TrackRendition {
             discontinuity: seg.discontinuity,
             independent: seg.independent,
             arrival_unix_ms: seg.first_arrival_ms,
+            keyframe: seg.keyframe_range.map(|r| hls_edge::ByteRange {
+                offset: r.offset,
+                len: r.len,
+            }),
         });
         match pushed {
             Ok(msn) => h.report_segment_start(container, msn, seg.first_dts_90k),
