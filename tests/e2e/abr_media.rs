@@ -37,7 +37,9 @@ fn decoded_pictures(bytes: &[u8], name: &str, width: usize, height: usize) -> us
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-i"])
         .arg(&input)
-        .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+        .args([
+            "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-",
+        ])
         .output()
         .expect("run ffmpeg");
     let _ = std::fs::remove_file(&input);
@@ -92,13 +94,19 @@ fn iframe_playlists_byteranges_decode_to_one_picture() {
             let path = format!("/live/scrub/{seg}");
             let whole = s.get(&path).body;
             let bytes = ranged(&s, &path, *offset, *len);
-            assert_eq!(&whole[*offset as usize..(*offset + *len) as usize], &bytes[..]);
+            assert_eq!(
+                &whole[*offset as usize..(*offset + *len) as usize],
+                &bytes[..]
+            );
             let end = (*offset + *len) as usize;
             let mut input = Vec::new();
             if container == "ts" {
                 assert_eq!(*offset, 0, "TS ranges start with PAT/PMT");
                 assert_eq!(len % 188, 0, "{seg}: not a whole number of TS packets");
-                assert!(end < whole.len() && whole[end] == 0x47, "{seg}: packet boundary");
+                assert!(
+                    end < whole.len() && whole[end] == 0x47,
+                    "{seg}: packet boundary"
+                );
             } else {
                 let size = |at: usize| u32::from_be_bytes(whole[at..at + 4].try_into().unwrap());
                 let at = *offset as usize;

@@ -56,8 +56,8 @@ mod stream;
 pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
-pub use iframes::{iframe_playlist_name, ByteRange};
 pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
+pub use iframes::{iframe_playlist_name, ByteRange};
 pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,
     VideoCodec, VideoInfo,

@@ -36,6 +36,8 @@ fn h264(width: u32, height: u32, codecs: &str) -> StreamInfo {
             codec: AudioCodec::Aac,
             sample_rate_hz: 48_000,
             channels: 2,
+            language: None,
+            name: None,
         }),
     }
 }
@@ -362,7 +364,14 @@ async fn iframe_streams_are_listed_and_served() {
     let s = store_at(cfg(), t0);
     let mut handles = Vec::new();
     for (stream, w, h, codecs, bytes, key) in [
-        ("cam_hi", 1920, 1080, "avc1.640028,mp4a.40.2", 1_500_000, 90_000),
+        (
+            "cam_hi",
+            1920,
+            1080,
+            "avc1.640028,mp4a.40.2",
+            1_500_000,
+            90_000,
+        ),
         ("cam_lo", 640, 360, "avc1.64001e,mp4a.40.2", 200_000, 22_500),
     ] {
         let info = h264(w, h, codecs);
@@ -371,14 +380,20 @@ async fn iframe_streams_are_listed_and_served() {
         for i in 0..2u64 {
             let arrival = T0_UNIX_MS + 2000 * i;
             let at = t0 + Duration::from_secs(2 * i);
-            let range = hls_edge::ByteRange { offset: 0, len: key };
+            let range = hls_edge::ByteRange {
+                offset: 0,
+                len: key,
+            };
             let ts = hls_edge::NewSegment {
                 keyframe: Some(range),
                 ..segment(1, bytes, 180_000, arrival)
             };
             hd.push_at(ts, at);
             let cm = hls_edge::NewSegment {
-                keyframe: Some(hls_edge::ByteRange { offset: 20, ..range }),
+                keyframe: Some(hls_edge::ByteRange {
+                    offset: 20,
+                    ..range
+                }),
                 ..cmaf_segment(1, bytes, 180_000, arrival, INIT)
             };
             hd.push_at(cm, at);
@@ -403,7 +418,10 @@ async fn iframe_streams_are_listed_and_served() {
     );
     let (status, cmaf) = text(&s, "/live/cam/cmaf.m3u8").await;
     assert_eq!(status, 200);
-    assert!(cmaf.contains(",URI=\"../cam_hi/cmaf-iframes.m3u8\"\n"), "{cmaf}");
+    assert!(
+        cmaf.contains(",URI=\"../cam_hi/cmaf-iframes.m3u8\"\n"),
+        "{cmaf}"
+    );
     assert_eq!(
         text(&s, "/live/cam_hi/iframes.m3u8").await,
         (
@@ -427,7 +445,10 @@ seg-1.ts
     let (status, cm) = text(&s, "/live/cam_lo/cmaf-iframes.m3u8").await;
     assert_eq!(status, 200);
     assert!(cm.contains("#EXT-X-MAP:URI=\"init-"), "{cm}");
-    assert!(cm.contains("#EXT-X-BYTERANGE:22500@20\nseg-1.m4s\n"), "{cm}");
+    assert!(
+        cm.contains("#EXT-X-BYTERANGE:22500@20\nseg-1.m4s\n"),
+        "{cm}"
+    );
     // A stream whose producer reports no keyframe ranges has no I-frame playlist.
     let plain = s.publish("live", "plain", 2);
     plain.push_at(segment(1, 1000, 180_000, T0_UNIX_MS), t0);

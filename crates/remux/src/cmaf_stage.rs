@@ -56,9 +56,13 @@ impl Remuxer {
                         w.set_config(c.config);
                     }
                 }
-                AuEvent::Unit(au) => {
+                AuEvent::Unit(mut au) => {
                     if au.track_id != self.selected(au.media) || self.cmaf.is_none() {
                         continue;
+                    }
+                    if au.media == Media::Audio {
+                        // Where an audio-only rendition may cut (`selection`).
+                        au.keyframe = self.audio_cut_point(crate::selection::Path::Cmaf, ts);
                     }
                     if self.cmaf_started {
                         if let Some(w) = self.cmaf.as_mut() {

@@ -161,7 +161,9 @@ mod tests {
             .collect();
         assert_eq!(ts.len(), 5);
         for s in ts {
-            let r = s.keyframe_range.expect("every segment opens with a keyframe");
+            let r = s
+                .keyframe_range
+                .expect("every segment opens with a keyframe");
             assert_eq!(r.offset, 0);
             assert_eq!(r.len % 188, 0, "ends on a packet boundary");
             assert!(r.len < s.len as u64);

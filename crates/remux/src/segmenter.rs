@@ -276,8 +276,9 @@ impl Segmenter {
         }
         let audio_only = self.program.video.is_none();
         if audio_only {
-            // Every audio frame is a random access point.
-            if let LeadStep::Drop = self.lead_sample(&f, f.pts_90k, true, stats) {
+            // Every audio frame is a random access point; `keyframe` says where a segment may
+            // start (every frame, unless the rendition follows a video track's keyframes).
+            if let LeadStep::Drop = self.lead_sample(&f, f.pts_90k, f.keyframe, stats) {
                 return false;
             }
             self.lead_written(f.pts_90k);
