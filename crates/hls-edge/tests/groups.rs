@@ -455,3 +455,109 @@ seg-1.ts
     assert_eq!(text(&s, "/live/plain/index.m3u8").await.0, 200);
     assert_eq!(text(&s, "/live/plain/iframes.m3u8").await.0, 404);
 }
+
+fn video_only(width: u32, height: u32, codecs: &str) -> StreamInfo {
+    StreamInfo {
+        audio: None,
+        ..h264(width, height, codecs)
+    }
+}
+
+fn audio_only(codec: AudioCodec, codecs: &str, channels: u8, lang: Option<&str>) -> StreamInfo {
+    StreamInfo {
+        codecs: Some(codecs.into()),
+        video: None,
+        audio: Some(AudioInfo {
+            codec,
+            sample_rate_hz: 48_000,
+            channels,
+            language: lang.map(str::to_string),
+            name: lang.map(|l| format!("Commentary ({l})")),
+        }),
+    }
+}
+
+/// Golden multivariant playlists of a multitrack publish with audio tracks (RFC 8216bis
+/// §4.4.6.1-2). Why they are right: the audio renditions `NAME~aK` are `EXT-X-MEDIA:TYPE=AUDIO`
+/// entries of one group, lowest track first and `DEFAULT=YES` (with `AUTOSELECT=YES`, which
+/// DEFAULT=YES requires), NAME and LANGUAGE from the track metadata when present (else "Audio
+/// K"), CHANNELS the channel count; the video renditions are the variants, each with
+/// `AUDIO="audio"`, CODECS listing its video codec plus every codec of the audio group (§4.4.6.2:
+/// every codec a variant needs, including its renditions'), BANDWIDTH its own peak plus the
+/// largest audio rendition's (48_000 B per 2 s = 192 kbit/s, shown rounded up to two digits as
+/// every group bandwidth is: 200 kbit/s).
+#[tokio::test]
+async fn multitrack_audio_group_golden() {
+    let t0 = Instant::now();
+    let s = store_at(cfg(), t0);
+    let _v0 = publish(
+        &s,
+        "mt~v0",
+        video_only(1280, 720, "avc1.64001f"),
+        750_000,
+        3,
+        t0,
+    );
+    let _v1 = publish(
+        &s,
+        "mt~v1",
+        video_only(640, 360, "avc1.64001e"),
+        200_000,
+        3,
+        t0,
+    );
+    let _a0 = publish(
+        &s,
+        "mt~a0",
+        audio_only(AudioCodec::Aac, "mp4a.40.2", 2, Some("en")),
+        48_000,
+        3,
+        t0,
+    );
+    assert_eq!(
+        text(&s, "/live/mt/index.m3u8").await,
+        (
+            200,
+            "#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Commentary (en)\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"../mt~a0/index.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=1000000,AVERAGE-BANDWIDTH=1000000,CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v1/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=3200000,AVERAGE-BANDWIDTH=3200000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v0/index.m3u8
+"
+            .into()
+        )
+    );
+    // A second audio track, without metadata: "Audio 1", not default; a codec mix (Opus) adds
+    // its codec to every variant's CODECS.
+    let _a1 = publish(
+        &s,
+        "mt~a1",
+        audio_only(AudioCodec::Opus, "opus", 1, None),
+        24_000,
+        3,
+        t0,
+    );
+    assert_eq!(
+        text(&s, "/live/mt/cmaf.m3u8").await,
+        (
+            200,
+            "#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Commentary (en)\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"../mt~a0/cmaf.m3u8\"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Audio 1\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"../mt~a1/cmaf.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=1000000,AVERAGE-BANDWIDTH=1000000,CODECS=\"avc1.64001e,mp4a.40.2,opus\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v1/cmaf.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=3200000,AVERAGE-BANDWIDTH=3200000,CODECS=\"avc1.64001f,mp4a.40.2,opus\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v0/cmaf.m3u8
+"
+            .into()
+        )
+    );
+    // The audio renditions keep their own media playlists; the API lists them as members.
+    assert_eq!(text(&s, "/live/mt~a1/index.m3u8").await.0, 200);
+    let g = s.store.group("live", "mt").unwrap();
+    assert_eq!(g.kind, GroupKind::Multitrack);
+    assert_eq!(g.renditions.len(), 4);
+}
