@@ -2,7 +2,8 @@
 //! I-frame playlists (`iframes.m3u8`, `cmaf-iframes.m3u8`, RFC 8216bis §4.4.3.6) are fetched
 //! and each listed byte range (§4.4.4.2) is fetched with an HTTP `Range` request and decoded
 //! by ffmpeg to exactly one picture; the ranges end exactly on a TS packet / ISO BMFF box
-//! boundary.
+//! boundary. A multitrack publish's audio tracks are checked as the group's `EXT-X-MEDIA` audio
+//! renditions.
 
 use std::process::Command;
 use std::time::Duration;
@@ -134,6 +135,164 @@ fn iframe_playlists_byteranges_decode_to_one_picture() {
             for seg in segment_uris(&media).iter().filter(|s| listed.contains(s)) {
                 assert!(entries.iter().any(|e| &e.3 == seg), "{seg} missing\n{pl}");
             }
+        }
+    }
+}
+
+/// First PTS (seconds) of the `kind` stream (`v:0`, `a:0`) of a segment, by ffprobe; CMAF
+/// segments are probed behind their init segment.
+fn first_pts(s: &Sluice, dir: &str, playlist: &str, seg: &str, kind: &str) -> f64 {
+    let mut bytes = Vec::new();
+    if let Some(init) = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .next_back()
+    {
+        bytes = s.get(&format!("{dir}/{}", init.trim_end_matches('"'))).body;
+    }
+    bytes.extend(s.get(&format!("{dir}/{seg}")).body);
+    let file = std::env::temp_dir().join(format!(
+        "sluice-abr-media-{}-{}-{seg}",
+        std::process::id(),
+        dir.replace('/', "_")
+    ));
+    std::fs::write(&file, &bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", kind, "-show_entries"])
+        .args(["stream=start_time", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("run ffprobe");
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no {kind} start time for {dir}/{seg}: {text:?}"))
+}
+
+/// FFmpeg 9 publishes one Enhanced RTMP multitrack stream with two video and two audio tracks:
+/// the multivariant playlists list the audio tracks as an `EXT-X-MEDIA:TYPE=AUDIO` group of
+/// audio-only renditions (`live/mta~a0`, `~a1`), the video-only variants carry `AUDIO=` and the
+/// audio codec in CODECS; ffmpeg opens the multivariant playlist with video and audio; ffprobe
+/// reads each audio rendition; audio segment N starts within one audio frame of video segment N.
+#[test]
+fn multitrack_audio_tracks_are_an_audio_group() {
+    let Some(ff9) = test_support::ffmpeg9() else {
+        return;
+    };
+    if !require("ffmpeg") || !require("ffprobe") {
+        return;
+    }
+    let s = Sluice::start(&[]);
+    let mut c = Command::new(ff9);
+    c.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000"])
+        .args(["-t", "30"])
+        .args([
+            "-filter_complex",
+            "[0:v]split=2[v0][v1];[v1]scale=320:180[v1s]",
+        ])
+        .args([
+            "-map", "[v0]", "-map", "[v1s]", "-map", "1:a", "-map", "2:a",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"])
+        .args([
+            "-force_key_frames",
+            "expr:gte(t,n_forced*2)",
+            "-sc_threshold",
+            "0",
+        ])
+        .args(["-g", "600", "-pix_fmt", "yuv420p", "-b:v", "600k"])
+        .args([
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "flv",
+            &s.rtmp("live/mta"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let _pub = Proc(c.spawn().expect("start FFmpeg 9"));
+    let names = ["mta~v0", "mta~v1", "mta~a0", "mta~a1"];
+    for n in names {
+        s.wait_for_segments(&format!("/live/{n}/index.m3u8"), 4, Duration::from_secs(60));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mv = loop {
+        let t = s.get("/live/mta/index.m3u8").text();
+        if t.matches("#EXT-X-MEDIA:TYPE=AUDIO").count() == 2
+            && t.matches("#EXT-X-STREAM-INF:").count() == 2
+        {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{t}\n{}",
+            s.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let media: Vec<&str> = mv
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:"))
+        .collect();
+    assert!(media[0].contains("GROUP-ID=\"audio\""), "{mv}");
+    assert!(media[0].contains("DEFAULT=YES,AUTOSELECT=YES"), "{mv}");
+    assert!(media[0].contains("CHANNELS=\"1\""), "mono sine: {mv}");
+    assert!(media[0].ends_with("URI=\"../mta~a0/index.m3u8\""), "{mv}");
+    assert!(media[1].contains("DEFAULT=NO"), "{mv}");
+    assert!(media[1].ends_with("URI=\"../mta~a1/index.m3u8\""), "{mv}");
+    for l in mv.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF:")) {
+        assert!(l.contains("AUDIO=\"audio\""), "{l}");
+        assert!(
+            l.contains(",mp4a.40.2\""),
+            "CODECS names the audio group's codec: {l}"
+        );
+    }
+    assert!(mv.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{mv}");
+    let cmaf = s.get("/live/mta/cmaf.m3u8").text();
+    assert!(cmaf.contains("URI=\"../mta~a1/cmaf.m3u8\""), "{cmaf}");
+    // Video renditions are video-only; audio renditions audio-only; the multivariant has both.
+    assert_eq!(probe_codecs(s.http("/live/mta~v0/index.m3u8")), ["h264"]);
+    for n in ["mta~a0", "mta~a1"] {
+        for file in ["index.m3u8", "cmaf.m3u8"] {
+            assert_eq!(
+                probe_codecs(s.http(&format!("/live/{n}/{file}"))),
+                ["aac"],
+                "{n}/{file}"
+            );
+        }
+    }
+    let all = probe_codecs(s.http("/live/mta/index.m3u8"));
+    assert!(
+        all.contains(&"aac".to_string()) && all.contains(&"h264".to_string()),
+        "{all:?}"
+    );
+    let url = s.http("/live/mta/index.m3u8");
+    let errors = ffmpeg_decode_errors(&url, &["-t", "3"]);
+    assert!(errors.is_empty(), "{url}: {errors}");
+    // Alignment: same numbers, same media time within one AAC frame (1024 / 48 kHz) + 1 ms.
+    for file in ["index.m3u8", "cmaf.m3u8"] {
+        let v = s.get(&format!("/live/mta~v0/{file}")).text();
+        let a = s.get(&format!("/live/mta~a0/{file}")).text();
+        let (vs, as_) = (segment_uris(&v), segment_uris(&a));
+        let common: Vec<&String> = vs.iter().filter(|x| as_.contains(x)).collect();
+        assert!(common.len() >= 2, "{file}: {v}\n{a}");
+        for seg in common.iter().rev().take(3) {
+            let tv = first_pts(&s, "/live/mta~v0", &v, seg, "v:0");
+            let ta = first_pts(&s, "/live/mta~a0", &a, seg, "a:0");
+            assert!(
+                (ta - tv).abs() <= 1024.0 / 48_000.0 + 0.001,
+                "{file} {seg}: video {tv} audio {ta}"
+            );
         }
     }
 }

@@ -214,8 +214,16 @@ pub(crate) fn render_multivariant(
     write_audio_media(&mut s, file, audio);
     // A variant's BANDWIDTH covers its largest audio rendition too (§4.4.6.2), and CODECS
     // lists every codec of the variant including its audio group's.
-    let audio_peak = audio.iter().map(|a| a.media.bandwidth.peak_bps).max().unwrap_or(0);
-    let audio_avg = audio.iter().map(|a| a.media.bandwidth.average_bps).max().unwrap_or(0);
+    let audio_peak = audio
+        .iter()
+        .map(|a| a.media.bandwidth.peak_bps)
+        .max()
+        .unwrap_or(0);
+    let audio_avg = audio
+        .iter()
+        .map(|a| a.media.bandwidth.average_bps)
+        .max()
+        .unwrap_or(0);
     let mut audio_codecs: Vec<&str> = Vec::new();
     for a in audio {
         for c in a.media.info.codecs.as_deref().unwrap_or("").split(',') {
@@ -287,7 +295,6 @@ pub(crate) struct AudioRendition<'a> {
     pub track_id: u8,
     pub media: &'a MemberMedia,
 }
-
 
 /// The `EXT-X-MEDIA` lines of the audio group (RFC 8216bis §4.4.6.1), lowest track id first;
 /// the first is `DEFAULT=YES`.
@@ -455,10 +462,18 @@ impl Group {
             ))
         };
         let order: Vec<String> = index.iter().map(|v| v.stream.to_string()).collect();
-        let ts = (!index.is_empty())
-            .then(|| make(render_multivariant("index.m3u8", false, &index, &audio_index), "i"));
-        let cm = (!cmaf.is_empty())
-            .then(|| make(render_multivariant("cmaf.m3u8", true, &cmaf, &audio_cmaf), "c"));
+        let ts = (!index.is_empty()).then(|| {
+            make(
+                render_multivariant("index.m3u8", false, &index, &audio_index),
+                "i",
+            )
+        });
+        let cm = (!cmaf.is_empty()).then(|| {
+            make(
+                render_multivariant("cmaf.m3u8", true, &cmaf, &audio_cmaf),
+                "c",
+            )
+        });
         self.order = order;
         self.rendered = PerContainer { ts, cmaf: cm };
     }
@@ -488,7 +503,8 @@ impl Groups {
 
     /// The group `stream` belongs to, if any: `(NAME, kind)`.
     pub fn group_of<'a>(&self, stream: &'a str) -> Option<(&'a str, GroupKind)> {
-        if let Some((name, _)) = parse_track_name(stream).or_else(|| parse_audio_track_name(stream)) {
+        if let Some((name, _)) = parse_track_name(stream).or_else(|| parse_audio_track_name(stream))
+        {
             return Some((name, GroupKind::Multitrack));
         }
         self.suffixes.iter().find_map(|suf| {

@@ -79,7 +79,7 @@ mod tests {
         f.target_ms = 2000;
         f.keyframe(0);
         f.keyframe(1000); // not a cut: 1 s after the last one
-        // 0 is a cut point (keyframe at 0, within the first-frame window).
+                          // 0 is a cut point (keyframe at 0, within the first-frame window).
         assert!(f.cut_point(Path::Ts, 0));
         assert!(!f.cut_point(Path::Ts, 21));
         assert!(!f.cut_point(Path::Ts, 1005));
@@ -139,8 +139,12 @@ mod tests {
             let v: Vec<_> = video.iter().filter(|s| s.container == c).collect();
             let a: Vec<_> = audio.iter().filter(|s| s.container == c).collect();
             assert!(v.len() >= 4, "{c:?}");
-            assert!(v.iter().all(|s| s.codec.audio.is_none() && s.codec.video.is_some()));
-            assert!(a.iter().all(|s| s.codec.video.is_none() && s.codec.audio.is_some()));
+            assert!(v
+                .iter()
+                .all(|s| s.codec.audio.is_none() && s.codec.video.is_some()));
+            assert!(a
+                .iter()
+                .all(|s| s.codec.video.is_none() && s.codec.audio.is_some()));
             assert!(a.iter().all(|s| s.keyframe_range.is_none()));
             assert!(!v[0].codec.codecs.contains("mp4a"), "{}", v[0].codec.codecs);
             assert_eq!(a[0].codec.codecs, "mp4a.40.2");
@@ -164,7 +168,13 @@ mod tests {
             media: MediaSelection::AudioOnly,
             ..RemuxConfig::default()
         });
-        assert!(alone.iter().filter(|s| s.container == Container::Ts).count() >= 4);
+        assert!(
+            alone
+                .iter()
+                .filter(|s| s.container == Container::Ts)
+                .count()
+                >= 4
+        );
     }
 }
 
