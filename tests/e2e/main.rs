@@ -6,6 +6,7 @@ mod abr_media;
 mod codecs;
 mod console;
 mod dvr;
+mod dvr_end;
 mod fleet;
 mod hostile;
 mod ll_smoke;
