@@ -5,26 +5,22 @@
 //!
 //! Multitrack: as soon as a publish to `APP/NAME` carries a second video track id, every video
 //! track `K` gets its own remuxer (`RemuxConfig::video_track`, each with its own cut on that
-//! track's keyframes and both writers, carrying the default audio track muxed) writing the edge
+//! track's keyframes and both writers, video only: see Audio below) writing the edge
 //! stream `APP/NAME~vK`; the edge groups them (`hls_edge::group`) so `APP/NAME/index.m3u8` and
 //! `cmaf.m3u8` become their multivariant playlists. The publish's own remuxer keeps running for
 //! the stream statistics but no longer lists segments under `APP/NAME`. A track's remuxer starts
 //! at that track's first tag, after a replay of the header tags seen so far (metadata and
 //! sequence headers, bounded by count and bytes), so it never misses the audio configuration.
-<<<<<<< HEAD
-//! Segments carry no LL-HLS parts one by one (each segment is handed over whole).
+//! CMAF parts go to the edge one by one as each track's remuxer makes them, as for a single
+//! publish, so every `NAME~vK/cmaf.m3u8` is LL-HLS (parts, preload hint, blocking reload) and
+//! reports its siblings (`EXT-X-RENDITION-REPORT`, RFC 8216bis §4.4.5.4); TS segments are handed
+//! over whole.
 //!
 //! Audio: every audio track `K` of a multitrack publish becomes the audio-only rendition
 //! `APP/NAME~aK` (`RemuxConfig::media` = `AudioOnly`, cut on the lowest video track's keyframes
 //! so its segment N covers the same time as the video's), listed as the group's
 //! `EXT-X-MEDIA:TYPE=AUDIO` renditions; the video renditions are then video-only and carry
 //! `AUDIO=` (RFC 8216bis §4.4.6.1-2). Audio tracks that appear after the group formed join it.
-=======
-//! CMAF parts go to the edge one by one as each track's remuxer makes them, as for a single
-//! publish, so every `NAME~vK/cmaf.m3u8` is LL-HLS (parts, preload hint, blocking reload) and
-//! reports its siblings (`EXT-X-RENDITION-REPORT`, RFC 8216bis §4.4.5.4); TS segments are handed
-//! over whole.
->>>>>>> main
 
 use std::sync::Arc;
 
@@ -256,7 +252,6 @@ impl Multitrack {
     /// Every tag of the publish, before the publish's own remuxer takes it.
     pub fn push(&mut self, tag: &FlvTag, arrival_ms: u64) {
         let (header, new_tracks) = self.inspect(tag);
-<<<<<<< HEAD
         let media = if tag.kind == TagKind::Audio {
             Media::Audio
         } else {
@@ -274,25 +269,15 @@ impl Multitrack {
                 .chain(self.audio_tracks.iter().map(|id| (Media::Audio, *id)))
                 .collect();
             for (m, id) in wanted {
-                if !self.tracks.iter().any(|t| t.media == m && t.track_id == id)
-                    && self.tracks.len() < MAX_TRACK_RENDITIONS
-                {
-                    self.start_track(m, id, arrival_ms);
-=======
-        if !new_tracks.is_empty() && self.video_tracks.len() + new_tracks.len() > 1 {
-            self.video_tracks.extend(&new_tracks);
-            let all = self.video_tracks.clone();
-            for id in all {
-                if self.tracks.iter().any(|t| t.track_id == id) {
+                if self.tracks.iter().any(|t| t.media == m && t.track_id == id) {
                     continue;
                 }
                 if self.tracks.len() < self.max_renditions {
-                    self.start_track(id, arrival_ms);
+                    self.start_track(m, id, arrival_ms);
                 } else if new_tracks.contains(&id) {
                     tracing::warn!(app = %self.app, stream = %self.stream, track = id,
-                        max = self.max_renditions,
-                        "multitrack publish: video track ignored (hls.max_renditions_per_group)");
->>>>>>> main
+                        media = ?m, max = self.max_renditions,
+                        "multitrack publish: track ignored (hls.max_renditions_per_group)");
                 }
             }
         }
