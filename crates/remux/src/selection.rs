@@ -69,14 +69,55 @@ impl KeyframeFollower {
     }
 }
 
+impl crate::Remuxer {
+    /// Audio-only: a video tag is not written, but the reference track's keyframes are noted.
+    pub(crate) fn follow_keyframe(&mut self, tag: &crate::FlvTag) {
+        let Some(reference) = self.cfg.video_track else {
+            return;
+        };
+        let Ok(parsed) = flv_tag::parse(flv_tag::Media::Video, &tag.payload) else {
+            return;
+        };
+        if let Some(v) = parsed.track(reference) {
+            if v.is_keyframe && v.packet == flv_tag::PacketKind::CodedFrames {
+                self.follow.keyframe(tag.timestamp_ms);
+            }
+        }
+    }
+
+    /// Whether an audio frame at `ts_ms` may start a segment (always, unless it follows video).
+    pub(crate) fn audio_cut_point(&mut self, path: Path, ts_ms: u32) -> bool {
+        if self.cfg.media != crate::MediaSelection::AudioOnly || self.cfg.video_track.is_none() {
+            return true;
+        }
+        self.follow.cut_point(path, ts_ms)
+    }
+}
+
+/// The remuxer settings actually used: an audio-only rendition following a video track cuts
+/// with a target [`FOLLOW_SLACK_MS`] shorter (the follower keeps the real one).
+pub(crate) fn effective(config: &crate::RemuxConfig) -> (crate::RemuxConfig, KeyframeFollower) {
+    let mut c = config.clone();
+    let follower = KeyframeFollower {
+        target_ms: config.target_duration_ms,
+        ..KeyframeFollower::default()
+    };
+    if c.media == crate::MediaSelection::AudioOnly && c.video_track.is_some() {
+        c.target_duration_ms = c.target_duration_ms.saturating_sub(FOLLOW_SLACK_MS).max(1);
+    }
+    (c, follower)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn first_audio_frame_at_or_after_each_keyframe() {
-        let mut f = KeyframeFollower::default();
-        f.target_ms = 2000;
+        let mut f = KeyframeFollower {
+            target_ms: 2000,
+            ..KeyframeFollower::default()
+        };
         f.keyframe(0);
         f.keyframe(1000); // not a cut: 1 s after the last one
                           // 0 is a cut point (keyframe at 0, within the first-frame window).
@@ -176,43 +217,4 @@ mod tests {
                 >= 4
         );
     }
-}
-
-impl crate::Remuxer {
-    /// Audio-only: a video tag is not written, but the reference track's keyframes are noted.
-    pub(crate) fn follow_keyframe(&mut self, tag: &crate::FlvTag) {
-        let Some(reference) = self.cfg.video_track else {
-            return;
-        };
-        let Ok(parsed) = flv_tag::parse(flv_tag::Media::Video, &tag.payload) else {
-            return;
-        };
-        if let Some(v) = parsed.track(reference) {
-            if v.is_keyframe && v.packet == flv_tag::PacketKind::CodedFrames {
-                self.follow.keyframe(tag.timestamp_ms);
-            }
-        }
-    }
-
-    /// Whether an audio frame at `ts_ms` may start a segment (always, unless it follows video).
-    pub(crate) fn audio_cut_point(&mut self, path: Path, ts_ms: u32) -> bool {
-        if self.cfg.media != crate::MediaSelection::AudioOnly || self.cfg.video_track.is_none() {
-            return true;
-        }
-        self.follow.cut_point(path, ts_ms)
-    }
-}
-
-/// The remuxer settings actually used: an audio-only rendition following a video track cuts
-/// with a target [`FOLLOW_SLACK_MS`] shorter (the follower keeps the real one).
-pub(crate) fn effective(config: &crate::RemuxConfig) -> (crate::RemuxConfig, KeyframeFollower) {
-    let mut c = config.clone();
-    let follower = KeyframeFollower {
-        target_ms: config.target_duration_ms,
-        ..KeyframeFollower::default()
-    };
-    if c.media == crate::MediaSelection::AudioOnly && c.video_track.is_some() {
-        c.target_duration_ms = c.target_duration_ms.saturating_sub(FOLLOW_SLACK_MS).max(1);
-    }
-    (c, follower)
 }
