@@ -86,7 +86,9 @@ impl TrackRendition {
             match out {
                 remux::RemuxOutput::Init(i) => self.cmaf_init = Some(i.bytes),
                 remux::RemuxOutput::Segment(seg) => self.publish(seg),
-                remux::RemuxOutput::Part(_) | remux::RemuxOutput::Warning(_) => {}
+                remux::RemuxOutput::Part(_)
+                | remux::RemuxOutput::Chunk(_)
+                | remux::RemuxOutput::Warning(_) => {}
             }
         }
     }
