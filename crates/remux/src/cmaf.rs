@@ -513,10 +513,7 @@ impl CmafWriter {
         }
         let chunks = std::mem::take(&mut self.part_chunks);
         let lead_duration_90k = std::mem::take(&mut self.part_duration_90k);
-        let independent = self
-            .part_independent
-            .take()
-            .unwrap_or(!self.video.is_some());
+        let independent = self.part_independent.take().unwrap_or(self.video.is_none());
         seg.chunks.extend(chunks.iter().cloned());
         seg.duration_90k += lead_duration_90k;
         let target_90k = u64::from(self.policy.target_ms) * 90;
