@@ -339,7 +339,7 @@ mod support_varnish {
     pub struct Varnish {
         pub port: u16,
         _proc: Proc,
-        _dir: std::path::PathBuf,
+        _dir: TempDirGuard,
     }
 
     impl Varnish {
@@ -370,7 +370,7 @@ mod support_varnish {
             let v = Varnish {
                 port,
                 _proc: Proc(child),
-                _dir: dir,
+                _dir: TempDirGuard(dir),
             };
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             while std::time::Instant::now() < deadline {

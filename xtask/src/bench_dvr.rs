@@ -19,8 +19,6 @@ use crate::http_client::HttpConn;
 use crate::load::{parse_playlist, resolve, PubConfig, Publisher};
 use crate::servers::{dir_bytes, Server};
 
-const BEGIN: &str = "<!-- dvr:begin -->";
-const END: &str = "<!-- dvr:end -->";
 const UNPACED_SECS: u64 = 6;
 const PUBLISHERS: usize = 2;
 
@@ -188,39 +186,20 @@ pub(crate) fn run_alone(root: &Path) -> Result<()> {
             format!("{:.0} MB per CPU-s", mb(disk_bytes) / disk_cpu.max(1e-9)),
         ),
     ];
-    let sh = crate::sh;
-    let mut sec = format!(
-        "{BEGIN}\n## DVR window and recordings\n\nMeasured by `XTASK_BENCH_ONLY=dvr cargo xtask bench` on {} ({:.0} s), Sluice at git {}, {} CPUs shared with other work: {PUBLISHERS} unpaced publishers of the bench FLV for {UNPACED_SECS} s per round (rounds alternate off/on/on/off); CPU is the server's user+sys from procfs.\n\n| Metric | Sluice |\n|---|---|\n",
-        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-        started.elapsed().as_secs_f64(),
-        sh("git rev-parse --short HEAD"),
-        sh("nproc"),
+    let mut sec = crate::bench_report::PhaseSection::new(
+        "dvr",
+        "DVR window and recordings",
+        false,
+        started,
+        &format!("{PUBLISHERS} unpaced publishers of the bench FLV for {UNPACED_SECS} s per round (rounds alternate off/on/on/off); CPU is the server's user+sys from procfs."),
     );
+    sec.push_str("| Metric | Sluice |\n|---|---|\n");
     for (m, v) in rows {
         sec.push_str(&format!("| {m} | {v} |\n"));
     }
     for n in &notes {
         sec.push_str(&format!("\n- {n}"));
     }
-    sec.push('\n');
-    sec.push_str(END);
-    sec.push('\n');
-    let doc = root.join("docs/BENCHMARKS.md");
-    let old =
-        std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{sec}{}",
-            &old[..a],
-            old[b + END.len()..].trim_start_matches('\n')
-        ),
-        _ => match old.find("\n## Charts") {
-            Some(i) => format!("{}\n{sec}{}", &old[..i], &old[i..]),
-            None => format!("{old}\n{sec}"),
-        },
-    };
-    std::fs::write(&doc, new)?;
-    println!("{sec}");
-    eprintln!("bench: wrote the DVR section of docs/BENCHMARKS.md");
-    Ok(())
+    sec.push_str("\n");
+    sec.write(root)
 }

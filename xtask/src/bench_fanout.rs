@@ -66,57 +66,22 @@ pub(crate) fn fanout_and_rtmpt(
     Ok(())
 }
 
-const BEGIN: &str = "<!-- fanout:begin -->";
-const END: &str = "<!-- fanout:end -->";
-
 /// `XTASK_BENCH_ONLY=fanout`: this phase alone; its table and notes replace the fan-out section of
-/// docs/BENCHMARKS.md (inserted before "## Charts" the first time), the rest of the file is kept.
+/// docs/BENCHMARKS.md, the rest of the file is kept.
 pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
-    crate::bench::ensure_tools()?;
     let started = Instant::now();
-    let media = Arc::new(crate::flv::load(&crate::flv::ensure_source(root)?)?);
-    let with_sluice = std::env::var_os("XTASK_BENCH_NGINX_ONLY").is_none();
-    if with_sluice {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        crate::run(Command::new(cargo).args(["build", "--release", "-p", "sluice"]))?;
-    }
+    let (media, with_sluice) = crate::bench_report::prepare_alone(root)?;
     let mut out = Collected::default();
     fanout_and_rtmpt(root, &media, &FanoutOpts::new(full), with_sluice, &mut out)?;
-    let sh = crate::sh;
-    let mut sec = format!(
-        "{BEGIN}\n## RTMP fan-out and RTMPT publish\n\nMeasured by `XTASK_BENCH_ONLY=fanout cargo xtask bench{}` on {} ({} mode, {:.0} s), Sluice at git {}, {} CPUs (`nproc`) shared with other work during the run: the players, publishers and both servers share these cores, so read the figures as a same-run comparison, not as capacity.\n\n",
-        if full { " --full" } else { "" },
-        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-        if full { "full" } else { "quick" },
-        started.elapsed().as_secs_f64(),
-        sh("git rev-parse --short HEAD"),
-        sh("nproc"),
+    let mut sec = crate::bench_report::PhaseSection::new(
+        "fanout",
+        "RTMP fan-out and RTMPT publish",
+        full,
+        started,
+        "the players, publishers and both servers share these cores, so read the figures as a same-run comparison, not as capacity.",
     );
-    sec.push_str(&crate::bench_report::table(&out.rows));
-    sec.push('\n');
-    for n in &out.notes {
-        sec.push_str(&format!("- {n}\n"));
-    }
-    sec.push_str(END);
-    sec.push('\n');
-    let doc = root.join("docs/BENCHMARKS.md");
-    let old =
-        std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{sec}{}",
-            &old[..a],
-            old[b + END.len()..].trim_start_matches('\n')
-        ),
-        _ => match old.find("\n## Charts") {
-            Some(i) => format!("{}\n{sec}{}", &old[..i], &old[i..]),
-            None => format!("{old}\n{sec}"),
-        },
-    };
-    std::fs::write(&doc, new)?;
-    println!("{sec}");
-    eprintln!("bench: wrote the fan-out section of docs/BENCHMARKS.md");
-    Ok(())
+    sec.push_rows(&out.rows, &out.notes);
+    sec.write(root)
 }
 
 fn start(root: &Path, tag: &str, with_sluice: bool) -> Result<Vec<Server>> {

@@ -17,8 +17,6 @@ use crate::http_client::HttpConn;
 use crate::load::{parse_playlist, PubConfig, Publisher};
 use crate::servers::{free_addr, Server};
 
-const BEGIN: &str = "<!-- fleet:begin -->";
-const END: &str = "<!-- fleet:end -->";
 const PLAYLIST: &str = "/live/fleet/index.m3u8";
 const LEASE_MS: u64 = 2000;
 
@@ -226,35 +224,19 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
             "s",
         ),
     ];
-    let mut sec = format!(
-        "{BEGIN}\n## Fleet (Redis registry, forwarding, failover)\n\nMeasured by `XTASK_BENCH_ONLY=fleet cargo xtask bench{}` on {} ({:.0} s), Sluice at git {}, {} CPUs shared with other work: two release nodes and one `redis-server` on loopback, one paced publisher, `cluster.lease_ms={LEASE_MS}`, renew every 500 ms.\n\n| Metric | Value | Unit |\n|---|---:|---|\n",
-        if full { " --full" } else { "" },
-        crate::sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-        started.elapsed().as_secs_f64(),
-        crate::sh("git rev-parse --short HEAD"),
-        crate::sh("nproc"),
+    let mut sec = crate::bench_report::PhaseSection::new(
+        "fleet",
+        "Fleet (Redis registry, forwarding, failover)",
+        full,
+        started,
+        &format!("two release nodes and one `redis-server` on loopback, one paced publisher, `cluster.lease_ms={LEASE_MS}`, renew every 500 ms."),
     );
+    sec.push_str("| Metric | Value | Unit |\n|---|---:|---|\n");
     for (m, v, u) in rows {
         sec.push_str(&format!("| {m} | {v:.1} | {u} |\n"));
     }
     sec.push_str(&format!(
-        "\n- Requests are back-to-back on one keep-alive connection for {secs} s each; a forwarded request costs the forwarding node (owner lookup, cached for `cluster.owner_cache_ms`, plus the proxy) and the owner.\n- Registry operations include both nodes' health probes; the owner's share is one renewal per renew interval plus one fenced save per segment and container.\n- The failover time includes the lease expiry ({LEASE_MS} ms), the publisher's reconnect attempts (every ~0.5 s) and the first segment on the new owner (a 2 s target duration).\n{END}\n"
+        "\n- Requests are back-to-back on one keep-alive connection for {secs} s each; a forwarded request costs the forwarding node (owner lookup, cached for `cluster.owner_cache_ms`, plus the proxy) and the owner.\n- Registry operations include both nodes' health probes; the owner's share is one renewal per renew interval plus one fenced save per segment and container.\n- The failover time includes the lease expiry ({LEASE_MS} ms), the publisher's reconnect attempts (every ~0.5 s) and the first segment on the new owner (a 2 s target duration).\n"
     ));
-    let doc = root.join("docs/BENCHMARKS.md");
-    let old =
-        std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{sec}{}",
-            &old[..a],
-            old[b + END.len()..].trim_start_matches('\n')
-        ),
-        _ => match old.find("\n## Charts") {
-            Some(i) => format!("{}\n{sec}{}", &old[..i], &old[i..]),
-            None => format!("{old}\n{sec}"),
-        },
-    };
-    std::fs::write(&doc, new)?;
-    println!("{sec}");
-    Ok(())
+    sec.write(root)
 }

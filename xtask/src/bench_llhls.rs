@@ -459,59 +459,26 @@ blocked-request spread is measured by 1000 client threads on the same 2 cores as
 bounds the server's fan-out from above.
 ";
 
-const BEGIN: &str = "<!-- llhls:begin -->";
-const END: &str = "<!-- llhls:end -->";
-
 /// `XTASK_BENCH_ONLY=llhls`: this phase alone; its table and notes replace the LL-HLS section of
-/// docs/BENCHMARKS.md (inserted before "## Charts" the first time), the rest of the file is kept.
+/// docs/BENCHMARKS.md, the rest of the file is kept.
 pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
-    crate::bench::ensure_tools()?;
     let started = Instant::now();
-    let media = Arc::new(crate::flv::load(&crate::flv::ensure_source(root)?)?);
-    let with_sluice = std::env::var_os("XTASK_BENCH_NGINX_ONLY").is_none();
-    if with_sluice {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        crate::run(Command::new(cargo).args(["build", "--release", "-p", "sluice"]))?;
-    }
+    let (media, with_sluice) = crate::bench_report::prepare_alone(root)?;
     let mut out = Collected::default();
     llhls(root, &media, &LlOpts::new(full), with_sluice, &mut out)?;
-    let sh = crate::sh;
-    let mut sec = format!(
-        "{BEGIN}\n## LL-HLS: player latency and blocking reloads\n\nMeasured by `XTASK_BENCH_ONLY=llhls cargo xtask bench{}` on {} ({} mode, {:.0} s), Sluice at git {} with its defaults (LL-HLS on, 2 s target duration), {} CPUs (`nproc`) shared with other work during the run: Chromium, the viewers, the publishers and both servers share these cores. Players: hls.js in headless Chromium, one after the other ({} s each) while both servers receive a real-time publisher of the bench source (720p, 3 Mbit/s, 2 s GOP); latency figures are medians of 500 ms samples taken once playback started.\n\n",
-        if full { " --full" } else { "" },
-        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-        if full { "full" } else { "quick" },
-        started.elapsed().as_secs_f64(),
-        sh("git rev-parse --short HEAD"),
-        sh("nproc"),
-        LlOpts::new(full).play_secs,
-    );
-    sec.push_str(&crate::bench_report::table(&out.rows));
-    sec.push('\n');
-    for n in &out.notes {
-        sec.push_str(&format!("- {n}\n"));
-    }
-    sec.push_str(LL_HOW_TO_READ);
-    sec.push_str(END);
-    sec.push('\n');
-    let doc = root.join("docs/BENCHMARKS.md");
-    let old =
-        std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{sec}{}",
-            &old[..a],
-            old[b + END.len()..].trim_start_matches('\n')
+    let mut sec = crate::bench_report::PhaseSection::new(
+        "llhls",
+        "LL-HLS: player latency and blocking reloads",
+        full,
+        started,
+        &format!(
+            "Sluice with its defaults (LL-HLS on, 2 s target duration); Chromium, the viewers, the publishers and both servers share these cores. Players: hls.js in headless Chromium, one after the other ({} s each) while both servers receive a real-time publisher of the bench source (720p, 3 Mbit/s, 2 s GOP); latency figures are medians of 500 ms samples taken once playback started.",
+            LlOpts::new(full).play_secs
         ),
-        _ => match old.find("\n## Charts") {
-            Some(i) => format!("{}\n{sec}{}", &old[..i], &old[i..]),
-            None => format!("{old}\n{sec}"),
-        },
-    };
-    std::fs::write(&doc, new)?;
-    println!("{sec}");
-    eprintln!("bench: wrote the LL-HLS section of docs/BENCHMARKS.md");
-    Ok(())
+    );
+    sec.push_rows(&out.rows, &out.notes);
+    sec.push_str(LL_HOW_TO_READ);
+    sec.write(root)
 }
 
 #[cfg(test)]

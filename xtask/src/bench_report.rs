@@ -168,3 +168,126 @@ with ffmpeg once, builds `cargo build --release -p sluice`, starts both servers 
 ports (nginx with its own config under `target/bench/nginx-*/`, HLS under `/dev/shm`), and
 rewrites this file.
 "#;
+
+/// One phase's section of docs/BENCHMARKS.md, run alone with `XTASK_BENCH_ONLY=<key>`: the text
+/// between `<!-- key:begin -->` and `<!-- key:end -->`. Each phase writes only its own section.
+pub(crate) struct PhaseSection {
+    key: &'static str,
+    text: String,
+}
+
+impl PhaseSection {
+    /// Opens the section with its title and the run stamp: how it was measured, when, at which
+    /// commit, on how many CPUs. `setup` says what ran (servers, publishers, players).
+    pub(crate) fn new(
+        key: &'static str,
+        title: &str,
+        full: bool,
+        started: std::time::Instant,
+        setup: &str,
+    ) -> Self {
+        let text = format!(
+            "## {title}\n\nMeasured by `XTASK_BENCH_ONLY={key} cargo xtask bench{}` on {} ({} mode, {:.0} s), Sluice at git {}, {} CPUs (`nproc`) shared with everything else running on the machine: {setup}\n\n",
+            if full { " --full" } else { "" },
+            sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+            if full { "full" } else { "quick" },
+            started.elapsed().as_secs_f64(),
+            sh("git rev-parse --short HEAD"),
+            sh("nproc"),
+        );
+        PhaseSection { key, text }
+    }
+
+    pub(crate) fn push_str(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    /// The results table in the format of the main report, then one bullet per note.
+    pub(crate) fn push_rows(&mut self, rows: &[Row], notes: &[String]) {
+        self.text.push_str(&table(rows));
+        self.text.push('\n');
+        for n in notes {
+            self.text.push_str(&format!("- {n}\n"));
+        }
+    }
+
+    /// Replaces this phase's section of docs/BENCHMARKS.md (inserted before "## Charts" the
+    /// first time); the rest of the file is kept. Prints the section.
+    pub(crate) fn write(self, root: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let begin = format!("<!-- {}:begin -->", self.key);
+        let end = format!("<!-- {}:end -->", self.key);
+        let mut body = self.text;
+        if !body.ends_with('\n') {
+            body.push('\n');
+        }
+        let sec = format!("{begin}\n{body}{end}\n");
+        let doc = root.join("docs/BENCHMARKS.md");
+        let old =
+            std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
+        std::fs::write(&doc, splice(&old, &begin, &end, &sec))?;
+        println!("{sec}");
+        eprintln!(
+            "bench: wrote the {} section of docs/BENCHMARKS.md",
+            self.key
+        );
+        Ok(())
+    }
+}
+
+/// `old` with the text from `begin` through `end` replaced by `sec`, or `sec` inserted before
+/// the charts (or appended) when the markers are missing.
+fn splice(old: &str, begin: &str, end: &str, sec: &str) -> String {
+    match (old.find(begin), old.find(end)) {
+        (Some(a), Some(b)) if b > a => {
+            let rest = old[b + end.len()..].trim_start_matches('\n');
+            if rest.is_empty() {
+                format!("{}{sec}", &old[..a])
+            } else {
+                format!("{}{sec}\n{rest}", &old[..a])
+            }
+        }
+        _ => match old.find("\n## Charts") {
+            Some(i) => format!("{}\n{sec}{}", &old[..i], &old[i..]),
+            None => format!("{old}\n{sec}"),
+        },
+    }
+}
+
+/// The start of a phase run alone: tools checked, the bench source loaded, and Sluice built in
+/// release unless `XTASK_BENCH_NGINX_ONLY` is set. Returns the media and whether Sluice runs.
+pub(crate) fn prepare_alone(
+    root: &std::path::Path,
+) -> anyhow::Result<(std::sync::Arc<Media>, bool)> {
+    crate::bench::ensure_tools()?;
+    let media = std::sync::Arc::new(crate::flv::load(&crate::flv::ensure_source(root)?)?);
+    let with_sluice = std::env::var_os("XTASK_BENCH_NGINX_ONLY").is_none();
+    if with_sluice {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        crate::run(std::process::Command::new(cargo).args(["build", "--release", "-p", "sluice"]))?;
+    }
+    Ok((media, with_sluice))
+}
+
+#[cfg(test)]
+mod splice_tests {
+    use super::splice;
+
+    #[test]
+    fn a_section_is_replaced_in_place_or_inserted_before_the_charts() {
+        let b = "<!-- x:begin -->";
+        let e = "<!-- x:end -->";
+        let doc = "# B\n\n<!-- x:begin -->\nold\n<!-- x:end -->\n\n## Next\n";
+        let new = format!("{b}\nnew\n{e}\n");
+        assert_eq!(
+            splice(doc, b, e, &new),
+            "# B\n\n<!-- x:begin -->\nnew\n<!-- x:end -->\n\n## Next\n"
+        );
+        let doc = "# B\n\n## Charts\nsvg\n";
+        assert_eq!(
+            splice(doc, b, e, &new),
+            "# B\n\n<!-- x:begin -->\nnew\n<!-- x:end -->\n\n## Charts\nsvg\n"
+        );
+        assert_eq!(splice("# B\n", b, e, &new), format!("# B\n\n{new}"));
+    }
+}

@@ -164,6 +164,11 @@ async fn serve(
                 if hls.is_some() {
                     crate::console::note_request(req.uri().path());
                 }
+                let hls_kind = if req.uri().query().is_some_and(|q| q.contains("_HLS_msn=")) {
+                    crate::telemetry::HttpKind::HlsBlocking
+                } else {
+                    crate::telemetry::HttpKind::Hls
+                };
                 let router = router.clone();
                 let started = std::time::Instant::now();
                 async move {
@@ -183,7 +188,7 @@ async fn serve(
                             Some(r) => r,
                             None => edge.respond(req).await,
                         };
-                        http_duration(HttpKind::Hls).record(started.elapsed().as_secs_f64());
+                        http_duration(hls_kind).record(started.elapsed().as_secs_f64());
                         return Ok::<_, std::convert::Infallible>(resp);
                     }
                     req.extensions_mut().insert(ConnectInfo(peer));

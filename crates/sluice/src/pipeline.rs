@@ -240,6 +240,12 @@ impl IngestHandler for App {
                 "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters, and do not end in ~v<number>".into(),
             ));
         }
+        if crate::recording_http::RESERVED_APPS.contains(&app) {
+            self.refuse("bad_name", app, stream, peer);
+            return Err(PublishRefusal::BadName(format!(
+                "the app name {app:?} is reserved for the HTTP API and recordings"
+            )));
+        }
         if let Err(r) = self.auth.authorize(app, stream, &req.params, peer).await {
             self.refuse(r.label(), app, stream, peer);
             return Err(PublishRefusal::Unauthorized(

@@ -32,6 +32,9 @@ const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 
 /// Paths this module answers that would otherwise look like `/{app}/{stream}/{file}` to the
 /// HTTP fast path.
+/// App names whose HLS URLs these routes would shadow; publishing to them is refused.
+pub const RESERVED_APPS: [&str; 2] = ["api", "recordings"];
+
 pub fn claims(path: &str) -> bool {
     path.starts_with("/recordings/") || path.starts_with("/api/") || path.ends_with("/dvr.m3u8")
 }

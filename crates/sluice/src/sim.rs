@@ -76,6 +76,10 @@ impl Publisher {
     /// Handshake, connect, createStream, publish; the publish is decided by `app` exactly as
     /// the driver does it.
     async fn publish(app: &App, connection_id: u64, name: &str) -> Publisher {
+        Self::publish_in(app, connection_id, "live", name).await
+    }
+
+    async fn publish_in(app: &App, connection_id: u64, app_name: &str, name: &str) -> Publisher {
         let cfg = Arc::new(ingest_config(&app.cfg));
         let mut p = Publisher {
             session: Session::new(connection_id, cfg, now()),
@@ -89,7 +93,7 @@ impl Publisher {
         };
         p.input(app, &rtmp::c0c1()).await;
         p.input(app, &rtmp::c2()).await;
-        p.input(app, &rtmp::connect("live")).await;
+        p.input(app, &rtmp::connect(app_name)).await;
         p.input(app, &rtmp::create_stream()).await;
         p.input(app, &rtmp::publish(name)).await;
         p
@@ -278,6 +282,26 @@ async fn grace_expiry_ends_the_playlist() {
     assert_eq!(status, 200);
     assert!(ended.contains("#EXT-X-ENDLIST"), "{ended}");
     assert!(!app.kick("live", "sim"));
+}
+
+/// The HTTP port routes `/api/...` and `/recordings/...` to the operator API and the recordings,
+/// so a stream under an app of those names could never be played: its publish is refused.
+#[tokio::test(start_paused = true)]
+async fn apps_named_like_http_routes_are_refused() {
+    let (app, _edge) = setup();
+    for reserved in ["api", "recordings"] {
+        let p = Publisher::publish_in(&app, 1, reserved, "sim").await;
+        assert_eq!(
+            p.status.as_deref(),
+            Some("NetStream.Publish.BadName"),
+            "{reserved}"
+        );
+        assert!(p.sink.is_none());
+        p.close(CloseReason::Disconnected);
+    }
+    let ok = Publisher::publish_in(&app, 2, "apis", "sim").await;
+    assert!(ok.accepted(), "{:?}", ok.status);
+    ok.close(CloseReason::Disconnected);
 }
 
 /// A second publisher of a live name is refused and changes nothing; once the first is kicked

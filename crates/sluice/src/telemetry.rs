@@ -72,10 +72,15 @@ pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
 /// One pre-registered histogram handle per kind of HTTP request (a labelled `histogram!` call
 /// hashes and allocates; this runs once per request).
 pub fn http_duration(kind: HttpKind) -> &'static metrics::Histogram {
-    static HANDLES: std::sync::OnceLock<[metrics::Histogram; 3]> = std::sync::OnceLock::new();
+    static HANDLES: std::sync::OnceLock<[metrics::Histogram; 4]> = std::sync::OnceLock::new();
     let h = HANDLES.get_or_init(|| {
-        [HttpKind::Hls, HttpKind::Rtmpt, HttpKind::Operator]
-            .map(|k| metrics::histogram!(HTTP_DURATION, "kind" => k.label()))
+        [
+            HttpKind::Hls,
+            HttpKind::Rtmpt,
+            HttpKind::Operator,
+            HttpKind::HlsBlocking,
+        ]
+        .map(|k| metrics::histogram!(HTTP_DURATION, "kind" => k.label()))
     });
     &h[kind as usize]
 }
@@ -89,6 +94,9 @@ pub enum HttpKind {
     Rtmpt = 1,
     /// `/metrics`, `/api`, health, the preview page and its assets.
     Operator = 2,
+    /// LL-HLS blocking playlist reloads (`_HLS_msn`, RFC 8216bis §6.2.5.2): held until the part
+    /// exists by design, so kept apart from the `hls` answers they would swamp.
+    HlsBlocking = 3,
 }
 
 impl HttpKind {
@@ -97,6 +105,7 @@ impl HttpKind {
             HttpKind::Hls => "hls",
             HttpKind::Rtmpt => "rtmpt",
             HttpKind::Operator => "operator",
+            HttpKind::HlsBlocking => "hls_blocking",
         }
     }
 }
@@ -106,7 +115,7 @@ fn describe() {
     describe_histogram!(
         HTTP_DURATION,
         Unit::Seconds,
-        "HTTP time from request head to response head, by kind (hls, rtmpt, operator)"
+        "HTTP time from request head to response head, by kind (hls, hls_blocking: LL-HLS blocking reloads, which wait for the next part by design; rtmpt; operator)"
     );
     describe_counter!(
         "sluice_stream_bytes_received_total",
