@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::support::*;
 
-fn recordings_dir(name: &str) -> PathBuf {
+pub(super) fn recordings_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sluice-e2e-rec-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
@@ -19,7 +19,7 @@ fn recordings_dir(name: &str) -> PathBuf {
 
 /// Publishes `seconds` of test media; `burst_s` of it as fast as the encoder goes, then real
 /// time (`burst_s` = `seconds`: all of it as fast as possible).
-fn publish(ffmpeg: &std::path::Path, url: &str, seconds: u32, burst_s: u32) -> Proc {
+pub(super) fn publish(ffmpeg: &std::path::Path, url: &str, seconds: u32, burst_s: u32) -> Proc {
     let mut c = Command::new(ffmpeg);
     c.args(["-hide_banner", "-loglevel", "error"]);
     if burst_s < seconds {
@@ -37,14 +37,14 @@ fn publish(ffmpeg: &std::path::Path, url: &str, seconds: u32, burst_s: u32) -> P
     Proc(c.spawn().expect("start ffmpeg"))
 }
 
-fn extinf_sum(pl: &str) -> f64 {
+pub(super) fn extinf_sum(pl: &str) -> f64 {
     pl.lines()
         .filter_map(|l| l.strip_prefix("#EXTINF:"))
         .filter_map(|d| d.trim_end_matches(',').parse::<f64>().ok())
         .sum()
 }
 
-fn ffprobe_duration(input: &str) -> f64 {
+pub(super) fn ffprobe_duration(input: &str) -> f64 {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -63,12 +63,12 @@ fn ffprobe_duration(input: &str) -> f64 {
         .unwrap_or_else(|_| panic!("ffprobe {input}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-fn recordings(s: &Sluice) -> Vec<serde_json::Value> {
+pub(super) fn recordings(s: &Sluice) -> Vec<serde_json::Value> {
     serde_json::from_slice::<Vec<serde_json::Value>>(&s.get("/api/recordings").body)
         .expect("/api/recordings is a JSON array")
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub(super) fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {

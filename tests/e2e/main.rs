@@ -5,6 +5,7 @@ mod abr;
 mod codecs;
 mod console;
 mod dvr;
+mod dvr_end;
 mod fleet;
 mod hostile;
 mod ll_smoke;

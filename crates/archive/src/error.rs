@@ -18,6 +18,10 @@ pub enum ArchiveError {
     /// A metadata file that does not parse (the directory is not a recording, or is damaged).
     #[error("bad metadata in {path}: {why}")]
     BadMeta { path: PathBuf, why: String },
+    /// A stored fragment or init segment that cannot be turned into a progressive MP4
+    /// (ISO/IEC 14496-12 boxes that do not parse, or a track layout that changed mid-recording).
+    #[error("cannot build the MP4 download: {why}")]
+    BadMp4 { why: String },
     /// A log that was closed was asked to take more data.
     #[error("the log in {path} is closed")]
     Closed { path: PathBuf },
@@ -40,6 +44,7 @@ impl ArchiveError {
             ArchiveError::DiskFull { .. } => "disk_full",
             ArchiveError::Io { .. } => "io",
             ArchiveError::BadMeta { .. } => "bad_meta",
+            ArchiveError::BadMp4 { .. } => "bad_mp4",
             ArchiveError::Closed { .. } => "closed",
         }
     }

@@ -10,11 +10,13 @@
 //! path. No clock is read: every time is passed in.
 //!
 //! Modules: `journal` (record format), `log` (one log: writer, index, recovery), `playlist`
-//! (rendering), `retention` (which recordings go, and which DVR data goes first).
+//! (rendering), `retention` (which recordings go, and which DVR data goes first), `mp4` (a
+//! recording's CMAF fragments as one progressive MP4: sample tables and byte layout).
 
 pub mod error;
 pub mod journal;
 pub mod log;
+pub mod mp4;
 pub mod playlist;
 pub mod retention;
 

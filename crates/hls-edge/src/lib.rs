@@ -63,6 +63,6 @@ pub use media::{
 };
 pub use rendition::Continuation;
 pub use rendition::RenditionSummary;
-pub use routes::{router, Edge};
+pub use routes::{playlist_max_age_s, router, Edge};
 pub use store::{Store, StreamHandle};
 pub use stream::{NewPart, NewSegment, PartDone, SegmentStart, StreamState, StreamSummary};

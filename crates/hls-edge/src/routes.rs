@@ -487,7 +487,7 @@ fn not_modified(headers: &HeaderMap, etag: &str, last_modified: std::time::Syste
 
 /// Live: about half a target duration (at least 1 s). Ended: longer, but capped because a
 /// republish before removal makes the playlist live again.
-pub(crate) fn playlist_max_age_s(target_duration_s: u32, ended: bool) -> u64 {
+pub fn playlist_max_age_s(target_duration_s: u32, ended: bool) -> u64 {
     let td = u64::from(target_duration_s);
     let live = (td / 2).max(1);
     if ended {

@@ -11,6 +11,7 @@ mod http_server;
 mod pipeline;
 mod playback;
 mod recording;
+mod recording_download;
 mod recording_http;
 mod recording_writer;
 mod renditions;

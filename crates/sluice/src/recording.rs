@@ -43,6 +43,10 @@ pub struct RecordingConfig {
     pub queue_max_bytes: u64,
     /// POSTed JSON when a recording is complete (id, duration, paths); empty: none.
     pub on_record_done_url: String,
+    /// Samples (video frames plus audio frames) at most in one `download.mp4`; building it
+    /// holds about 16 bytes per sample in memory. A longer recording is refused (its HLS
+    /// playlist still plays).
+    pub download_max_samples: u64,
 }
 
 impl Default for RecordingConfig {
@@ -55,6 +59,7 @@ impl Default for RecordingConfig {
             max_bytes_total: 0,
             queue_max_bytes: 64 * 1024 * 1024,
             on_record_done_url: String::new(),
+            download_max_samples: 8_000_000,
         }
     }
 }
@@ -66,6 +71,9 @@ impl RecordingConfig {
         }
         if self.queue_max_bytes < 1024 * 1024 {
             bail!("invalid value for recording.queue_max_bytes: must be at least 1 MiB");
+        }
+        if self.download_max_samples == 0 {
+            bail!("invalid value for recording.download_max_samples: must be at least 1");
         }
         let u = &self.on_record_done_url;
         if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
@@ -230,7 +238,7 @@ impl Archive {
     /// `None` when neither recording nor DVR is on.
     pub fn start(cfg: Arc<Config>, http_port: u16) -> Result<Option<Arc<Archive>>> {
         let rec = &cfg.recording;
-        if !rec.enabled && cfg.hls.dvr_window_s == 0 {
+        if !rec.enabled && !cfg.hls.dvr_on() {
             return Ok(None);
         }
         let shared = Arc::new(Shared::default());
@@ -245,7 +253,7 @@ impl Archive {
         } else {
             PathBuf::from(&cfg.hls.dvr_dir)
         };
-        if cfg.hls.dvr_window_s > 0 {
+        if cfg.hls.dvr_on() {
             // DVR data does not outlive the process: a window of a stream that is gone.
             prepare_dvr_dir(&dvr_dir)?;
         }

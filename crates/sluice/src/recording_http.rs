@@ -2,10 +2,13 @@
 //! §4.4.2.2 EXT-X-START, §6.2.2 serving; RFC 9110 §14 ranges):
 //!
 //! * `/{app}/{stream}/dvr.m3u8[?start=beginning|<unix seconds>|<RFC 3339 time>]`: the DVR
-//!   window (EVENT while it fits, sliding after); `start` adds `#EXT-X-START:TIME-OFFSET` (the
-//!   query is part of the cache key; the live playlist is untouched).
+//!   window (EVENT while it fits, sliding after; `#EXT-X-ENDLIST` once the publish ended, until
+//!   a reconnect continues it or `hls.dvr_keep_after_end_s` passes); `start` adds
+//!   `#EXT-X-START:TIME-OFFSET` (the query is part of the cache key; the live playlist is
+//!   untouched).
 //! * `/{app}/{stream}/dvr/{seg-N.ts|seg-N.m4s|init-N.mp4}`: DVR segments, from disk.
-//! * `/recordings/{id}/{index.m3u8|cmaf.m3u8|seg-N.*|init-N.mp4|download.mp4}`: recordings.
+//! * `/recordings/{id}/{index.m3u8|cmaf.m3u8|seg-N.*|init-N.mp4}`: recordings;
+//!   `download.mp4` (a progressive MP4) is `recording_download`'s.
 //! * `GET /api/recordings`, `GET|DELETE /api/recordings/{id}` (DELETE needs the admin token).
 //!
 //! Segments are read from their own files (one segment at a time, only the requested range),
@@ -42,6 +45,7 @@ pub fn claims(path: &str) -> bool {
 #[derive(Clone)]
 struct St {
     app: Arc<App>,
+    downloads: Arc<crate::recording_download::DownloadCache>,
 }
 
 impl St {
@@ -57,7 +61,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/recordings/{id}/{file}", get(recording_file))
         .route("/api/recordings", get(list))
         .route("/api/recordings/{id}", get(get_one).delete(delete_one))
-        .with_state(St { app })
+        .with_state(St {
+            app,
+            downloads: Arc::default(),
+        })
 }
 
 fn not_found() -> Response {
@@ -171,8 +178,10 @@ fn dvr_playlist_inner(
     let Some(text) = archive::render(&index, c, &opts) else {
         return with_common(&st, not_found());
     };
-    // Like the live playlist: about half a target duration.
-    let max_age = (target_s(&st.app) / 2).max(1);
+    // The live playlist's rule: about half a target duration while live, longer (capped: a
+    // reconnect continues the window) once the publish has ended.
+    let ended = index.closed_unix_ms.is_some();
+    let max_age = hls_edge::playlist_max_age_s(target_s(&st.app), ended);
     playlist_response(&st, text, format!("public, max-age={max_age}"))
 }
 
@@ -316,7 +325,11 @@ async fn recording_file(
         "index.m3u8" => Some(None),
         "cmaf.m3u8" => Some(Some(Container::Cmaf)),
         "ts.m3u8" => Some(Some(Container::Ts)),
-        "download.mp4" => return download(&st, &index),
+        "download.mp4" => {
+            let max = st.app.cfg.recording.download_max_samples;
+            let r = crate::recording_download::respond(&st.downloads, &index, max, &headers);
+            return with_common(&st, r.await);
+        }
         _ => None,
     };
     let Some(container) = container else {
@@ -342,47 +355,6 @@ async fn recording_file(
         format!("public, max-age={}", (target_s(&st.app) / 2).max(1))
     };
     playlist_response(&st, text, cache)
-}
-
-/// One fragmented MP4 with `moov` first: the first CMAF init segment (ftyp + moov with mvex)
-/// followed by every stored CMAF fragment in order, streamed file by file from disk (no
-/// transcoding, no rewriting). Needs the CMAF container (`hls.containers` includes `cmaf`).
-fn download(st: &St, index: &Arc<RwLock<Index>>) -> Response {
-    let i = index.read().unwrap_or_else(|e| e.into_inner());
-    let segs = i.segments(Container::Cmaf);
-    let Some(first_init) = segs.front().and_then(|e| e.init) else {
-        return with_common(st, not_found());
-    };
-    let Some(init_len) = i.init_len(first_init) else {
-        return with_common(st, not_found());
-    };
-    let mut files: Vec<PathBuf> = vec![i.dir.join(archive::init_file(first_init))];
-    let mut total = init_len;
-    for e in segs {
-        files.push(i.dir.join(archive::segment_file(Container::Cmaf, e.seq)));
-        total += e.len;
-    }
-    let name = format!("{}.mp4", i.meta.id);
-    drop(i);
-    let stream = futures_util::stream::unfold(files.into_iter(), |mut it| async move {
-        let p = it.next()?;
-        let r = tokio::task::spawn_blocking(move || std::fs::read(&p).map(Bytes::from))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        Some((r, it))
-    });
-    let mut r = Response::new(Body::from_stream(stream));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    with_common(st, r)
 }
 
 fn json_of(index: &Index) -> serde_json::Value {

@@ -97,6 +97,9 @@ pub(crate) struct Writer {
     rec_dir: PathBuf,
     dvr_dir: PathBuf,
     live: HashMap<(String, String), LiveLogs>,
+    /// DVR windows of streams whose publish life is over, kept (with `#EXT-X-ENDLIST`) until
+    /// `hls.dvr_keep_after_end_s` after the publish ended: (log, release time).
+    ended_dvr: HashMap<(String, String), (OpenLog, u64)>,
     dvr_bytes: u64,
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
@@ -119,6 +122,7 @@ impl Writer {
             rec_dir,
             dvr_dir,
             live: HashMap::new(),
+            ended_dvr: HashMap::new(),
             dvr_bytes: 0,
             client,
             runtime: tokio::runtime::Handle::current(),
@@ -153,6 +157,13 @@ impl Writer {
             Job::End { key, at_ms } => {
                 if let Some(l) = self.live.get_mut(&key) {
                     l.ended_at_ms = Some(at_ms);
+                    if let Some(d) = &l.dvr {
+                        // dvr.m3u8 ends (§4.4.3.4 ENDLIST) until a reconnect continues it.
+                        d.index
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .closed_unix_ms = Some(at_ms);
+                    }
                 }
             }
             Job::Fail { key, reason } => {
@@ -187,9 +198,19 @@ impl Writer {
                 for log in [l.rec.as_mut(), l.dvr.as_mut()].into_iter().flatten() {
                     log.writer.mark_discontinuity();
                 }
+                if let Some(d) = &l.dvr {
+                    d.index
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .closed_unix_ms = None;
+                }
                 return;
             }
             self.finish(&key, at_ms);
+        }
+        // A new publish life replaces the ended window the last one left.
+        if let Some((old, _)) = self.ended_dvr.remove(&key) {
+            self.release_dvr(&key, old);
         }
         let (app, stream) = (&key.0, &key.1);
         let id = format!("{app}-{stream}-{at_ms}");
@@ -226,7 +247,7 @@ impl Writer {
                 },
             )
             .flatten();
-        let dvr = (self.cfg.hls.dvr_window_s > 0)
+        let dvr = (self.cfg.hls.dvr_window_s_for(app) > 0)
             .then(|| match OpenLog::create(&self.dvr_dir.join(&id), meta) {
                 Ok(log) => {
                     self.shared
@@ -296,11 +317,11 @@ impl Writer {
         }
     }
 
-    /// The oldest segments leave the window while the rest still cover `hls.dvr_window_s` of
-    /// media (per container; media time, so a publisher faster than real time is windowed
-    /// the same).
+    /// The oldest segments leave the window while the rest still cover the app's DVR window
+    /// (`hls.dvr_window_s`, `hls.dvr_window_s_by_app`) of media (per container; media time, so
+    /// a publisher faster than real time is windowed the same).
     fn evict_dvr_window(&mut self, key: &(String, String)) {
-        let window_90k = self.cfg.hls.dvr_window_s * 90_000;
+        let window_90k = self.cfg.hls.dvr_window_s_for(&key.0) * 90_000;
         let Some(dvr) = self.live.get(key).and_then(|l| l.dvr.as_ref()) else {
             return;
         };
@@ -334,15 +355,22 @@ impl Writer {
     fn evict_dvr_cap(&mut self) {
         let cap = self.cfg.hls.dvr_max_bytes_total;
         while self.dvr_bytes > cap {
-            let victim = archive::retention::dvr_victim(self.live.iter().filter_map(|(k, l)| {
-                let d = l.dvr.as_ref()?;
-                let i = d.index.read().unwrap_or_else(|e| e.into_inner());
-                // The newest segment of a stream stays listed.
-                let n: usize = Container::ALL.iter().map(|c| i.segments(*c).len()).sum();
-                (n > 1).then(|| (k.clone(), i.oldest_wall_unix_ms()))
-            }));
-            let Some(k) = victim else { break };
-            let Some(d) = self.live.get(&k).and_then(|l| l.dvr.as_ref()) else {
+            let live = (self.live.iter()).filter_map(|(k, l)| Some((k, l.dvr.as_ref()?, false)));
+            let ended = (self.ended_dvr.iter()).map(|(k, (d, _))| (k, d, true));
+            let victim =
+                archive::retention::dvr_victim(live.chain(ended).filter_map(|(k, d, e)| {
+                    let i = d.index.read().unwrap_or_else(|e| e.into_inner());
+                    // The newest segment of a stream stays listed.
+                    let n: usize = Container::ALL.iter().map(|c| i.segments(*c).len()).sum();
+                    (n > 1).then(|| ((k.clone(), e), i.oldest_wall_unix_ms()))
+                }));
+            let Some((k, ended)) = victim else { break };
+            let d = if ended {
+                self.ended_dvr.get(&k).map(|(d, _)| d)
+            } else {
+                self.live.get(&k).and_then(|l| l.dvr.as_ref())
+            };
+            let Some(d) = d else {
                 break;
             };
             let mut index = d.index.write().unwrap_or_else(|e| e.into_inner());
@@ -369,15 +397,39 @@ impl Writer {
             self.notify_done(&index);
         }
         if let Some(dvr) = l.dvr.take() {
-            let index = dvr.index.read().unwrap_or_else(|e| e.into_inner());
-            self.dvr_bytes = self.dvr_bytes.saturating_sub(index.bytes());
-            let _ = std::fs::remove_dir_all(&index.dir);
-            drop(index);
-            let mut map = self.shared.dvr.write().unwrap_or_else(|e| e.into_inner());
-            if map.get(key).is_some_and(|i| Arc::ptr_eq(i, &dvr.index)) {
-                map.remove(key);
+            let ended_at = l.ended_at_ms.unwrap_or(now);
+            dvr.index
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .closed_unix_ms = Some(ended_at);
+            let release_at = ended_at.saturating_add(self.cfg.hls.dvr_keep_after_end_s * 1000);
+            if release_at > now {
+                self.ended_dvr.insert(key.clone(), (dvr, release_at));
+            } else {
+                self.release_dvr(key, dvr);
             }
         }
+    }
+
+    /// Frees an ended DVR window: its files, its bytes, its playlist.
+    fn release_dvr(&mut self, key: &(String, String), dvr: OpenLog) {
+        let index = dvr.index.read().unwrap_or_else(|e| e.into_inner());
+        let freed = index.bytes();
+        self.dvr_bytes = self.dvr_bytes.saturating_sub(freed);
+        if let Err(e) = std::fs::remove_dir_all(&index.dir) {
+            tracing::warn!(dir = %index.dir.display(), error = %e, "DVR directory not removed");
+        }
+        drop(index);
+        let mut map = self.shared.dvr.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(key).is_some_and(|i| Arc::ptr_eq(i, &dvr.index)) {
+            map.remove(key);
+        }
+        drop(map);
+        tracing::info!(app = %key.0, stream = %key.1, freed_bytes = freed, "DVR window released");
+        metrics::counter!("sluice_dvr_evicted_bytes_total", "reason" => "ended").increment(freed);
+        metrics::gauge!("sluice_dvr_stream_bytes", "app" => key.0.clone(), "stream" => key.1.clone())
+            .set(0.0);
+        metrics::gauge!("sluice_dvr_bytes_on_disk").set(self.dvr_bytes as f64);
     }
 
     fn housekeeping(&mut self, now: u64) {
@@ -388,6 +440,15 @@ impl Writer {
             .collect();
         for k in over {
             self.finish(&k, now);
+        }
+        let released: Vec<(String, String)> = (self.ended_dvr.iter())
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in released {
+            if let Some((d, _)) = self.ended_dvr.remove(&k) {
+                self.release_dvr(&k, d);
+            }
         }
         if now.saturating_sub(self.last_retention_ms) >= 10_000 {
             self.last_retention_ms = now;

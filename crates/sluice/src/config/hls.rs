@@ -1,5 +1,7 @@
 //! The `[hls]` section: segmenting, windows, LL-HLS, DVR and groups (RFC 8216bis playlists).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::duration_ms;
@@ -31,9 +33,18 @@ pub struct HlsConfig {
     pub dvr_dir: String,
     /// Bytes of DVR segments on disk across all streams; the oldest go first beyond it.
     pub dvr_max_bytes_total: u64,
+    /// Per-app DVR windows in seconds (`[hls.dvr_window_s_by_app]` `live = 7200`), overriding
+    /// `dvr_window_s` for that app (0: off for it).
+    pub dvr_window_s_by_app: BTreeMap<String, u64>,
+    /// How long the DVR window of a stream whose publish ended stays served (`dvr.m3u8` with
+    /// `#EXT-X-ENDLIST`), counted from the end of the publish; never less than the grace period.
+    pub dvr_keep_after_end_s: u64,
     /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
     /// multivariant playlist `NAME/index.m3u8`.
     pub variant_suffixes: Vec<String>,
+    /// Video tracks of one multitrack publish written as renditions (each costs a remuxer that
+    /// reads every tag of the publish); further track ids are ignored.
+    pub max_renditions_per_group: usize,
 }
 
 /// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
@@ -63,7 +74,25 @@ impl Default for HlsConfig {
             dvr_window_s: 0,
             dvr_dir: String::new(),
             dvr_max_bytes_total: 10 * 1024 * 1024 * 1024,
+            dvr_window_s_by_app: BTreeMap::new(),
+            dvr_keep_after_end_s: 600,
             variant_suffixes: edge.variant_suffixes,
+            max_renditions_per_group: crate::renditions::DEFAULT_MAX_TRACK_RENDITIONS,
         }
+    }
+}
+
+impl HlsConfig {
+    /// The DVR window of `app`'s streams in seconds (0: none).
+    pub fn dvr_window_s_for(&self, app: &str) -> u64 {
+        self.dvr_window_s_by_app
+            .get(app)
+            .copied()
+            .unwrap_or(self.dvr_window_s)
+    }
+
+    /// Whether any app has a DVR window.
+    pub fn dvr_on(&self) -> bool {
+        self.dvr_window_s > 0 || self.dvr_window_s_by_app.values().any(|w| *w > 0)
     }
 }

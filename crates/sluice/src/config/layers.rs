@@ -26,7 +26,9 @@ pub(super) fn merge(base: &mut toml::Value, over: toml::Value, prefix: &str) -> 
                     format!("{prefix}.{k}")
                 };
                 match b.get_mut(&k) {
-                    Some(slot) if slot.is_table() => merge(slot, v, &path)?,
+                    // A section merges key by key; a table-valued setting inside a section
+                    // (a map such as `hls.dvr_window_s_by_app`) is replaced as a whole.
+                    Some(slot) if slot.is_table() && prefix.is_empty() => merge(slot, v, &path)?,
                     Some(slot) => *slot = v,
                     None => {
                         bail!("unknown setting {path} in config file (see docs/configuration.md)")

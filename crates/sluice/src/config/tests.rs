@@ -156,3 +156,49 @@ fn unknown_and_invalid_settings_are_named() {
     let e = format!("{:#}", Config::load(&cli, env(&[])).unwrap_err());
     assert!(e.contains("target_duration_ms"), "{e}");
 }
+
+#[test]
+fn per_app_dvr_windows_from_file_and_flag() {
+    let dir = TempDir::new("cfg-dvr-app");
+    let file = dir.0.join("sluice.toml");
+    std::fs::write(
+        &file,
+        "[hls]\ndvr_window_s = 60\n[hls.dvr_window_s_by_app]\nlive = 7200\nnews = 0\n",
+    )
+    .unwrap();
+    let cli = Cli {
+        config: Some(file.clone()),
+        ..Cli::default()
+    };
+    let c = Config::load(&cli, env(&[])).unwrap();
+    assert_eq!(c.hls.dvr_window_s_for("live"), 7200);
+    assert_eq!(c.hls.dvr_window_s_for("news"), 0);
+    assert_eq!(c.hls.dvr_window_s_for("other"), 60);
+    assert!(c.hls.dvr_on());
+    // A flag replaces the whole table; hls.dvr_window_s stays as it is.
+    let cli = Cli {
+        config: Some(file),
+        set: vec![
+            "hls.dvr_window_s_by_app={events = 300}".into(),
+            "hls.dvr_window_s=0".into(),
+        ],
+        ..Cli::default()
+    };
+    let c = Config::load(&cli, env(&[])).unwrap();
+    assert_eq!(c.hls.dvr_window_s_for("events"), 300);
+    assert_eq!(c.hls.dvr_window_s_for("live"), 0);
+    assert!(c.hls.dvr_on());
+    let cli = Cli {
+        set: vec!["hls.dvr_window_s_by_app={live = 999999}".into()],
+        ..Cli::default()
+    };
+    let e = Config::load(&cli, env(&[])).unwrap_err().to_string();
+    assert!(e.contains("hls.dvr_window_s_by_app.live"), "{e}");
+    // Sections still refuse unknown keys.
+    let cli = Cli {
+        set: vec!["hls.dvr_window_by_app=1".into()],
+        ..Cli::default()
+    };
+    assert!(Config::load(&cli, env(&[])).is_err());
+    assert!(!Config::default().hls.dvr_on());
+}

@@ -126,6 +126,11 @@ impl Config {
             "hls.dvr_window_s",
             "must be between 0 (off) and 604800 (a week)",
         )?;
+        for (app, w) in &h.dvr_window_s_by_app {
+            if *w > 7 * 24 * 3600 {
+                bail!("invalid value for hls.dvr_window_s_by_app.{app}: must be between 0 (off) and 604800 (a week)");
+            }
+        }
         check(
             h.dvr_max_bytes_total >= 1024 * 1024,
             "hls.dvr_max_bytes_total",
@@ -144,6 +149,11 @@ impl Config {
                 }),
             "hls.variant_suffixes",
             "at most 16 suffixes of [A-Za-z0-9._~-], none of the reserved form ~vN",
+        )?;
+        check(
+            (1..=32).contains(&h.max_renditions_per_group),
+            "hls.max_renditions_per_group",
+            "must be between 1 and 32",
         )?;
         let h = &self.http;
         check(
