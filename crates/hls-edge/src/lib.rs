@@ -43,7 +43,9 @@ pub mod config;
 pub mod error;
 mod eviction;
 pub mod group;
+mod growing;
 pub mod http;
+pub mod iframes;
 mod ll;
 pub mod media;
 mod playlist;
@@ -56,6 +58,7 @@ pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
 pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
+pub use iframes::{iframe_playlist_name, ByteRange};
 pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,
     VideoCodec, VideoInfo,
@@ -64,4 +67,4 @@ pub use rendition::Continuation;
 pub use rendition::RenditionSummary;
 pub use routes::{playlist_max_age_s, router, Edge};
 pub use store::{Store, StreamHandle};
-pub use stream::{NewPart, NewSegment, SegmentStart, StreamState, StreamSummary};
+pub use stream::{NewPart, NewSegment, PartDone, SegmentStart, StreamState, StreamSummary};

@@ -220,6 +220,7 @@ impl Store {
                 for p in closed {
                     self.store_pushed(&entry, &core, p);
                 }
+                self.release_abandoned(&entry, &mut core);
                 if let Some(r) = &resume {
                     core.resume_at(r, now.instant);
                 }
@@ -320,6 +321,7 @@ impl Store {
             for p in core.end_now(now.instant, now.wall, &self.inner.config) {
                 self.store_pushed(&e, &core, p);
             }
+            self.release_abandoned(&e, &mut core);
             drop(core);
             self.refresh_group(&e);
         }
@@ -464,6 +466,14 @@ impl Store {
         self.add_bytes(e, core, c, pushed.added_bytes);
     }
 
+    /// Releases the bytes of growing parts the core gave up.
+    fn release_abandoned(&self, e: &Arc<StreamEntry>, core: &mut StreamCore) {
+        if !core.abandoned.is_empty() {
+            let d = std::mem::take(&mut core.abandoned);
+            self.release(e, core, &d);
+        }
+    }
+
     fn add_bytes(&self, e: &StreamEntry, core: &StreamCore, c: Container, added: u64) {
         let total = self.inner.bytes[c].fetch_add(added, Ordering::Relaxed) + added;
         self.inner.gauges[c].set(total as f64);
@@ -603,6 +613,19 @@ impl Store {
         core.renditions[c].rendered().cloned()
     }
 
+    /// The I-frame playlist of a stream's `container` (`None`: the primary one's).
+    pub(crate) fn iframe_playlist(
+        &self,
+        app: &str,
+        stream: &str,
+        container: Option<Container>,
+    ) -> Option<Arc<RenderedPlaylist>> {
+        let e = self.entry(app, stream)?;
+        let core = lock(&e.core);
+        let c = container.or_else(|| core.primary())?;
+        core.renditions[c].rendered_iframes().cloned()
+    }
+
     pub(crate) fn segment(
         &self,
         app: &str,
@@ -735,9 +758,9 @@ impl StreamHandle {
             return Err(EdgeError::NotPublishing);
         }
         core.set_reports(reports);
-        let added = core.push_part(start, part, now.wall);
+        let (added, dropped) = core.push_part(start, part, now.wall);
         store.add_bytes(&self.entry, &core, start.container, added);
-        store.release(&self.entry, &core, &[]);
+        store.release(&self.entry, &core, dropped.as_slice());
         Ok(())
     }
 
@@ -753,6 +776,7 @@ impl StreamHandle {
         for p in core.end(self.epoch, now.instant, now.wall, &self.store.inner.config) {
             self.store.store_pushed(&self.entry, &core, p);
         }
+        self.store.release_abandoned(&self.entry, &mut core);
     }
 }
 
@@ -763,6 +787,10 @@ impl Drop for StreamHandle {
         }
     }
 }
+
+#[path = "store_chunks.rs"]
+mod chunks;
+pub(crate) use chunks::FoundPart;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

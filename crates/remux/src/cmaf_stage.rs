@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::access_unit::{AuEvent, DecoderConfig};
 use crate::cmaf::CmafEvent;
 use crate::{
-    meta, AudioInfo, CodecInfo, Container, FlvTag, InitSegment, Media, Part, RemuxError,
+    meta, AudioInfo, Chunk, CodecInfo, Container, FlvTag, InitSegment, Media, Part, RemuxError,
     RemuxOutput, RemuxWarning, Remuxer, Segment, TagKind, VideoInfo,
 };
 
@@ -56,9 +56,13 @@ impl Remuxer {
                         w.set_config(c.config);
                     }
                 }
-                AuEvent::Unit(au) => {
+                AuEvent::Unit(mut au) => {
                     if au.track_id != self.selected(au.media) || self.cmaf.is_none() {
                         continue;
+                    }
+                    if au.media == Media::Audio {
+                        // Where an audio-only rendition may cut (`selection`).
+                        au.keyframe = self.audio_cut_point(crate::selection::Path::Cmaf, ts);
                     }
                     if self.cmaf_started {
                         if let Some(w) = self.cmaf.as_mut() {
@@ -210,6 +214,18 @@ impl Remuxer {
                     bytes,
                     codec: codec.clone(),
                 }),
+                CmafEvent::Chunk {
+                    segment_sequence,
+                    part_index,
+                    bytes,
+                    independent,
+                } => RemuxOutput::Chunk(Chunk {
+                    container: Container::Cmaf,
+                    segment_sequence,
+                    part_index,
+                    bytes,
+                    independent,
+                }),
                 CmafEvent::Part {
                     segment_sequence,
                     index,
@@ -240,6 +256,9 @@ impl Remuxer {
                     init_version,
                     first_arrival_ms,
                 } => RemuxOutput::Segment(Segment {
+                    keyframe_range: (independent && codec.video.is_some())
+                        .then(|| crate::keyframe_range::first_fragment(&chunks))
+                        .flatten(),
                     container: Container::Cmaf,
                     sequence,
                     len: chunks.iter().map(Bytes::len).sum(),
