@@ -5,6 +5,11 @@
 //! rendition decoding cleanly, segments of the same number starting at the same media time
 //! within one frame, and the group in the API.
 //!
+//! In headless Chromium, hls.js plays each group (the suffix group's `index.m3u8`, the multitrack
+//! group's `cmaf.m3u8`), reaches the top rendition, is throttled below it through the DevTools
+//! protocol and must switch down without a stall, then back up once the throttle is lifted
+//! (`tests/browser/abr.mjs`, which defines the phases and what counts as a stall).
+//!
 //! The ladder is scaled down from 1080p/720p/360p at 6/3/0.8 Mbit/s to 640x360 1.5 Mbit/s,
 //! 480x270 0.8 Mbit/s and 320x180 0.3 Mbit/s so three x264 encoders fit two loaded cores.
 
@@ -185,7 +190,8 @@ fn suffix_group_ladder_is_one_multivariant_playlist() {
         return;
     }
     let s = Sluice::start(&["--set", "hls.variant_suffixes=_hi,_mid,_lo"]);
-    let _pub = publish_ladder(&s, "cam", 40);
+    // Long enough for every phase of the browser run; the publisher is killed when done.
+    let _pub = publish_ladder(&s, "cam", 400);
     for (suffix, ..) in LADDER {
         s.wait_for_segments(
             &format!("/live/cam{suffix}/index.m3u8"),
@@ -294,6 +300,7 @@ fn suffix_group_ladder_is_one_multivariant_playlist() {
         );
         assert!(card["currentTime"].as_f64().unwrap() > 1.0, "{report}");
     }
+    abr_in_browser(&s, "/live/cam/index.m3u8");
 }
 
 /// FFmpeg 9 publishes the same ladder as one Enhanced RTMP multitrack publish (three video
@@ -312,7 +319,7 @@ fn multitrack_ladder_is_one_multivariant_playlist() {
     c.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "40"])
+        .args(["-t", "400"])
         .args([
             "-filter_complex",
             "[0:v]split=3[v0][v1][v2];[v1]scale=480:270[v1s];[v2]scale=320:180[v2s]",
@@ -394,6 +401,154 @@ fn multitrack_ladder_is_one_multivariant_playlist() {
         .map(|r| r["segments_misaligned"].as_u64().unwrap())
         .sum();
     assert_eq!(misaligned, 0, "{g}");
+    check_ll_renditions(&s, "live", &names);
+    abr_in_browser(&s, "/live/mt/cmaf.m3u8");
+}
+
+/// Part durations of segment `msn` as a media playlist lists them (`EXT-X-PART` lines whose URI
+/// is `part-MSN.P.m4s`).
+fn part_durations(playlist: &str, msn: u64) -> Vec<f64> {
+    let prefix = format!("URI=\"part-{msn}.");
+    playlist
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:") && l.contains(&prefix))
+        .filter_map(|l| {
+            let d = l.split("DURATION=").nth(1)?.split(',').next()?;
+            d.parse().ok()
+        })
+        .collect()
+}
+
+/// LL-HLS on every rendition of a multitrack group, as for a single publish (RFC 8216bis
+/// §4.4.4.9 `EXT-X-PART`, §4.4.5.3 `EXT-X-PRELOAD-HINT`, §4.4.5.4 `EXT-X-RENDITION-REPORT`,
+/// §6.2.5.2 blocking reload): parts listed, the next part hinted, every sibling reported, a
+/// blocking request for the hinted part answered with a playlist listing it, and the parts of one
+/// finished segment the same in every rendition (durations within one frame).
+fn check_ll_renditions(s: &Sluice, dir: &str, names: &[String]) {
+    let mut per_rendition = Vec::new();
+    for n in names {
+        let path = format!("/{dir}/{n}/cmaf.m3u8");
+        let pl = s.get(&path).text();
+        assert!(pl.contains("#EXT-X-PART:"), "{path} lists no parts:\n{pl}");
+        for sibling in names.iter().filter(|x| *x != n) {
+            let report = format!("#EXT-X-RENDITION-REPORT:URI=\"../{sibling}/cmaf.m3u8\"");
+            assert!(
+                pl.contains(&report),
+                "{path} does not report {sibling}:\n{pl}"
+            );
+        }
+        let hint = pl
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-"))
+            .unwrap_or_else(|| panic!("{path} has no part preload hint:\n{pl}"));
+        let (msn, part) = hint.trim_end_matches(".m4s\"").split_once('.').unwrap();
+        let blocking = format!("{path}?_HLS_msn={msn}&_HLS_part={part}");
+        let r = s.get(&blocking);
+        assert_eq!(r.status, 200, "{blocking}: {}", r.text());
+        let uri = format!("URI=\"part-{msn}.{part}.m4s\"");
+        assert!(
+            r.text()
+                .lines()
+                .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&uri)),
+            "{blocking} answered without the part it waited for:\n{}",
+            r.text()
+        );
+        per_rendition.push(r.text());
+    }
+    // The newest segment every rendition finished and still lists with its parts.
+    let finished = |pl: &String| -> Vec<u64> {
+        segment_uris(pl)
+            .iter()
+            .filter_map(|u| u.strip_prefix("seg-")?.strip_suffix(".m4s")?.parse().ok())
+            .filter(|m| !part_durations(pl, *m).is_empty())
+            .collect()
+    };
+    let msn = finished(&per_rendition[0])
+        .into_iter()
+        .filter(|m| per_rendition.iter().all(|pl| finished(pl).contains(m)))
+        .max()
+        .unwrap_or_else(|| panic!("no finished segment with parts in all: {per_rendition:?}"));
+    let parts: Vec<Vec<f64>> = per_rendition
+        .iter()
+        .map(|pl| part_durations(pl, msn))
+        .collect();
+    for (n, p) in names.iter().zip(&parts) {
+        assert_eq!(p.len(), parts[0].len(), "seg {msn} parts in {n}: {parts:?}");
+        for (a, b) in p.iter().zip(&parts[0]) {
+            assert!(
+                (a - b).abs() <= 1.0 / 30.0 + 1e-3,
+                "seg {msn} parts: {parts:?}"
+            );
+        }
+    }
+}
+
+/// How long each phase of `abr.mjs` may take (start, switch down, switch up); generous, since
+/// every phase ends on an event and the machine may be loaded.
+const ABR_PHASE_DEADLINE_S: u32 = 90;
+
+/// hls.js in headless Chromium plays the multivariant playlist at `path`, reaches the top
+/// rendition, is throttled below it and must switch down without a stall, then back up.
+fn abr_in_browser(s: &Sluice, path: &str) {
+    if !require("chromium") {
+        return;
+    }
+    let Some(nm) = node_modules() else {
+        return;
+    };
+    let out = Command::new("node")
+        .arg(nm.parent().unwrap().join("abr.mjs"))
+        .arg(s.http(path))
+        .arg(ABR_PHASE_DEADLINE_S.to_string())
+        .output()
+        .expect("run node abr.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "abr.mjs failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("bad abr.mjs report ({e}): {stdout}"));
+    let log = || s.log_text();
+    let r = &v["report"];
+    let levels = r["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 3, "{v}");
+    assert!(
+        r["fatal"].as_array().unwrap().is_empty(),
+        "fatal hls.js error: {v}"
+    );
+    let reached: Vec<&str> = v["reached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert!(
+        reached.len() == 3 && reached[..2] == ["top", "down"],
+        "phases reached {reached:?} (want top, down, up): {v}\nlog:\n{}",
+        log()
+    );
+    // The throttle was below what the top rendition needs.
+    let top_bps = levels[2]["bitrate"].as_f64().unwrap();
+    assert!(v["throttleBps"].as_f64().unwrap() < top_bps, "{v}");
+    // Switched down while throttled, then up once lifted.
+    let switches = r["switches"].as_array().unwrap();
+    let in_phase = |p: &'static str| switches.iter().filter(move |w| w["phase"] == p);
+    assert!(
+        in_phase("throttled").any(|w| w["level"].as_u64().unwrap() < 2),
+        "no switch down: {v}"
+    );
+    assert!(in_phase("lifted").next().is_some(), "no switch up: {v}");
+    // No stall from the moment the top rendition played: not while throttled, switching down,
+    // or switching back up.
+    let stalls: Vec<_> = r["stalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["phase"] != "start")
+        .collect();
+    assert!(stalls.is_empty(), "stalled: {stalls:?}: {v}");
 }
 
 /// A publish name of the reserved multitrack-rendition form is refused.

@@ -74,6 +74,9 @@ pub fn run(root: &Path, full: bool) -> Result<()> {
     if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("llhls") {
         return crate::bench_llhls::run_alone(root, full);
     }
+    if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("abr") {
+        return crate::bench_abr::run_alone(root, full);
+    }
     if std::env::var("XTASK_BENCH_ONLY").as_deref() == Ok("fleet") {
         return crate::bench_fleet::run_alone(root, full);
     }

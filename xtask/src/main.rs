@@ -4,6 +4,7 @@
 //! `.ci/run` calls it. Other verbs: `deps`, `fuzz`, `bench`, `soak`, `docker-check`, `capture-vectors`.
 
 mod bench;
+mod bench_abr;
 mod bench_chart;
 mod bench_dvr;
 mod bench_fanout;

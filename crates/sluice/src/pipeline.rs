@@ -323,6 +323,7 @@ impl IngestHandler for App {
             stream,
             params,
             remux_config(&self.cfg, Some(target_duration_s)),
+            self.cfg.hls.max_renditions_per_group,
         );
         metrics::counter!("sluice_publish_total").increment(1);
         metrics::gauge!("sluice_streams_live").increment(1.0);

@@ -11,7 +11,10 @@
 //! the stream statistics but no longer lists segments under `APP/NAME`. A track's remuxer starts
 //! at that track's first tag, after a replay of the header tags seen so far (metadata and
 //! sequence headers, bounded by count and bytes), so it never misses the audio configuration.
-//! Segments carry no LL-HLS parts one by one (each segment is handed over whole).
+//! CMAF parts go to the edge one by one as each track's remuxer makes them, as for a single
+//! publish, so every `NAME~vK/cmaf.m3u8` is LL-HLS (parts, preload hint, blocking reload) and
+//! reports its siblings (`EXT-X-RENDITION-REPORT`, RFC 8216bis §4.4.5.4); TS segments are handed
+//! over whole.
 
 use std::sync::Arc;
 
@@ -22,9 +25,10 @@ use rtmp_ingest::flv_tag::{self, Media, PacketKind};
 const MAX_HEADER_TAGS: usize = 32;
 /// ...and this many bytes (sequence headers are a few hundred bytes; metadata a few KiB).
 const MAX_HEADER_BYTES: usize = 256 * 1024;
-/// Video tracks of one publish written as renditions; further track ids are ignored (each costs
-/// a remuxer that reads every tag of the publish, so a publisher cannot multiply the work).
-const MAX_TRACK_RENDITIONS: usize = 8;
+/// Default of `hls.max_renditions_per_group`: video tracks of one publish written as renditions;
+/// further track ids are ignored (each costs a remuxer that reads every tag of the publish, so a
+/// publisher cannot multiply the work beyond the setting).
+pub(crate) const DEFAULT_MAX_TRACK_RENDITIONS: usize = 8;
 
 pub(crate) fn edge_container(c: remux::Container) -> hls_edge::Container {
     match c {
@@ -77,6 +81,8 @@ struct TrackRendition {
     remuxer: remux::Remuxer,
     handle: Option<hls_edge::StreamHandle>,
     cmaf_init: Option<bytes::Bytes>,
+    /// Bytes of the open CMAF segment's parts the edge took (LL-HLS).
+    cmaf_part_bytes: usize,
     declared: hls_edge::PerContainer<Option<Arc<remux::CodecInfo>>>,
 }
 
@@ -84,32 +90,80 @@ impl TrackRendition {
     fn drain(&mut self) {
         while let Some(out) = self.remuxer.poll_output() {
             match out {
-                remux::RemuxOutput::Init(i) => self.cmaf_init = Some(i.bytes),
+                remux::RemuxOutput::Init(i) => {
+                    // Declared before the first part, so parts get the right content type.
+                    self.declare(remux::Container::Cmaf, &i.codec);
+                    self.cmaf_init = Some(i.bytes);
+                }
+                remux::RemuxOutput::Part(p) if p.container == remux::Container::Cmaf => {
+                    self.push_cmaf_part(p)
+                }
                 remux::RemuxOutput::Segment(seg) => self.publish(seg),
+                // TS parts are the chunks of their segment, handed over with it.
                 remux::RemuxOutput::Part(_) | remux::RemuxOutput::Warning(_) => {}
             }
         }
     }
 
+    /// Declares what the rendition carries per container when the remuxer's description changed.
+    fn declare(&mut self, container: remux::Container, codec: &Arc<remux::CodecInfo>) {
+        let Some(h) = &self.handle else { return };
+        let container = edge_container(container);
+        if self.declared[container]
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, codec))
+        {
+            return;
+        }
+        self.declared[container] = Some(codec.clone());
+        let info = |c: &Option<Arc<remux::CodecInfo>>, on: bool| {
+            on.then(|| c.as_ref().or(Some(codec)).map(|c| edge_info(c)))
+                .flatten()
+        };
+        h.set_media(hls_edge::PerContainer {
+            ts: info(&self.declared.ts, self.remuxer.ts_active()),
+            cmaf: info(&self.declared.cmaf, self.remuxer.cmaf_active()),
+        });
+    }
+
+    /// LL-HLS, as for a single publish: a CMAF part goes to the edge the moment this track's
+    /// remuxer made it. Every track's cut follows the same encoder-aligned keyframes and the
+    /// same part target, so parts of one number cover the same media time in every rendition.
+    fn push_cmaf_part(&mut self, p: remux::Part) {
+        let Some(h) = &self.handle else { return };
+        let bytes = if p.chunks.len() == 1 {
+            p.chunks.into_iter().next().unwrap_or_default()
+        } else {
+            bytes::Bytes::from(p.chunks.concat())
+        };
+        let len = bytes.len();
+        let start = hls_edge::SegmentStart {
+            container: hls_edge::Container::Cmaf,
+            init: self.cmaf_init.clone(),
+            discontinuity: p.discontinuity,
+            arrival_unix_ms: p.segment_first_arrival_ms,
+        };
+        let part = hls_edge::NewPart {
+            bytes,
+            duration_90k: p.duration_90k,
+            independent: p.independent,
+            segment_target_reached: p.segment_target_reached,
+        };
+        match h.push_part(&start, part) {
+            Ok(()) => self.cmaf_part_bytes += len,
+            Err(e) => tracing::debug!(track = self.track_id, error = %e, "part not listed"),
+        }
+    }
+
     fn publish(&mut self, seg: remux::Segment) {
+        self.declare(seg.container, &seg.codec);
         let Some(h) = &self.handle else { return };
         let container = edge_container(seg.container);
-        if !self.declared[container]
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &seg.codec))
-        {
-            self.declared[container] = Some(seg.codec.clone());
-            let info = |c: &Option<Arc<remux::CodecInfo>>, on: bool| {
-                on.then(|| c.as_ref().or(Some(&seg.codec)).map(|c| edge_info(c)))
-                    .flatten()
-            };
-            h.set_media(hls_edge::PerContainer {
-                ts: info(&self.declared.ts, self.remuxer.ts_active()),
-                cmaf: info(&self.declared.cmaf, self.remuxer.cmaf_active()),
-            });
-        }
-        let n = seg.parts.len();
-        let parts = (seg.parts.into_iter().enumerate())
+        // CMAF parts already pushed one by one are the segment: the push closes it.
+        let parts_pushed =
+            container == hls_edge::Container::Cmaf && std::mem::take(&mut self.cmaf_part_bytes) > 0;
+        let n = if parts_pushed { 0 } else { seg.parts.len() };
+        let parts = (seg.parts.into_iter().take(n).enumerate())
             .map(|(i, bytes)| hls_edge::NewPart {
                 bytes,
                 duration_90k: if i + 1 == n { seg.duration_90k } else { 0 },
@@ -142,6 +196,8 @@ pub(crate) struct Multitrack {
     stream: String,
     params: hls_edge::PublishParams,
     remux_config: remux::RemuxConfig,
+    /// `hls.max_renditions_per_group`.
+    max_renditions: usize,
     /// Metadata and sequence-header tags, replayed to a track's remuxer when it starts.
     headers: Vec<FlvTag>,
     headers_bytes: usize,
@@ -156,8 +212,10 @@ impl Multitrack {
         stream: &str,
         params: hls_edge::PublishParams,
         remux_config: remux::RemuxConfig,
+        max_renditions: usize,
     ) -> Self {
         Self {
+            max_renditions,
             store: store.clone(),
             app: app.to_string(),
             stream: stream.to_string(),
@@ -182,10 +240,15 @@ impl Multitrack {
             self.video_tracks.extend(&new_tracks);
             let all = self.video_tracks.clone();
             for id in all {
-                if !self.tracks.iter().any(|t| t.track_id == id)
-                    && self.tracks.len() < MAX_TRACK_RENDITIONS
-                {
+                if self.tracks.iter().any(|t| t.track_id == id) {
+                    continue;
+                }
+                if self.tracks.len() < self.max_renditions {
                     self.start_track(id, arrival_ms);
+                } else if new_tracks.contains(&id) {
+                    tracing::warn!(app = %self.app, stream = %self.stream, track = id,
+                        max = self.max_renditions,
+                        "multitrack publish: video track ignored (hls.max_renditions_per_group)");
                 }
             }
         } else {
@@ -253,6 +316,7 @@ impl Multitrack {
             remuxer,
             handle,
             cmaf_init: None,
+            cmaf_part_bytes: 0,
             declared: hls_edge::PerContainer::default(),
         };
         t.drain();
@@ -270,3 +334,7 @@ impl Multitrack {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "renditions_tests.rs"]
+mod tests;

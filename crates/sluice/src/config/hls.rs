@@ -42,6 +42,9 @@ pub struct HlsConfig {
     /// Stream name suffixes forming groups: `NAME_hi`, `NAME_lo`... are the renditions of the
     /// multivariant playlist `NAME/index.m3u8`.
     pub variant_suffixes: Vec<String>,
+    /// Video tracks of one multitrack publish written as renditions (each costs a remuxer that
+    /// reads every tag of the publish); further track ids are ignored.
+    pub max_renditions_per_group: usize,
 }
 
 /// Defaults from `remux::RemuxConfig::default()` and `hls_edge::EdgeConfig::default()`.
@@ -74,6 +77,7 @@ impl Default for HlsConfig {
             dvr_window_s_by_app: BTreeMap::new(),
             dvr_keep_after_end_s: 600,
             variant_suffixes: edge.variant_suffixes,
+            max_renditions_per_group: crate::renditions::DEFAULT_MAX_TRACK_RENDITIONS,
         }
     }
 }

@@ -150,6 +150,11 @@ impl Config {
             "hls.variant_suffixes",
             "at most 16 suffixes of [A-Za-z0-9._~-], none of the reserved form ~vN",
         )?;
+        check(
+            (1..=32).contains(&h.max_renditions_per_group),
+            "hls.max_renditions_per_group",
+            "must be between 1 and 32",
+        )?;
         let h = &self.http;
         check(
             h.request_timeout_ms >= 100,
