@@ -42,14 +42,17 @@ fn ensure_ladder(root: &Path) -> Result<PathBuf> {
     let mut c = Command::new(ff9);
     c.args(["-hide_banner", "-loglevel", "error", "-y"])
         // Noise keeps testsrc2 near its bitrate targets.
+        // 30 s of each input (an input option: it bounds every output).
         .args([
+            "-t",
+            "30",
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=640x360:rate=30,noise=alls=12:allf=t",
         ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "30", "-filter_complex"])
+        .args(["-t", "30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .arg("-filter_complex")
         .arg("[0:v]split=6[a0][a1][a2][b0][b1][b2];[a1]scale=480:270[a1s];[a2]scale=320:180[a2s];[b1]scale=480:270[b1s];[b2]scale=320:180[b2s]");
     let video = |c: &mut Command| {
         c.args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"])
