@@ -89,8 +89,13 @@ sub vcl_backend_response {
     }
     if (bereq.url ~ "\.(ts|m4s|mp4|m4a|m4v|aac)(\?|$)") {
         # Segments, LL-HLS parts and init segments: immutable names. A preload-hinted part is
-        # requested before it exists; the origin holds the request and sends the part's bytes as
-        # they are produced, so stream them to every waiting viewer at once.
+        # requested before it exists; the origin holds the request until the part's first CMAF
+        # chunk, then answers 200 without Content-Length (chunked) and sends each chunk as it is
+        # written, so stream them to every coalesced viewer at once (do_stream). Caching it is
+        # safe: the origin ends such a body normally only when the part is complete (it is then
+        # byte for byte the part served later with Content-Length); a part given up mid-way is
+        # cut before the chunked terminator, which fails this fetch, so Varnish drops the
+        # object instead of keeping a short part.
         set beresp.do_stream = true;
         if (beresp.status == 200 || beresp.status == 206) {
             # Keep the origin's long max-age (at least a minute).

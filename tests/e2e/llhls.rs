@@ -425,6 +425,20 @@ fn llhls_thousand_viewers_waiting_on_the_next_part_cause_one_origin_request() {
         1.0,
         "{VIEWERS} viewers waiting on {path} through Varnish must cause one origin request"
     );
+    // The hinted part through Varnish (streamed as it grows, do_stream): the same bytes as the
+    // origin's complete part, and cached once complete.
+    let hinted = parse_ll(&s.get(CMAF).text())
+        .preload_hint
+        .expect("preload hint");
+    let part_path = format!("/live/ll/{}", file_name(&hinted));
+    let via = http_get(&base, &part_path).expect("hinted part via Varnish");
+    assert_eq!(via.status, 200, "{part_path}");
+    let direct = s.get(&part_path);
+    assert_eq!(direct.status, 200);
+    assert!(!via.body.is_empty());
+    assert_eq!(via.body, direct.body, "{part_path} through Varnish");
+    let again = http_get(&base, &part_path).expect("cached part");
+    assert_eq!(again.body, direct.body);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `cargo xtask bench`, LL-HLS phase (RFC 8216bis §6.2.5.2 blocking playlist reload, §4.4.5.3
 //! preload hints, Appendix C player behaviour), two parts:
-//! 1. Live latency in hls.js: one paced publisher per server; `tests/browser/llhls.mjs` plays, one
-//!    after the other in headless Chromium, Sluice's LL-HLS `cmaf.m3u8`
+//! 1. Live latency in hls.js: one paced publisher per server of a 360p source encoded with
+//!    `-tune zerolatency` (no B-frames, 2 s GOP), so decoding is not what the machine waits on;
+//!    `tests/browser/llhls.mjs` plays, side by side in one headless Chromium page, Sluice's
+//!    LL-HLS `cmaf.m3u8`
 //!    (`lowLatencyMode: true`, once with hls.js's other defaults and once allowed to catch up at
 //!    1.5x), Sluice's standard `index.m3u8` and nginx-rtmp's `index.m3u8`, and
 //!    samples `hls.latency` every 500 ms, plus (Sluice only: nginx-rtmp writes no
@@ -55,7 +57,7 @@ pub(crate) fn llhls(
     with_sluice: bool,
     out: &mut Collected,
 ) -> Result<()> {
-    if let Err(e) = latency(root, media, o, with_sluice, out) {
+    if let Err(e) = latency(root, o, with_sluice, out) {
         out.notes
             .push(format!("LL-HLS player latency: not measured: {e:#}"));
     }
@@ -124,6 +126,32 @@ fn browser_dir(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The latency source, generated once: 640x360 at 30 fps, H.264 `-tune zerolatency` (no
+/// B-frames, no lookahead), fixed 2 s GOP, 800 kbit/s, AAC 128 kbit/s, 30 s (looped).
+fn ensure_ll_source(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("ll-source-360p.flv");
+    if out.exists() {
+        return Ok(out);
+    }
+    let tmp = dir.join("ll-source-360p.flv.tmp");
+    crate::run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "30", "-c:v", "libx264", "-preset", "veryfast"])
+            .args(["-tune", "zerolatency", "-b:v", "800k", "-maxrate", "800k"])
+            .args(["-bufsize", "1600k", "-g", "60", "-keyint_min", "60"])
+            .args(["-sc_threshold", "0", "-pix_fmt", "yuv420p"])
+            .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-f", "flv"])
+            .arg(&tmp),
+    )?;
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
 fn f64s(v: &serde_json::Value) -> Vec<f64> {
     let mut x: Vec<f64> = v
         .as_array()
@@ -134,15 +162,11 @@ fn f64s(v: &serde_json::Value) -> Vec<f64> {
 }
 
 /// Part 1: hls.js latency, three players side by side in one page.
-fn latency(
-    root: &Path,
-    media: &Arc<Media>,
-    o: &LlOpts,
-    with_sluice: bool,
-    out: &mut Collected,
-) -> Result<()> {
+fn latency(root: &Path, o: &LlOpts, with_sluice: bool, out: &mut Collected) -> Result<()> {
     let dir = browser_dir(root)?;
     eprintln!("bench: LL-HLS latency in hls.js, {} s", o.play_secs);
+    // The latency source: 360p, zerolatency (the shared 720p source keeps B-frames).
+    let media = &Arc::new(crate::flv::load(&ensure_ll_source(root)?)?);
     let servers = start_servers(root, "llhls", with_sluice)?;
     let pubs: Vec<Publisher> = servers
         .iter()
@@ -186,29 +210,34 @@ fn latency(
         }
         players.push((s.kind, "std", format!("http://{}{index}", s.http)));
     }
-    // One player at a time: Chromium decodes in software, and several 720p players in one page
-    // on a shared 2-core machine fall behind the live edge for lack of CPU, not of media.
-    let mut reports = Vec::new();
-    for (_, mode, url) in &players {
-        eprintln!("bench: hls.js {mode} {url}, {} s", o.play_secs);
-        let res = Command::new("node")
-            .arg(dir.join("llhls.mjs"))
-            .arg(o.play_secs.to_string())
-            .arg(format!("{mode}:{url}"))
-            .output()
-            .context("node llhls.mjs")?;
-        let stdout = String::from_utf8_lossy(&res.stdout);
-        if !res.status.success() {
-            bail!(
-                "llhls.mjs: {}{}",
-                String::from_utf8_lossy(&res.stderr),
-                stdout
-            );
-        }
-        let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-            .context("llhls.mjs report")?;
-        reports.push(report);
+    // All players in one page, so they see the same moment of the same run: at 360p without
+    // B-frames four software decoders keep up on a loaded 2-core machine.
+    eprintln!(
+        "bench: hls.js {} players side by side, {} s",
+        players.len(),
+        o.play_secs
+    );
+    let res = Command::new("node")
+        .arg(dir.join("llhls.mjs"))
+        .arg(o.play_secs.to_string())
+        .args(players.iter().map(|(_, mode, url)| format!("{mode}:{url}")))
+        .output()
+        .context("node llhls.mjs")?;
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    if !res.status.success() {
+        bail!(
+            "llhls.mjs: {}{}",
+            String::from_utf8_lossy(&res.stderr),
+            stdout
+        );
     }
+    let page: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).context("llhls.mjs report")?;
+    let reports: Vec<serde_json::Value> = (0..players.len())
+        .map(|i| {
+            serde_json::json!({ "hlsjs": page["hlsjs"].clone(), "players": [page["players"][i].clone()] })
+        })
+        .collect();
     drop(pubs);
     drop(servers);
     let mut medians = Vec::new();
@@ -472,7 +501,7 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
         full,
         started,
         &format!(
-            "Sluice with its defaults (LL-HLS on, 2 s target duration); Chromium, the viewers, the publishers and both servers share these cores. Players: hls.js in headless Chromium, one after the other ({} s each) while both servers receive a real-time publisher of the bench source (720p, 3 Mbit/s, 2 s GOP); latency figures are medians of 500 ms samples taken once playback started.",
+            "Sluice with its defaults (LL-HLS on, 2 s target duration); Chromium, the viewers, the publishers and both servers share these cores. Players: hls.js in headless Chromium, side by side in one page for {} s while both servers receive a real-time publisher of a 360p source (x264 `-tune zerolatency`, 800 kbit/s, 2 s GOP); latency figures are medians of 500 ms samples taken once playback started. Blocking reloads: the 720p bench source.",
             LlOpts::new(full).play_secs
         ),
     );

@@ -29,6 +29,8 @@ pub(crate) struct LlProgress {
     pub open_parts: u32,
     /// The part the playlist hints (`EXT-X-PRELOAD-HINT`), `None` once ended.
     pub hint: Option<(u64, u32)>,
+    /// The part being written chunk by chunk, once its first chunk is in.
+    pub growing: Option<(u64, u32)>,
     /// The playlist carries `#EXT-X-ENDLIST`.
     pub ended: bool,
     /// The playlist was removed (404).
@@ -116,6 +118,15 @@ impl LlSignal {
         }
         let msn = p.next_msn.checked_sub(1)?;
         Some((msn, p.last_parts.checked_sub(1)))
+    }
+
+    /// A part started growing (or stopped): wakes requests waiting for the hinted part.
+    pub fn set_growing(&self, growing: Option<(u64, u32)>) {
+        self.tx.send_if_modified(|p| {
+            let changed = p.growing != growing;
+            p.growing = growing;
+            changed
+        });
     }
 
     /// Requests waiting on this rendition now.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::body::{PartMeta, RenderedPlaylist, StoredBody};
+use crate::growing::{End, GrowingPart};
 use crate::ll::{LlProgress, LlSignal};
 use crate::media::{bitrate_bps, Bandwidth, Container, StreamInfo};
 use crate::playlist::{self, LlView, PlaylistView, RenditionReport, SegmentMeta};
@@ -128,6 +129,8 @@ pub(crate) struct Rendition {
     /// Delta update (`_HLS_skip`), rendered with the playlist when segments can be skipped.
     rendered_delta: Option<Arc<RenderedPlaylist>>,
     pub signal: Arc<LlSignal>,
+    /// The part being written, chunk by chunk (its bytes are in `bytes_held`).
+    pub growing: Option<Arc<GrowingPart>>,
 }
 
 impl Rendition {
@@ -155,6 +158,7 @@ impl Rendition {
             ll_active: false,
             rendered_delta: None,
             signal: Arc::new(LlSignal::new()),
+            growing: None,
         }
     }
 
@@ -320,6 +324,28 @@ impl Rendition {
             o.bodies.push(body);
             o.target_reached = target_reached;
         }
+    }
+
+    /// Where the next part pushed goes, as `(media sequence, index)`: after the open
+    /// segment's last part, or first of the next segment.
+    pub fn part_position(&self) -> (u64, u32) {
+        match &self.open {
+            Some(o) => (o.meta.media_sequence, o.bodies.len() as u32),
+            None => (self.next_media_sequence, 0),
+        }
+    }
+
+    /// Gives up the growing part (its readers end cut); the bytes it held to release.
+    pub fn abandon_growing(&mut self) -> Option<Dropped> {
+        let g = self.growing.take()?;
+        g.end(End::Abandoned);
+        let len_bytes = g.len_bytes();
+        self.bytes_held = self.bytes_held.saturating_sub(len_bytes);
+        Some(Dropped {
+            container: self.container,
+            media_sequence: None,
+            len_bytes,
+        })
     }
 
     /// The next part of the open segment, as `(media sequence, index)`.
@@ -578,6 +604,7 @@ impl Rendition {
             last_parts,
             open_parts: self.open.as_ref().map_or(0, |o| o.bodies.len() as u32),
             hint: (!ctx.ended).then(|| self.next_part()),
+            growing: self.growing.as_ref().map(|g| (g.media_sequence, g.index)),
             ended: ctx.ended,
             gone: false,
             ll: ctx.part_target_ms.is_some() && self.ll_active,

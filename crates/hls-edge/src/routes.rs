@@ -16,10 +16,10 @@
 //! Cache lifetimes (Appendix B.1): non-blocking playlists about half a target duration;
 //! blocking playlist answers six target durations (the URL names a future part, so the answer
 //! for it never changes; the `_HLS_*` query is part of the cache key); parts and segments
-//! long-lived and immutable. A preload-hint request is answered (headers and body) once the
-//! part exists: the producer hands over each part whole, so there is nothing to stream before,
-//! and a hint that turns out wrong (the segment ended first) can still be a 404; a CDN never
-//! sees a part response before it is complete.
+//! long-lived and immutable. A preload-hint request waits for the part's first CMAF chunk, then
+//! gets `200` at once with the same immutable lifetime and a body that streams the chunks as
+//! they arrive (no `Content-Length`), ending normally only when the part is complete
+//! ([`crate::growing`]); a hint that turns out wrong (the segment ended first) is still a 404.
 
 use std::sync::Arc;
 
@@ -33,12 +33,14 @@ use http::{Method, StatusCode, Uri};
 
 use crate::body::{RenderedPlaylist, StoredBody};
 use crate::error::EdgeError;
+use crate::growing;
 use crate::http::{
     accepts_gzip, decode_name, if_range_holds, none_match_hits, not_modified_since, parse_range,
     slice_chunks, ChunksBody, RangeOutcome,
 };
 use crate::ll::{parse_directives, LlProgress};
 use crate::media::Container;
+use crate::store::FoundPart;
 use crate::store::Store;
 
 /// Longest request target (path and query) accepted; longer is 414.
@@ -385,8 +387,9 @@ fn blocking_outcome(outcome: &'static str) {
     metrics::counter!("sluice_hls_blocking_requests_total", "outcome" => outcome).increment(1);
 }
 
-/// `part-{msn}.{index}.m4s`: a part that exists, or the one the preload hint names (waited for,
-/// RFC 8216bis §6.2.6); anything else is 404.
+/// `part-{msn}.{index}.m4s`: a part that exists, one growing (streamed as its chunks arrive),
+/// or the one the preload hint names (waited for until its first chunk, RFC 8216bis §6.2.6);
+/// anything else is 404.
 async fn part_request(
     state: &EdgeState,
     app: &str,
@@ -397,23 +400,26 @@ async fn part_request(
     headers: &HeaderMap,
 ) -> Result<Response, EdgeError> {
     let store = &state.store;
-    if let Some(b) = store.part(app, stream, msn, index) {
-        return segment_response(state, &b, method, headers);
-    }
     let (signal, _) = store
         .signal(app, stream, Some(Container::Cmaf))
         .ok_or(EdgeError::NotFound)?;
     let mut rx = signal.subscribe();
     let now = rx.borrow_and_update().clone();
-    let hinted = |p: &LlProgress| p.ll && !p.gone && p.hint == Some((msn, index));
+    let stall_limit = std::time::Duration::from_secs(3 * u64::from(now.target_duration_s.max(1)));
+    if let Some(found) = store.find_part(app, stream, msn, index) {
+        return part_response(state, found, stall_limit, method, headers);
+    }
+    let hinted = |p: &LlProgress| {
+        p.ll && !p.gone && p.hint == Some((msn, index)) && p.growing != Some((msn, index))
+    };
     if hinted(&now) {
         let Some(_waiting) = signal.enter(store.config().max_waiting_requests_per_stream) else {
             blocking_outcome("too_many");
             return Err(EdgeError::TooManyWaiting);
         };
-        let limit = std::time::Duration::from_secs(3 * u64::from(now.target_duration_s.max(1)));
-        // The hint moves on when the part arrives (or when the segment ended without it).
-        let woken = tokio::time::timeout(limit, rx.wait_for(|p| !hinted(p))).await;
+        // The hint moves on when the part is complete (or the segment ended without it); its
+        // first chunk wakes the wait too.
+        let woken = tokio::time::timeout(stall_limit, rx.wait_for(|p| !hinted(p))).await;
         if woken.is_err() {
             blocking_outcome("timeout");
             return Err(EdgeError::BlockingTimeout);
@@ -421,10 +427,35 @@ async fn part_request(
         blocking_outcome("part");
     }
     // Also covers a part that arrived between the first look and the subscription.
-    let b = store
-        .part(app, stream, msn, index)
+    let found = store
+        .find_part(app, stream, msn, index)
         .ok_or(EdgeError::NotFound)?;
-    segment_response(state, &b, method, headers)
+    part_response(state, found, stall_limit, method, headers)
+}
+
+/// A complete part as any segment; a growing one as `200` now with a body that streams its
+/// chunks (no `Content-Length`, so chunked transfer) and the same immutable lifetime: once the
+/// body ends normally it is the part (see [`crate::growing`] for how an early end is cut).
+fn part_response(
+    state: &EdgeState,
+    found: FoundPart,
+    stall_limit: std::time::Duration,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, EdgeError> {
+    let g = match found {
+        FoundPart::Complete(b) => return segment_response(state, &b, method, headers),
+        FoundPart::Growing(g) => g,
+    };
+    let mut h = HeaderMap::with_capacity(8);
+    h.insert(header::CACHE_CONTROL, state.segment_cache_control.clone());
+    h.insert(header::CONTENT_TYPE, g.content_type.clone());
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        growing::body(g, stall_limit)
+    };
+    Ok(response(StatusCode::OK, h, body))
 }
 
 /// `n` in canonical decimal (no sign, no leading zeros): one name per object.

@@ -220,6 +220,7 @@ impl Store {
                 for p in closed {
                     self.store_pushed(&entry, &core, p);
                 }
+                self.release_abandoned(&entry, &mut core);
                 if let Some(r) = &resume {
                     core.resume_at(r, now.instant);
                 }
@@ -320,6 +321,7 @@ impl Store {
             for p in core.end_now(now.instant, now.wall, &self.inner.config) {
                 self.store_pushed(&e, &core, p);
             }
+            self.release_abandoned(&e, &mut core);
             drop(core);
             self.refresh_group(&e);
         }
@@ -462,6 +464,14 @@ impl Store {
             .segments
             .insert((e.id, c, pushed.media_sequence), Arc::new(pushed.body));
         self.add_bytes(e, core, c, pushed.added_bytes);
+    }
+
+    /// Releases the bytes of growing parts the core gave up.
+    fn release_abandoned(&self, e: &Arc<StreamEntry>, core: &mut StreamCore) {
+        if !core.abandoned.is_empty() {
+            let d = std::mem::take(&mut core.abandoned);
+            self.release(e, core, &d);
+        }
     }
 
     fn add_bytes(&self, e: &StreamEntry, core: &StreamCore, c: Container, added: u64) {
@@ -735,9 +745,9 @@ impl StreamHandle {
             return Err(EdgeError::NotPublishing);
         }
         core.set_reports(reports);
-        let added = core.push_part(start, part, now.wall);
+        let (added, dropped) = core.push_part(start, part, now.wall);
         store.add_bytes(&self.entry, &core, start.container, added);
-        store.release(&self.entry, &core, &[]);
+        store.release(&self.entry, &core, dropped.as_slice());
         Ok(())
     }
 
@@ -753,6 +763,7 @@ impl StreamHandle {
         for p in core.end(self.epoch, now.instant, now.wall, &self.store.inner.config) {
             self.store.store_pushed(&self.entry, &core, p);
         }
+        self.store.release_abandoned(&self.entry, &mut core);
     }
 }
 
@@ -763,6 +774,10 @@ impl Drop for StreamHandle {
         }
     }
 }
+
+#[path = "store_chunks.rs"]
+mod chunks;
+pub(crate) use chunks::FoundPart;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

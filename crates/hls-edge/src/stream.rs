@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde::Serialize;
 
 use crate::body::{PartMeta, StoredBody};
 use crate::config::EdgeConfig;
+use crate::growing::{End, GrowingPart};
 use crate::media::{Container, PerContainer, PublishParams, StreamInfo};
 use crate::playlist::{self, RenditionReport, SegmentMeta};
 use crate::rendition::{Continuation, Dropped, RenderContext, Rendition, RenditionSummary, Start};
@@ -30,6 +32,16 @@ pub struct NewPart {
     /// Pushed one by one ([`crate::StreamHandle::push_part`]): with this part the segment
     /// reached its target duration, so the next part probably starts the next segment (the
     /// preload hint names that one). Ignored in [`NewSegment::parts`].
+    pub segment_target_reached: bool,
+}
+
+/// The close of a part pushed chunk by chunk ([`crate::StreamHandle::push_chunk`], then
+/// [`crate::StreamHandle::complete_part`]): its body is the chunks pushed.
+#[derive(Clone, Copy, Debug)]
+pub struct PartDone {
+    pub duration_90k: u64,
+    pub independent: bool,
+    /// As [`NewPart::segment_target_reached`].
     pub segment_target_reached: bool,
 }
 
@@ -156,6 +168,9 @@ pub(crate) struct StreamCore {
     /// Other renditions of the same group (`EXT-X-RENDITION-REPORT`); none today.
     reports: Vec<RenditionReport>,
     pub renditions: PerContainer<Rendition>,
+    /// Growing parts given up when a publisher left or a new one began: bytes the store
+    /// releases ([`crate::store`] drains this after `begin`, `end` and `end_now`).
+    pub abandoned: Vec<Dropped>,
 }
 
 pub(crate) fn content_type(container: Container, info: &StreamInfo) -> &'static str {
@@ -181,6 +196,7 @@ impl StreamCore {
             life_id: 0,
             warned_over_target: false,
             renditions: cont.map(|c, k| Rendition::new(c, *k)),
+            abandoned: Vec::new(),
         }
     }
 
@@ -381,8 +397,53 @@ impl StreamCore {
 
     /// Adds a part to the open segment of its container (opening one if needed) from the
     /// publisher of `epoch` (the caller checked [`StreamCore::accepts`]) and renders. Returns
-    /// the bytes newly held (the part, and a new init segment).
-    pub fn push_part(&mut self, start: &SegmentStart, part: NewPart, wall: SystemTime) -> u64 {
+    /// the bytes newly held (the part, and a new init segment) and a growing part given up.
+    pub fn push_part(
+        &mut self,
+        start: &SegmentStart,
+        part: NewPart,
+        wall: SystemTime,
+    ) -> (u64, Option<Dropped>) {
+        let done = PartDone {
+            duration_90k: part.duration_90k,
+            independent: part.independent,
+            segment_target_reached: part.segment_target_reached,
+        };
+        self.push_part_body(start, Some(part.bytes), done, wall)
+    }
+
+    /// Appends one chunk to the part being written in `c`, started at the next part's place
+    /// on its first chunk (readers of a hinted part are woken). Returns the bytes newly held and
+    /// a stale growing part given up (a part at another place: cannot happen in order).
+    pub fn push_chunk(&mut self, c: Container, pieces: Vec<Bytes>) -> (u64, Option<Dropped>) {
+        let r = &mut self.renditions[c];
+        let (msn, index) = r.part_position();
+        let stale = r
+            .growing
+            .as_ref()
+            .is_some_and(|g| (g.media_sequence, g.index) != (msn, index));
+        let dropped = if stale { r.abandon_growing() } else { None };
+        let ct = content_type(c, &r.info);
+        let g = r.growing.get_or_insert_with(|| {
+            Arc::new(GrowingPart::new(msn, index, HeaderValue::from_static(ct)))
+        });
+        let first = !g.started();
+        let added = g.append(pieces);
+        r.bytes_held += added;
+        if first {
+            r.signal.set_growing(Some((msn, index)));
+        }
+        (added, dropped)
+    }
+
+    /// [`Self::push_part`] with the part's bytes, or (`None`) the chunks of the growing part.
+    pub fn push_part_body(
+        &mut self,
+        start: &SegmentStart,
+        bytes: Option<Bytes>,
+        part: PartDone,
+        wall: SystemTime,
+    ) -> (u64, Option<Dropped>) {
         let c = start.container;
         let pt = self.part_target_ms.unwrap_or(0);
         if part.duration_90k > u64::from(pt) * 90 && !self.warned_part_over_target {
@@ -408,15 +469,23 @@ impl StreamCore {
             Some(o) => (o.meta.media_sequence, o.bodies.len() as u32),
             None => (r.continuation().next_media_sequence, 0),
         };
+        let grown = r
+            .growing
+            .take_if(|g| (g.media_sequence, g.index) == (msn, index) && bytes.is_none());
+        // A part pushed whole replaces a growing one (a producer that switched mid-part).
+        let dropped = r.abandon_growing();
+        let (pieces, counted) = match (bytes, &grown) {
+            (Some(b), _) => (vec![b], 0),
+            (None, Some(g)) => (g.pieces(), g.len_bytes()),
+            (None, None) => {
+                tracing::warn!(msn, index, "part close without its chunks; not listed");
+                return (added, dropped);
+            }
+        };
         let etag = format!("\"q{life_id:x}-{}{msn:x}.{index:x}\"", c.name());
-        let body = StoredBody::new(
-            vec![part.bytes],
-            Vec::new(),
-            etag,
-            wall,
-            content_type(c, &r.info),
-        );
-        added += body.len_bytes;
+        let body = StoredBody::new(pieces, Vec::new(), etag, wall, content_type(c, &r.info));
+        // A grown part's bytes were counted chunk by chunk.
+        added += body.len_bytes.saturating_sub(counted);
         let st = Start {
             discontinuity: start.discontinuity,
             independent: part.independent,
@@ -434,9 +503,12 @@ impl StreamCore {
             part.segment_target_reached,
             start.arrival_unix_ms,
         );
+        if let Some(g) = grown {
+            g.end(End::Complete);
+        }
         let (ctx, renditions) = self.split_for_render(wall);
         renditions[c].render(&ctx);
-        added
+        (added, dropped)
     }
 
     /// Lists a complete segment from the publisher of `epoch` (the caller checked
@@ -469,11 +541,15 @@ impl StreamCore {
                 arrival_unix_ms: seg.arrival_unix_ms,
             };
             let mut added = 0;
+            let mut dropped = Vec::new();
             for p in std::mem::take(&mut parts) {
-                added += self.push_part(&start, p, wall);
+                let (a, d) = self.push_part(&start, p, wall);
+                added += a;
+                dropped.extend(d);
             }
             if let Some(mut p) = self.complete_open(c, Some(seg.duration_90k), now, wall, cfg) {
                 p.added_bytes += added;
+                p.dropped.extend(dropped);
                 return p;
             }
         }
@@ -537,8 +613,13 @@ impl StreamCore {
         ))
     }
 
-    /// Lists every open segment as it is (the publisher is gone).
+    /// Lists every open segment as it is (the publisher is gone); growing parts are given up
+    /// (their bytes wait in `abandoned` for the store to release).
     fn close_open(&mut self, now: Instant, wall: SystemTime, cfg: &EdgeConfig) -> Vec<Pushed> {
+        for c in Container::ALL {
+            let d = self.renditions[c].abandon_growing();
+            self.abandoned.extend(d);
+        }
         Container::ALL
             .into_iter()
             .filter_map(|c| self.complete_open(c, None, now, wall, cfg))

@@ -1,7 +1,19 @@
 //! Stage 3b: the CMAF writer (ISO/IEC 23000-19 §7, fMP4 per RFC 8216bis §3.1.2). Takes the
 //! access units of the stream's default video and audio tracks, cuts them with the stream's
-//! [`CutPolicy`], and writes an init segment per configuration plus parts (`moof`+`mdat`, one
-//! per part so each is byte-addressable, `styp` before the first) and segments.
+//! [`CutPolicy`], and writes an init segment per configuration plus parts and segments.
+//!
+//! Every part is a sequence of CMAF chunks (ISO/IEC 23000-19 §7.3.2.3: one `moof`+`mdat`,
+//! ISO/IEC 14496-12 §8.8), each emitted ([`CmafEvent::Chunk`]) the moment its media is final, so
+//! the edge can stream a part while it grows (RFC 8216bis §6.2.6 preload hints):
+//!
+//! ```text
+//!  video+audio: one chunk per video frame, with the audio samples that arrived before the
+//!               next frame; written when the next frame's DTS gives the frame its duration
+//!  audio only:  one chunk per AUDIO_CHUNK_MS of audio (a few frames: ~5 AAC frames at 48 kHz)
+//!  part    = its chunks concatenated ([`CmafEvent::Part`] follows its last chunk)
+//!  segment = styp + its parts concatenated
+//! ```
+//! `styp` opens the first chunk of a segment; `mfhd` sequence numbers count chunks.
 //!
 //! Timeline: one stream-wide offset maps every track's unwrapped DTS onto the output; jumps are
 //! detected per track against that track's own last DTS (so a track that starts late is not a
@@ -26,6 +38,11 @@ pub const AUDIO_RESYNC_MS: i64 = 200;
 /// Output media time of the first sample (ms): room for negative composition offsets.
 const ORIGIN_OFFSET_MS: i64 = 1000;
 
+/// Audio-only streams: a chunk holds this much audio (ms) before it is written. Short enough that
+/// a part (0.3 s) streams in three pieces; long enough that the `moof` costs little (about 90
+/// bytes per chunk against ~1.6 kB of 128 kbit/s AAC).
+pub const AUDIO_CHUNK_MS: u64 = 100;
+
 /// fMP4 track ids in the init segment.
 const VIDEO_TRACK: u32 = 1;
 const AUDIO_TRACK: u32 = 2;
@@ -37,6 +54,15 @@ pub enum CmafEvent {
         version: u32,
         bytes: Bytes,
     },
+    /// One CMAF chunk of part `part_index` (box headers, then sample data `Bytes` unchanged).
+    Chunk {
+        segment_sequence: u64,
+        part_index: u32,
+        bytes: Vec<Bytes>,
+        /// The chunk starts with a lead-track sync sample (always true for audio only).
+        independent: bool,
+    },
+    /// Closes part `index`: `chunks` are the pieces of its chunks, in order.
     Part {
         segment_sequence: u64,
         index: u32,
@@ -146,6 +172,11 @@ pub struct CmafWriter {
     seg_start_ms: Option<i64>,
     discontinuity_next: bool,
     part_arrival_ms: Option<u64>,
+    /// The open part: pieces of the chunks written so far, its lead duration (90 kHz) and
+    /// whether its first lead sample is a sync sample.
+    part_chunks: Vec<Bytes>,
+    part_duration_90k: u64,
+    part_independent: Option<bool>,
     pub events: VecDeque<CmafEvent>,
 }
 
@@ -168,6 +199,9 @@ impl CmafWriter {
             seg_start_ms: None,
             discontinuity_next: false,
             part_arrival_ms: None,
+            part_chunks: Vec::new(),
+            part_duration_90k: 0,
+            part_independent: None,
             events: VecDeque::new(),
         }
     }
@@ -345,8 +379,8 @@ impl CmafWriter {
                     Some(n) if (track.to_ms(n) - out_ms).abs() <= AUDIO_RESYNC_MS => n,
                     _ => {
                         if !track.samples.is_empty() {
-                            // A new tfdt needs a new fragment for this track.
-                            self.close_part_keep_start();
+                            // A new tfdt needs a new fragment for this track: a new chunk.
+                            self.write_chunk();
                         }
                         ts_dts
                     }
@@ -358,6 +392,9 @@ impl CmafWriter {
                 if let Some(track) = track {
                     track.next_dts = Some(dts + u64::from(d));
                     track.push_final(dts, sample);
+                }
+                if self.video.is_none() && self.audio_chunk_full() {
+                    self.write_chunk();
                 }
             }
             None => {
@@ -378,8 +415,17 @@ impl CmafWriter {
                 let next = t.ticks(next_out_ms).max(dts + 1);
                 s.duration = u32::try_from(next - dts).unwrap_or(u32::MAX);
                 t.push_final(dts, s);
+                self.write_chunk();
             }
         }
+    }
+
+    /// Audio only: the open chunk holds at least [`AUDIO_CHUNK_MS`] of audio.
+    fn audio_chunk_full(&self) -> bool {
+        self.audio.as_ref().is_some_and(|t| {
+            let ticks: u64 = t.samples.iter().map(|s| u64::from(s.duration)).sum();
+            ticks * 1000 >= AUDIO_CHUNK_MS * u64::from(t.timescale.max(1))
+        })
     }
 
     fn open_segment(&mut self, out_ms: i64, independent: bool, arrival_ms: u64) {
@@ -399,15 +445,16 @@ impl CmafWriter {
         self.part_start_ms = Some(out_ms);
     }
 
-    /// Writes the open part's samples as one `moof`+`mdat`.
-    fn close_part(&mut self) {
+    /// Writes the final samples of every track as one CMAF chunk (`moof`+`mdat`, `styp` first
+    /// in a segment) of the open part, and emits it.
+    fn write_chunk(&mut self) {
         let Some(seg) = self.seg.as_mut() else {
             return;
         };
         let mut frags_src = Vec::new();
         let mut lead_duration_90k = 0u64;
         let lead_is_video = self.video.is_some();
-        let mut independent = false;
+        let mut lead_sync = None;
         for t in [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
             .flatten()
@@ -421,7 +468,7 @@ impl CmafWriter {
             let is_lead = (t.fmp4_id == VIDEO_TRACK) == lead_is_video;
             if is_lead {
                 lead_duration_90k = dur * 90_000 / u64::from(t.timescale.max(1));
-                independent = samples[0].is_sync;
+                lead_sync = Some(samples[0].is_sync);
             }
             frags_src.push((t.fmp4_id, base, samples));
         }
@@ -437,11 +484,36 @@ impl CmafWriter {
             })
             .collect();
         self.fragment_sequence = self.fragment_sequence.wrapping_add(1);
-        let mut chunks = Vec::new();
-        if seg.parts == 0 {
-            chunks.push(fmp4::write_styp());
+        let mut bytes = Vec::new();
+        if seg.parts == 0 && self.part_chunks.is_empty() {
+            bytes.push(fmp4::write_styp());
         }
-        chunks.extend(fmp4::write_fragment(self.fragment_sequence, &frags));
+        bytes.extend(fmp4::write_fragment(self.fragment_sequence, &frags));
+        self.part_chunks.extend(bytes.iter().cloned());
+        self.part_duration_90k += lead_duration_90k;
+        if let Some(sync) = lead_sync {
+            self.part_independent.get_or_insert(sync);
+        }
+        self.events.push_back(CmafEvent::Chunk {
+            segment_sequence: seg.sequence,
+            part_index: seg.parts,
+            bytes,
+            independent: lead_sync.unwrap_or(!lead_is_video),
+        });
+    }
+
+    /// Writes what is left of the open part as a last chunk and closes the part.
+    fn close_part(&mut self) {
+        self.write_chunk();
+        let Some(seg) = self.seg.as_mut() else {
+            return;
+        };
+        if self.part_chunks.is_empty() {
+            return;
+        }
+        let chunks = std::mem::take(&mut self.part_chunks);
+        let lead_duration_90k = std::mem::take(&mut self.part_duration_90k);
+        let independent = self.part_independent.take().unwrap_or(self.video.is_none());
         seg.chunks.extend(chunks.iter().cloned());
         seg.duration_90k += lead_duration_90k;
         let target_90k = u64::from(self.policy.target_ms) * 90;
@@ -457,11 +529,6 @@ impl CmafWriter {
         });
         seg.parts += 1;
         self.part_arrival_ms = None;
-    }
-
-    /// A non-lead track needs a new `tfdt`: close the part without moving the lead's part start.
-    fn close_part_keep_start(&mut self) {
-        self.close_part();
     }
 
     /// Closes the open part and segment (pending video takes its last duration only when the

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::access_unit::{AuEvent, DecoderConfig};
 use crate::cmaf::CmafEvent;
 use crate::{
-    meta, AudioInfo, CodecInfo, Container, FlvTag, InitSegment, Media, Part, RemuxError,
+    meta, AudioInfo, Chunk, CodecInfo, Container, FlvTag, InitSegment, Media, Part, RemuxError,
     RemuxOutput, RemuxWarning, Remuxer, Segment, TagKind, VideoInfo,
 };
 
@@ -209,6 +209,18 @@ impl Remuxer {
                     version,
                     bytes,
                     codec: codec.clone(),
+                }),
+                CmafEvent::Chunk {
+                    segment_sequence,
+                    part_index,
+                    bytes,
+                    independent,
+                } => RemuxOutput::Chunk(Chunk {
+                    container: Container::Cmaf,
+                    segment_sequence,
+                    part_index,
+                    bytes,
+                    independent,
                 }),
                 CmafEvent::Part {
                     segment_sequence,

@@ -43,8 +43,8 @@ pub use config::{Containers, RemuxConfig};
 pub use error::RemuxError;
 pub use flv_tag::Media;
 pub use output::{
-    AudioInfo, CodecInfo, Container, InitSegment, Part, RemuxOutput, RemuxStats, RemuxWarning,
-    Segment, VideoInfo, MAX_UNSUPPORTED_CODECS_LISTED,
+    AudioInfo, Chunk, CodecInfo, Container, InitSegment, Part, RemuxOutput, RemuxStats,
+    RemuxWarning, Segment, VideoInfo, MAX_UNSUPPORTED_CODECS_LISTED,
 };
 
 use access_unit::{AccessUnit, AccessUnits, AuEvent, DecoderConfig};
@@ -279,6 +279,8 @@ impl Remuxer {
     }
 }
 
+#[cfg(test)]
+mod chunk_tests;
 #[cfg(test)]
 mod cut_tests;
 #[cfg(test)]

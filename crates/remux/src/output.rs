@@ -56,6 +56,23 @@ pub struct CodecInfo {
     pub codecs: String,
 }
 
+/// One CMAF chunk (ISO/IEC 23000-19 §7.3.2.3: `moof`+`mdat`, `styp` before the first of a
+/// segment) of the part being written, emitted as soon as its samples are final. The chunks of
+/// a part, in order, concatenated, are exactly the part's bytes ([`Part::chunks`] holds the same
+/// `Bytes`); a [`RemuxOutput::Part`] closes the part after its last chunk. CMAF only.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub container: Container,
+    /// The segment and part (0-based within the segment) this chunk belongs to, numbered as in
+    /// [`Part`].
+    pub segment_sequence: u64,
+    pub part_index: u32,
+    /// The chunk: box headers, then sample data pieces (not copied).
+    pub bytes: Vec<Bytes>,
+    /// Starts with a sync sample of the lead track (always for audio only).
+    pub independent: bool,
+}
+
 /// A finished part (LL-HLS partial segment).
 #[derive(Clone, Debug)]
 pub struct Part {
@@ -120,6 +137,8 @@ pub enum RemuxWarning {
 #[derive(Clone, Debug)]
 pub enum RemuxOutput {
     Init(InitSegment),
+    /// A CMAF chunk of the open part (before the part's own event).
+    Chunk(Chunk),
     Part(Part),
     Segment(Segment),
     Warning(RemuxWarning),

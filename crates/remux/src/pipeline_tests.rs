@@ -9,16 +9,17 @@ use crate::tests::{generate, shift, Gen};
 use crate::*;
 
 #[derive(Default)]
-struct Run {
-    inits: Vec<InitSegment>,
-    ts: Vec<Segment>,
-    cmaf: Vec<Segment>,
-    cmaf_parts: Vec<Part>,
-    warnings: Vec<RemuxWarning>,
-    errors: Vec<RemuxError>,
+pub(crate) struct Run {
+    pub(crate) inits: Vec<InitSegment>,
+    pub(crate) ts: Vec<Segment>,
+    pub(crate) cmaf: Vec<Segment>,
+    pub(crate) cmaf_parts: Vec<Part>,
+    pub(crate) chunks: Vec<Chunk>,
+    pub(crate) warnings: Vec<RemuxWarning>,
+    pub(crate) errors: Vec<RemuxError>,
 }
 
-fn run_tags(cfg: RemuxConfig, tags: &[FlvTag]) -> (Run, Remuxer) {
+pub(crate) fn run_tags(cfg: RemuxConfig, tags: &[FlvTag]) -> (Run, Remuxer) {
     let mut r = Remuxer::new(cfg);
     let mut out = Run::default();
     let drain = |r: &mut Remuxer, out: &mut Run| {
@@ -28,6 +29,13 @@ fn run_tags(cfg: RemuxConfig, tags: &[FlvTag]) -> (Run, Remuxer) {
                 RemuxOutput::Segment(s) if s.container == Container::Ts => out.ts.push(s),
                 RemuxOutput::Segment(s) => out.cmaf.push(s),
                 RemuxOutput::Part(p) if p.container == Container::Cmaf => out.cmaf_parts.push(p),
+                RemuxOutput::Chunk(c) => {
+                    // A chunk comes before its part's event: no part of that number yet.
+                    assert!(!out.cmaf_parts.iter().any(|p| p.segment_sequence
+                        == c.segment_sequence
+                        && p.index == c.part_index));
+                    out.chunks.push(c);
+                }
                 RemuxOutput::Part(_) => {}
                 RemuxOutput::Warning(w) => out.warnings.push(w),
             }
@@ -82,9 +90,10 @@ fn check_cmaf(run: &Run) {
             p.duration_90k / 90
         );
     }
+    crate::chunk_tests::check_chunks(&run.chunks, &run.cmaf_parts, &run.cmaf);
 }
 
-fn cmaf_only() -> RemuxConfig {
+pub(crate) fn cmaf_only() -> RemuxConfig {
     RemuxConfig {
         containers: Containers {
             ts: false,

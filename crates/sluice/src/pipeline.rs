@@ -26,6 +26,8 @@ use crate::config::{ms, valid_name, Config};
 use crate::playback::{Hub, PlayGuard, Playback};
 use crate::renditions::{edge_container, edge_info, Multitrack};
 
+#[path = "pipeline_parts.rs"]
+mod parts;
 #[path = "stream_metrics.rs"]
 mod stream_metrics;
 use stream_metrics::{StreamMetrics, METRIC_FLUSH_TAGS};
@@ -352,6 +354,8 @@ impl IngestHandler for App {
             broken: false,
             pending_parts: hls_edge::PerContainer::default(),
             cmaf_part_bytes: 0,
+            cmaf_chunk_part: None,
+            cmaf_chunks_pushed: false,
             cmaf_init: None,
             last_ts_active: true,
             metrics: StreamMetrics::new(app, stream),
@@ -395,6 +399,9 @@ pub struct PublishSink {
     pending_parts: hls_edge::PerContainer<Vec<hls_edge::NewPart>>,
     /// Bytes of the open CMAF segment's parts the edge took.
     cmaf_part_bytes: usize,
+    /// The CMAF part whose chunks are being pushed, and whether the edge took every one.
+    cmaf_chunk_part: Option<(u64, u32)>,
+    cmaf_chunks_pushed: bool,
     metrics: StreamMetrics,
     video_codec: Option<rtmp_ingest::flv_tag::Codec>,
     audio_codec: Option<rtmp_ingest::flv_tag::Codec>,
@@ -412,9 +419,23 @@ impl PublishSink {
                     self.declare_media(remux::Container::Cmaf, &i.codec);
                     self.cmaf_init = Some(i.bytes);
                 }
+                remux::RemuxOutput::Chunk(c) => self.push_cmaf_chunk(c),
+                remux::RemuxOutput::Part(p)
+                    if p.container == remux::Container::Cmaf
+                        && std::mem::take(&mut self.cmaf_chunks_pushed) =>
+                {
+                    // Its chunks are at the edge already (the same Bytes): close it there.
+                    let len: usize = p.chunks.iter().map(bytes::Bytes::len).sum();
+                    let done = hls_edge::PartDone {
+                        duration_90k: p.duration_90k,
+                        independent: p.independent,
+                        segment_target_reached: p.segment_target_reached,
+                    };
+                    self.complete_cmaf_part(done, len, p.discontinuity, p.segment_first_arrival_ms);
+                }
                 remux::RemuxOutput::Part(p) => {
-                    // A part is one Bytes for TS; a CMAF part's chunks (styp, moof, samples)
-                    // are joined once here, since the edge stores one body per part.
+                    // A part is one Bytes for TS; a CMAF part not streamed as chunks (styp,
+                    // moof, samples) is joined once here, since the edge stores one body per part.
                     let bytes = if p.chunks.len() == 1 {
                         p.chunks.into_iter().next().unwrap_or_default()
                     } else {
@@ -473,31 +494,6 @@ impl PublishSink {
         };
         if let Some(h) = &self.handle {
             h.set_media(media);
-        }
-    }
-
-    /// LL-HLS: a CMAF part goes to the edge the moment the remuxer made it (nothing once a
-    /// fleet claim is lost, as for segments).
-    fn push_cmaf_part(&mut self, part: hls_edge::NewPart, discontinuity: bool, arrival_ms: u64) {
-        let held = self
-            .fleet
-            .as_ref()
-            .is_none_or(crate::fleet::FleetClaim::may_publish);
-        let Some(h) = self.handle.as_ref().filter(|_| held) else {
-            return;
-        };
-        let len = part.bytes.len();
-        let start = hls_edge::SegmentStart {
-            container: hls_edge::Container::Cmaf,
-            init: self.cmaf_init.clone(),
-            discontinuity,
-            arrival_unix_ms: arrival_ms,
-        };
-        match h.push_part(&start, part) {
-            Ok(()) => self.cmaf_part_bytes += len,
-            Err(e) => {
-                tracing::debug!(app = %self.key.0, stream = %self.key.1, error = %e, "part not listed")
-            }
         }
     }
 

@@ -99,8 +99,11 @@ impl TrackRendition {
                     self.push_cmaf_part(p)
                 }
                 remux::RemuxOutput::Segment(seg) => self.publish(seg),
-                // TS parts are the chunks of their segment, handed over with it.
-                remux::RemuxOutput::Part(_) | remux::RemuxOutput::Warning(_) => {}
+                // TS parts are the chunks of their segment, handed over with it; CMAF parts go
+                // whole (their chunks are not streamed for track renditions yet).
+                remux::RemuxOutput::Part(_)
+                | remux::RemuxOutput::Chunk(_)
+                | remux::RemuxOutput::Warning(_) => {}
             }
         }
     }
