@@ -2,6 +2,7 @@
 //! hls.js in headless Chromium play, Varnish shields. Run by `cargo xtask test`.
 
 mod abr;
+mod abr_media;
 mod codecs;
 mod console;
 mod dvr;

@@ -1,5 +1,5 @@
 //! Groups of renditions and their multivariant playlists (RFC 8216bis draft-pantos-hls-rfc8216bis
-//! §4.4.6.2 `EXT-X-STREAM-INF`, §4.4.6.3 `EXT-X-I-FRAME-STREAM-INF` (not emitted yet), §6.2.4
+//! §4.4.6.2 `EXT-X-STREAM-INF`, §4.4.6.3 `EXT-X-I-FRAME-STREAM-INF`, §6.2.4
 //! variant streams), plus the sibling list LL-HLS needs for `EXT-X-RENDITION-REPORT`
 //! (§4.4.5.4).
 //!
@@ -22,6 +22,8 @@
 //! #EXT-X-STREAM-INF:BANDWIDTH=6200000,...
 //! ../cam_hi/index.m3u8                  then the others, highest bandwidth first
 //! ...
+//! #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=120000,CODECS="avc1.64001f",RESOLUTION=1280x720,URI="../cam_mid/iframes.m3u8"
+//! ...                                   one per member with keyframe ranges, same order
 //! ```
 //!
 //! Decisions (see also `docs/ARCHITECTURE.md`):
@@ -62,6 +64,11 @@ use crate::stream::{StreamState, StreamSummary};
 
 /// Marker between a multitrack publish's name and a video track id in a rendition's stream name.
 pub const TRACK_MARKER: &str = "~v";
+/// Marker between a multitrack publish's name and an audio track id (`NAME~aK`, an
+/// `EXT-X-MEDIA:TYPE=AUDIO` rendition of the group).
+pub const AUDIO_TRACK_MARKER: &str = "~a";
+/// `GROUP-ID` of a multitrack publish's audio renditions.
+pub const AUDIO_GROUP_ID: &str = "audio";
 
 /// Segment starts remembered per member and container, to compare with siblings.
 const ALIGNMENT_HISTORY: usize = 16;
@@ -71,15 +78,28 @@ pub fn track_stream_name(stream: &str, track_id: u8) -> String {
     format!("{stream}{TRACK_MARKER}{track_id}")
 }
 
-/// True for names of the form `NAME~vK` (K a canonical decimal 0..=255): reserved for the
-/// renditions of multitrack publishes; the binary refuses publishes with such names.
+/// The stream name of audio track `track_id` of the multitrack publish `stream`: `NAME~aK`.
+pub fn audio_track_stream_name(stream: &str, track_id: u8) -> String {
+    format!("{stream}{AUDIO_TRACK_MARKER}{track_id}")
+}
+
+/// True for names of the form `NAME~vK` or `NAME~aK` (K a canonical decimal 0..=255): reserved
+/// for the renditions of multitrack publishes; the binary refuses publishes with such names.
 pub fn is_track_stream_name(stream: &str) -> bool {
-    parse_track_name(stream).is_some()
+    parse_track_name(stream).is_some() || parse_audio_track_name(stream).is_some()
 }
 
 fn parse_track_name(stream: &str) -> Option<(&str, u8)> {
-    let at = stream.rfind(TRACK_MARKER)?;
-    let (name, digits) = (&stream[..at], &stream[at + TRACK_MARKER.len()..]);
+    parse_marked(stream, TRACK_MARKER)
+}
+
+fn parse_audio_track_name(stream: &str) -> Option<(&str, u8)> {
+    parse_marked(stream, AUDIO_TRACK_MARKER)
+}
+
+fn parse_marked<'a>(stream: &'a str, marker: &str) -> Option<(&'a str, u8)> {
+    let at = stream.rfind(marker)?;
+    let (name, digits) = (&stream[..at], &stream[at + marker.len()..]);
     let canonical = !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits.len() == 1 || !digits.starts_with('0'));
@@ -104,6 +124,8 @@ pub enum GroupKind {
 pub(crate) struct MemberMedia {
     pub info: StreamInfo,
     pub bandwidth: Bandwidth,
+    /// Of its I-frame playlist; zero when it has none.
+    pub iframe_bandwidth: Bandwidth,
 }
 
 /// One member as the group sees it, taken from its stream summary after each change.
@@ -126,6 +148,10 @@ impl MemberSnapshot {
                 bandwidth: Bandwidth {
                     peak_bps: round_up_2_digits(r.bandwidth.peak_bps),
                     average_bps: round_up_2_digits(r.bandwidth.average_bps),
+                },
+                iframe_bandwidth: Bandwidth {
+                    peak_bps: round_up_2_digits(r.iframe_bandwidth.peak_bps),
+                    average_bps: round_up_2_digits(r.iframe_bandwidth.average_bps),
                 },
             })
         });
@@ -175,19 +201,55 @@ pub(crate) fn order_variants(v: &mut [Variant<'_>]) {
 }
 
 /// The multivariant playlist text for `file` (`index.m3u8` or `cmaf.m3u8`) listing `variants`
-/// in the order given.
-pub(crate) fn render_multivariant(file: &str, cmaf: bool, variants: &[Variant<'_>]) -> String {
-    let mut s = String::with_capacity(64 + variants.len() * 160);
+/// in the order given, with `audio` as their `EXT-X-MEDIA` audio group (lowest track first).
+pub(crate) fn render_multivariant(
+    file: &str,
+    cmaf: bool,
+    variants: &[Variant<'_>],
+    audio: &[AudioRendition<'_>],
+) -> String {
+    let mut s = String::with_capacity(64 + (variants.len() + audio.len()) * 160);
     let version = if cmaf { 6 } else { 3 };
     let _ = write!(s, "#EXTM3U\n#EXT-X-VERSION:{version}\n");
+    write_audio_media(&mut s, file, audio);
+    // A variant's BANDWIDTH covers its largest audio rendition too (§4.4.6.2), and CODECS
+    // lists every codec of the variant including its audio group's.
+    let audio_peak = audio
+        .iter()
+        .map(|a| a.media.bandwidth.peak_bps)
+        .max()
+        .unwrap_or(0);
+    let audio_avg = audio
+        .iter()
+        .map(|a| a.media.bandwidth.average_bps)
+        .max()
+        .unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for a in audio {
+        for c in a.media.info.codecs.as_deref().unwrap_or("").split(',') {
+            if !c.is_empty() && !audio_codecs.contains(&c) {
+                audio_codecs.push(c);
+            }
+        }
+    }
     for v in variants {
         let bw = v.media.bandwidth;
-        let _ = write!(s, "#EXT-X-STREAM-INF:BANDWIDTH={}", bw.peak_bps.max(1));
+        let peak = bw.peak_bps.saturating_add(audio_peak);
+        let _ = write!(s, "#EXT-X-STREAM-INF:BANDWIDTH={}", peak.max(1));
         if bw.average_bps > 0 {
-            let _ = write!(s, ",AVERAGE-BANDWIDTH={}", bw.average_bps.min(bw.peak_bps));
+            let avg = bw.average_bps.saturating_add(audio_avg);
+            let _ = write!(s, ",AVERAGE-BANDWIDTH={}", avg.min(peak));
         }
-        if let Some(codecs) = &v.media.info.codecs {
-            let _ = write!(s, ",CODECS=\"{codecs}\"");
+        let mut codecs: Vec<&str> = v.media.info.codecs.as_deref().map_or(Vec::new(), |c| {
+            c.split(',').filter(|c| !c.is_empty()).collect()
+        });
+        for c in &audio_codecs {
+            if !codecs.contains(c) {
+                codecs.push(c);
+            }
+        }
+        if !codecs.is_empty() {
+            let _ = write!(s, ",CODECS=\"{}\"", codecs.join(","));
         }
         if let Some(video) = &v.media.info.video {
             if video.width > 0 && video.height > 0 {
@@ -197,9 +259,66 @@ pub(crate) fn render_multivariant(file: &str, cmaf: bool, variants: &[Variant<'_
                 let _ = write!(s, ",FRAME-RATE={fps:.3}");
             }
         }
+        if !audio.is_empty() {
+            let _ = write!(s, ",AUDIO=\"{AUDIO_GROUP_ID}\"");
+        }
         let _ = write!(s, "\n../{}/{file}\n", v.stream);
     }
+    // I-frame streams (§4.4.6.3), in the same order, for the members that have one.
+    let iframes = crate::iframes::iframe_playlist_name(cmaf.then_some(Container::Cmaf));
+    for v in variants {
+        let bw = v.media.iframe_bandwidth;
+        let Some(video) = v.media.info.video.as_ref().filter(|_| bw.peak_bps > 0) else {
+            continue;
+        };
+        let _ = write!(s, "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={}", bw.peak_bps);
+        if bw.average_bps > 0 {
+            let _ = write!(s, ",AVERAGE-BANDWIDTH={}", bw.average_bps.min(bw.peak_bps));
+        }
+        if let Some(codecs) = &v.media.info.codecs {
+            let video_codecs = crate::iframes::video_codecs(codecs);
+            if !video_codecs.is_empty() {
+                let _ = write!(s, ",CODECS=\"{video_codecs}\"");
+            }
+        }
+        if video.width > 0 && video.height > 0 {
+            let _ = write!(s, ",RESOLUTION={}x{}", video.width, video.height);
+        }
+        let _ = writeln!(s, ",URI=\"../{}/{iframes}\"", v.stream);
+    }
     s
+}
+
+/// An audio rendition of a multitrack group, as `EXT-X-MEDIA:TYPE=AUDIO` lists it.
+pub(crate) struct AudioRendition<'a> {
+    pub stream: &'a str,
+    pub track_id: u8,
+    pub media: &'a MemberMedia,
+}
+
+/// The `EXT-X-MEDIA` lines of the audio group (RFC 8216bis §4.4.6.1), lowest track id first;
+/// the first is `DEFAULT=YES`.
+fn write_audio_media(s: &mut String, file: &str, audio: &[AudioRendition<'_>]) {
+    for (i, a) in audio.iter().enumerate() {
+        let info = a.media.info.audio.as_ref();
+        let name = info
+            .and_then(|x| x.name.clone())
+            .unwrap_or_else(|| format!("Audio {}", a.track_id));
+        let _ = write!(
+            s,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP_ID}\",NAME=\"{}\"",
+            name.replace(['"', '\n', '\r'], "")
+        );
+        if let Some(lang) = info.and_then(|x| x.language.as_deref()) {
+            let _ = write!(s, ",LANGUAGE=\"{}\"", lang.replace(['"', '\n', '\r'], ""));
+        }
+        let default = if i == 0 { "YES" } else { "NO" };
+        let _ = write!(s, ",DEFAULT={default},AUTOSELECT=YES");
+        if let Some(ch) = info.map(|x| x.channels).filter(|c| *c > 0) {
+            let _ = write!(s, ",CHANNELS=\"{ch}\"");
+        }
+        let _ = writeln!(s, ",URI=\"../{}/{file}\"", a.stream);
+    }
 }
 
 /// A sibling rendition for LL-HLS `EXT-X-RENDITION-REPORT` (RFC 8216bis §4.4.5.4).
@@ -288,8 +407,31 @@ impl Group {
             .max()
             .unwrap_or(1);
         let max_age = crate::routes::playlist_max_age_s(td, ended);
+        // Audio renditions (`NAME~aK`) form the audio group; the others are the variants.
+        let is_audio = |n: &str| parse_audio_track_name(n).is_some();
+        let audio_of = |c: Option<Container>| {
+            let mut v: Vec<AudioRendition<'_>> = listed
+                .iter()
+                .filter_map(|(n, s)| {
+                    let (_, track_id) = parse_audio_track_name(n)?;
+                    let media = match c {
+                        None => s.primary_media()?.1,
+                        Some(c) => s.media[c].as_ref()?,
+                    };
+                    Some(AudioRendition {
+                        stream: n,
+                        track_id,
+                        media,
+                    })
+                })
+                .collect();
+            v.sort_by_key(|a| a.track_id);
+            v
+        };
+        let (audio_index, audio_cmaf) = (audio_of(None), audio_of(Some(Container::Cmaf)));
         let mut index: Vec<Variant<'_>> = listed
             .iter()
+            .filter(|(n, _)| !is_audio(n))
             .filter_map(|(n, s)| {
                 Some(Variant {
                     stream: n,
@@ -300,6 +442,7 @@ impl Group {
         order_variants(&mut index);
         let mut cmaf: Vec<Variant<'_>> = listed
             .iter()
+            .filter(|(n, _)| !is_audio(n))
             .filter_map(|(n, s)| {
                 Some(Variant {
                     stream: n,
@@ -319,10 +462,18 @@ impl Group {
             ))
         };
         let order: Vec<String> = index.iter().map(|v| v.stream.to_string()).collect();
-        let ts = (!index.is_empty())
-            .then(|| make(render_multivariant("index.m3u8", false, &index), "i"));
-        let cm =
-            (!cmaf.is_empty()).then(|| make(render_multivariant("cmaf.m3u8", true, &cmaf), "c"));
+        let ts = (!index.is_empty()).then(|| {
+            make(
+                render_multivariant("index.m3u8", false, &index, &audio_index),
+                "i",
+            )
+        });
+        let cm = (!cmaf.is_empty()).then(|| {
+            make(
+                render_multivariant("cmaf.m3u8", true, &cmaf, &audio_cmaf),
+                "c",
+            )
+        });
         self.order = order;
         self.rendered = PerContainer { ts, cmaf: cm };
     }
@@ -352,7 +503,8 @@ impl Groups {
 
     /// The group `stream` belongs to, if any: `(NAME, kind)`.
     pub fn group_of<'a>(&self, stream: &'a str) -> Option<(&'a str, GroupKind)> {
-        if let Some((name, _)) = parse_track_name(stream) {
+        if let Some((name, _)) = parse_track_name(stream).or_else(|| parse_audio_track_name(stream))
+        {
             return Some((name, GroupKind::Multitrack));
         }
         self.suffixes.iter().find_map(|suf| {

@@ -20,6 +20,12 @@ fn track_names_are_reserved_and_canonical() {
         assert_eq!(parse_track_name(name), want, "{name}");
         assert_eq!(is_track_stream_name(name), want.is_some(), "{name}");
     }
+    assert_eq!(audio_track_stream_name("cam", 1), "cam~a1");
+    assert_eq!(parse_audio_track_name("cam~a1"), Some(("cam", 1)));
+    assert!(is_track_stream_name("cam~a0"));
+    assert!(!is_track_stream_name("cam~a01"));
+    let g = Groups::new(&[]);
+    assert_eq!(g.group_of("cam~a2"), Some(("cam", GroupKind::Multitrack)));
 }
 
 #[test]
@@ -58,6 +64,7 @@ fn start_rendition_is_the_median_then_highest_first() {
             peak_bps: bps,
             average_bps: bps,
         },
+        iframe_bandwidth: Bandwidth::default(),
     };
     let ms: Vec<(String, MemberMedia)> = [300, 6000, 800, 3000, 1500]
         .iter()

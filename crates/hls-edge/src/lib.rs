@@ -45,6 +45,7 @@ mod eviction;
 pub mod group;
 mod growing;
 pub mod http;
+pub mod iframes;
 mod ll;
 pub mod media;
 mod playlist;
@@ -57,6 +58,7 @@ pub use clock::{Clock, Now, SimClock, TokioClock};
 pub use config::EdgeConfig;
 pub use error::EdgeError;
 pub use group::{GroupKind, GroupMemberSummary, GroupSummary, RenditionReport};
+pub use iframes::{iframe_playlist_name, ByteRange};
 pub use media::{
     AudioCodec, AudioInfo, Bandwidth, Container, PerContainer, PublishParams, Resume, StreamInfo,
     VideoCodec, VideoInfo,

@@ -152,6 +152,12 @@ pub struct AudioInfo {
     pub codec: AudioCodec,
     pub sample_rate_hz: u32,
     pub channels: u8,
+    /// RFC 5646 language tag from the track's metadata (`EXT-X-MEDIA` `LANGUAGE`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Human-readable track name from the metadata (`EXT-X-MEDIA` `NAME`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Typed description of one rendition (one container of a stream), declared by the producer

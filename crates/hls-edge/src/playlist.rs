@@ -57,6 +57,8 @@ pub(crate) struct SegmentMeta {
     pub init: Option<u64>,
     /// Parts pushed one by one (LL-HLS `EXT-X-PART`); empty when the segment came whole.
     pub parts: Vec<PartMeta>,
+    /// Its first keyframe, for the I-frame playlist ([`crate::iframes`]).
+    pub keyframe: Option<crate::iframes::ByteRange>,
 }
 
 /// Another rendition of the same group, as `EXT-X-RENDITION-REPORT` lists it (RFC 8216bis
@@ -353,6 +355,7 @@ mod tests {
             len_bytes: 1,
             init: None,
             parts: Vec::new(),
+            keyframe: None,
         };
         let segs = [seg(0, true), seg(1, false)];
         let v = PlaylistView {

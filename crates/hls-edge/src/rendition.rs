@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 use crate::body::{PartMeta, RenderedPlaylist, StoredBody};
 use crate::growing::{End, GrowingPart};
+use crate::iframes;
 use crate::ll::{LlProgress, LlSignal};
 use crate::media::{bitrate_bps, Bandwidth, Container, StreamInfo};
 use crate::playlist::{self, LlView, PlaylistView, RenditionReport, SegmentMeta};
@@ -119,6 +120,10 @@ pub(crate) struct Rendition {
     current_init: Option<(u64, Bytes)>,
     next_init: u64,
     peak_bps: u64,
+    /// Peak I-frame entry bitrate of this playlist life (`EXT-X-I-FRAME-STREAM-INF` BANDWIDTH).
+    iframe_peak_bps: u64,
+    /// The I-frame playlist, rendered with the media playlist (`None`: no keyframe ranges).
+    rendered_iframes: Option<Arc<RenderedPlaylist>>,
     /// Declared by the producer; `produced` says whether the current publish makes it.
     pub info: StreamInfo,
     pub produced: bool,
@@ -152,6 +157,8 @@ impl Rendition {
             current_init: None,
             next_init: cont.next_init,
             peak_bps: 0,
+            iframe_peak_bps: 0,
+            rendered_iframes: None,
             info: StreamInfo::default(),
             produced: false,
             open: None,
@@ -164,6 +171,10 @@ impl Rendition {
 
     pub fn rendered(&self) -> Option<&Arc<RenderedPlaylist>> {
         self.rendered.as_ref()
+    }
+
+    pub fn rendered_iframes(&self) -> Option<&Arc<RenderedPlaylist>> {
+        self.rendered_iframes.as_ref()
     }
 
     pub fn continuation(&self) -> Continuation {
@@ -209,6 +220,7 @@ impl Rendition {
         self.segments_in_life = 0;
         self.pending_discontinuity = false;
         self.peak_bps = 0;
+        self.iframe_peak_bps = 0;
         self.pdt_anchor = None;
         self.ll_active = false;
     }
@@ -272,6 +284,7 @@ impl Rendition {
             len_bytes: 0,
             init: st.init,
             parts: Vec::new(),
+            keyframe: None,
         }
     }
 
@@ -290,6 +303,7 @@ impl Rendition {
         self.peak_bps = self
             .peak_bps
             .max(bitrate_bps(meta.len_bytes, meta.duration_90k));
+        self.iframe_peak_bps = self.iframe_peak_bps.max(iframes::entry_bps(&meta));
         self.window.push_back(Listed {
             meta,
             longest_playlist_90k: 0,
@@ -512,6 +526,7 @@ impl Rendition {
         if self.window.is_empty() {
             self.rendered = None;
             self.rendered_delta = None;
+            self.rendered_iframes = None;
             self.publish(ctx);
             return;
         }
@@ -537,6 +552,13 @@ impl Rendition {
             ll: ll(0),
         };
         let text = playlist::render(&view);
+        let iframes_text = iframes::render(
+            self.container,
+            ctx.target_duration_s,
+            self.discontinuity_sequence,
+            &view.segments,
+            ctx.ended,
+        );
         let skip = if ll_part_target.is_some() && !ctx.ended {
             self.skippable(ctx.target_duration_s)
         } else {
@@ -563,6 +585,14 @@ impl Rendition {
             ctx.wall,
             max_age_s,
         )));
+        self.rendered_iframes = iframes_text.map(|t| {
+            Arc::new(RenderedPlaylist::new(
+                Bytes::from(t),
+                &format!("{tag}-i"),
+                ctx.wall,
+                max_age_s,
+            ))
+        });
         self.rendered_delta = delta_text.map(|t| {
             Arc::new(RenderedPlaylist::new(
                 Bytes::from(t),
@@ -636,6 +666,17 @@ impl Rendition {
                 peak_bps: self.peak_bps,
                 average_bps: bitrate_bps(listed_bytes, duration_90k),
             },
+            iframe_bandwidth: Bandwidth {
+                peak_bps: self.iframe_peak_bps,
+                average_bps: bitrate_bps(
+                    self.window
+                        .iter()
+                        .filter_map(|l| l.meta.keyframe)
+                        .map(|k| k.len)
+                        .sum(),
+                    duration_90k,
+                ),
+            },
             info: self.info.clone(),
         }
     }
@@ -661,5 +702,7 @@ pub struct RenditionSummary {
     pub playlist_duration_ms: u64,
     pub last_segment_unix_ms: Option<u64>,
     pub bandwidth: Bandwidth,
+    /// Of the I-frame playlist (`iframes.m3u8`); zero when it has no entries.
+    pub iframe_bandwidth: Bandwidth,
     pub info: StreamInfo,
 }

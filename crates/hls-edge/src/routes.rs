@@ -1,5 +1,6 @@
 //! The HLS routes: `GET`/`HEAD`/`OPTIONS /{app}/{stream}/{file}` for `index.m3u8` (the primary
-//! container's playlist), `cmaf.m3u8`, `seg-{n}.ts`, `seg-{n}.m4s`, `part-{n}.{p}.m4s` (LL-HLS
+//! container's playlist), `cmaf.m3u8`, `iframes.m3u8` / `cmaf-iframes.m3u8` (I-frame playlists,
+//! [`crate::iframes`]), `seg-{n}.ts`, `seg-{n}.m4s`, `part-{n}.{p}.m4s` (LL-HLS
 //! parts) and `init-{n}.mp4` (RFC 8216bis §4 file rules, §6.2.1 serving, §6.2.2 availability,
 //! §6.2.5 delivery directives and blocking reload, §6.2.6 preload hints, Appendix B.1 cache
 //! lifetimes).
@@ -234,6 +235,15 @@ async fn serve(
                 r.map(|p| playlist_response(&p, method, headers)),
             );
         }
+        Some(File::IFrames(container)) => {
+            let r = store
+                .iframe_playlist(app, stream, container)
+                .ok_or(EdgeError::NotFound);
+            return (
+                Route::Playlist,
+                r.map(|p| playlist_response(&p, method, headers)),
+            );
+        }
         Some(File::Part(msn, index)) => {
             let r = part_request(state, app, stream, msn, index, method, headers);
             return (Route::Part, r.await);
@@ -256,6 +266,8 @@ async fn serve(
 enum File {
     /// `index.m3u8` (`None`: the primary container) or `cmaf.m3u8`.
     Playlist(Option<Container>),
+    /// `iframes.m3u8` (`None`: the primary container) or `cmaf-iframes.m3u8`.
+    IFrames(Option<Container>),
     Segment(Container, u64),
     Init(u64),
     /// `part-{msn}.{index}.m4s` (CMAF).
@@ -266,6 +278,8 @@ fn parse_file_name(file: &str) -> Option<File> {
     match file {
         "index.m3u8" => return Some(File::Playlist(None)),
         "cmaf.m3u8" => return Some(File::Playlist(Some(Container::Cmaf))),
+        "iframes.m3u8" => return Some(File::IFrames(None)),
+        "cmaf-iframes.m3u8" => return Some(File::IFrames(Some(Container::Cmaf))),
         _ => {}
     }
     if let Some(rest) = file.strip_prefix("seg-") {
@@ -703,6 +717,8 @@ mod tests {
         for (name, want) in [
             ("index.m3u8", File::Playlist(None)),
             ("cmaf.m3u8", File::Playlist(Some(Cmaf))),
+            ("iframes.m3u8", File::IFrames(None)),
+            ("cmaf-iframes.m3u8", File::IFrames(Some(Cmaf))),
             ("seg-0.ts", File::Segment(Ts, 0)),
             ("seg-17.ts", File::Segment(Ts, 17)),
             ("seg-17.m4s", File::Segment(Cmaf, 17)),

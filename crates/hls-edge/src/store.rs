@@ -613,6 +613,19 @@ impl Store {
         core.renditions[c].rendered().cloned()
     }
 
+    /// The I-frame playlist of a stream's `container` (`None`: the primary one's).
+    pub(crate) fn iframe_playlist(
+        &self,
+        app: &str,
+        stream: &str,
+        container: Option<Container>,
+    ) -> Option<Arc<RenderedPlaylist>> {
+        let e = self.entry(app, stream)?;
+        let core = lock(&e.core);
+        let c = container.or_else(|| core.primary())?;
+        core.renditions[c].rendered_iframes().cloned()
+    }
+
     pub(crate) fn segment(
         &self,
         app: &str,

@@ -24,6 +24,7 @@ fn seg(len: usize, arrival_unix_ms: u64) -> NewSegment {
         discontinuity: false,
         independent: true,
         arrival_unix_ms,
+        keyframe: None,
     }
 }
 

@@ -77,6 +77,10 @@ pub struct NewSegment {
     pub independent: bool,
     /// Wall-clock time the segment's first frame arrived (anchors `#EXT-X-PROGRAM-DATE-TIME`).
     pub arrival_unix_ms: u64,
+    /// Its first keyframe as a byte range of the segment, decodable on its own (TS: from the
+    /// start through the keyframe's last packet; CMAF: a `moof`+`mdat`, with the init): the
+    /// segment's entry in the I-frame playlist. `None`: listed there as a gap.
+    pub keyframe: Option<crate::iframes::ByteRange>,
 }
 
 /// Where a playlist is in its life.
@@ -533,7 +537,8 @@ impl StreamCore {
         self.start_life(seg.arrival_unix_ms);
         let c = seg.container;
         let mut parts = seg.parts;
-        if self.renditions[c].open.is_some() {
+        if let Some(o) = self.renditions[c].open.as_mut() {
+            o.meta.keyframe = seg.keyframe;
             let start = SegmentStart {
                 container: c,
                 init: seg.init.clone(),
@@ -563,6 +568,7 @@ impl StreamCore {
             new_init,
         });
         meta.duration_90k = seg.duration_90k;
+        meta.keyframe = seg.keyframe;
         meta.len_bytes = parts.iter().map(|p| p.bytes.len() as u64).sum();
         let chunks = parts.into_iter().map(|p| p.bytes).collect();
         self.list(

@@ -37,6 +37,8 @@ fn h264_aac() -> StreamInfo {
             codec: AudioCodec::Aac,
             sample_rate_hz: 48_000,
             channels: 2,
+            language: None,
+            name: None,
         }),
     }
 }
@@ -176,6 +178,8 @@ fn opus_only() -> StreamInfo {
             codec: AudioCodec::Opus,
             sample_rate_hz: 48_000,
             channels: 2,
+            language: None,
+            name: None,
         }),
     }
 }

@@ -36,6 +36,8 @@ fn h264(width: u32, height: u32, codecs: &str) -> StreamInfo {
             codec: AudioCodec::Aac,
             sample_rate_hz: 48_000,
             channels: 2,
+            language: None,
+            name: None,
         }),
     }
 }
@@ -347,4 +349,215 @@ async fn misaligned_renditions_are_counted_and_siblings_reported() {
     assert!(s
         .rendition_reports("live", "other", Container::Ts)
         .is_empty());
+}
+
+/// Golden multivariant playlist with I-frame streams (RFC 8216bis §4.4.6.3) and the I-frame
+/// playlist it names. Why it is right: each member's `EXT-X-I-FRAME-STREAM-INF` comes after the
+/// `EXT-X-STREAM-INF` lines in the same order; BANDWIDTH is the peak of keyframe bytes x 8 over
+/// the entry's duration (45_000 B over 2 s = 180_000 bit/s, rounded up to two digits as the
+/// variant bandwidths are), CODECS names the video codec only (an I-frame stream has no
+/// audio), RESOLUTION the member's; the URI is the member's `iframes.m3u8` (`cmaf-iframes.m3u8`
+/// in `cmaf.m3u8`). A member without keyframe ranges (audio-only, say) has no such line.
+#[tokio::test]
+async fn iframe_streams_are_listed_and_served() {
+    let t0 = Instant::now();
+    let s = store_at(cfg(), t0);
+    let mut handles = Vec::new();
+    for (stream, w, h, codecs, bytes, key) in [
+        (
+            "cam_hi",
+            1920,
+            1080,
+            "avc1.640028,mp4a.40.2",
+            1_500_000,
+            90_000,
+        ),
+        ("cam_lo", 640, 360, "avc1.64001e,mp4a.40.2", 200_000, 22_500),
+    ] {
+        let info = h264(w, h, codecs);
+        let hd = s.publish("live", stream, 2);
+        hd.set_media(Some(info.clone()), Some(info));
+        for i in 0..2u64 {
+            let arrival = T0_UNIX_MS + 2000 * i;
+            let at = t0 + Duration::from_secs(2 * i);
+            let range = hls_edge::ByteRange {
+                offset: 0,
+                len: key,
+            };
+            let ts = hls_edge::NewSegment {
+                keyframe: Some(range),
+                ..segment(1, bytes, 180_000, arrival)
+            };
+            hd.push_at(ts, at);
+            let cm = hls_edge::NewSegment {
+                keyframe: Some(hls_edge::ByteRange {
+                    offset: 20,
+                    ..range
+                }),
+                ..cmaf_segment(1, bytes, 180_000, arrival, INIT)
+            };
+            hd.push_at(cm, at);
+        }
+        handles.push(hd);
+    }
+    assert_eq!(
+        text(&s, "/live/cam/index.m3u8").await,
+        (
+            200,
+            "#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-STREAM-INF:BANDWIDTH=800000,AVERAGE-BANDWIDTH=800000,CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000
+../cam_lo/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=6000000,AVERAGE-BANDWIDTH=6000000,CODECS=\"avc1.640028,mp4a.40.2\",RESOLUTION=1920x1080,FRAME-RATE=30.000
+../cam_hi/index.m3u8
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,AVERAGE-BANDWIDTH=90000,CODECS=\"avc1.64001e\",RESOLUTION=640x360,URI=\"../cam_lo/iframes.m3u8\"
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=360000,AVERAGE-BANDWIDTH=360000,CODECS=\"avc1.640028\",RESOLUTION=1920x1080,URI=\"../cam_hi/iframes.m3u8\"
+"
+            .into()
+        )
+    );
+    let (status, cmaf) = text(&s, "/live/cam/cmaf.m3u8").await;
+    assert_eq!(status, 200);
+    assert!(
+        cmaf.contains(",URI=\"../cam_hi/cmaf-iframes.m3u8\"\n"),
+        "{cmaf}"
+    );
+    assert_eq!(
+        text(&s, "/live/cam_hi/iframes.m3u8").await,
+        (
+            200,
+            "#EXTM3U
+#EXT-X-VERSION:4
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-DISCONTINUITY-SEQUENCE:0
+#EXT-X-I-FRAMES-ONLY
+#EXTINF:2.000,
+#EXT-X-BYTERANGE:90000@0
+seg-0.ts
+#EXTINF:2.000,
+#EXT-X-BYTERANGE:90000@0
+seg-1.ts
+"
+            .into()
+        )
+    );
+    let (status, cm) = text(&s, "/live/cam_lo/cmaf-iframes.m3u8").await;
+    assert_eq!(status, 200);
+    assert!(cm.contains("#EXT-X-MAP:URI=\"init-"), "{cm}");
+    assert!(
+        cm.contains("#EXT-X-BYTERANGE:22500@20\nseg-1.m4s\n"),
+        "{cm}"
+    );
+    // A stream whose producer reports no keyframe ranges has no I-frame playlist.
+    let plain = s.publish("live", "plain", 2);
+    plain.push_at(segment(1, 1000, 180_000, T0_UNIX_MS), t0);
+    assert_eq!(text(&s, "/live/plain/index.m3u8").await.0, 200);
+    assert_eq!(text(&s, "/live/plain/iframes.m3u8").await.0, 404);
+}
+
+fn video_only(width: u32, height: u32, codecs: &str) -> StreamInfo {
+    StreamInfo {
+        audio: None,
+        ..h264(width, height, codecs)
+    }
+}
+
+fn audio_only(codec: AudioCodec, codecs: &str, channels: u8, lang: Option<&str>) -> StreamInfo {
+    StreamInfo {
+        codecs: Some(codecs.into()),
+        video: None,
+        audio: Some(AudioInfo {
+            codec,
+            sample_rate_hz: 48_000,
+            channels,
+            language: lang.map(str::to_string),
+            name: lang.map(|l| format!("Commentary ({l})")),
+        }),
+    }
+}
+
+/// Golden multivariant playlists of a multitrack publish with audio tracks (RFC 8216bis
+/// §4.4.6.1-2). Why they are right: the audio renditions `NAME~aK` are `EXT-X-MEDIA:TYPE=AUDIO`
+/// entries of one group, lowest track first and `DEFAULT=YES` (with `AUTOSELECT=YES`, which
+/// DEFAULT=YES requires), NAME and LANGUAGE from the track metadata when present (else "Audio
+/// K"), CHANNELS the channel count; the video renditions are the variants, each with
+/// `AUDIO="audio"`, CODECS listing its video codec plus every codec of the audio group (§4.4.6.2:
+/// every codec a variant needs, including its renditions'), BANDWIDTH its own peak plus the
+/// largest audio rendition's (48_000 B per 2 s = 192 kbit/s, shown rounded up to two digits as
+/// every group bandwidth is: 200 kbit/s).
+#[tokio::test]
+async fn multitrack_audio_group_golden() {
+    let t0 = Instant::now();
+    let s = store_at(cfg(), t0);
+    let _v0 = publish(
+        &s,
+        "mt~v0",
+        video_only(1280, 720, "avc1.64001f"),
+        750_000,
+        3,
+        t0,
+    );
+    let _v1 = publish(
+        &s,
+        "mt~v1",
+        video_only(640, 360, "avc1.64001e"),
+        200_000,
+        3,
+        t0,
+    );
+    let _a0 = publish(
+        &s,
+        "mt~a0",
+        audio_only(AudioCodec::Aac, "mp4a.40.2", 2, Some("en")),
+        48_000,
+        3,
+        t0,
+    );
+    assert_eq!(
+        text(&s, "/live/mt/index.m3u8").await,
+        (
+            200,
+            "#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Commentary (en)\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"../mt~a0/index.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=1000000,AVERAGE-BANDWIDTH=1000000,CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v1/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=3200000,AVERAGE-BANDWIDTH=3200000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v0/index.m3u8
+"
+            .into()
+        )
+    );
+    // A second audio track, without metadata: "Audio 1", not default; a codec mix (Opus) adds
+    // its codec to every variant's CODECS.
+    let _a1 = publish(
+        &s,
+        "mt~a1",
+        audio_only(AudioCodec::Opus, "opus", 1, None),
+        24_000,
+        3,
+        t0,
+    );
+    assert_eq!(
+        text(&s, "/live/mt/cmaf.m3u8").await,
+        (
+            200,
+            "#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Commentary (en)\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"../mt~a0/cmaf.m3u8\"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Audio 1\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"../mt~a1/cmaf.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=1000000,AVERAGE-BANDWIDTH=1000000,CODECS=\"avc1.64001e,mp4a.40.2,opus\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v1/cmaf.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=3200000,AVERAGE-BANDWIDTH=3200000,CODECS=\"avc1.64001f,mp4a.40.2,opus\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"
+../mt~v0/cmaf.m3u8
+"
+            .into()
+        )
+    );
+    // The audio renditions keep their own media playlists; the API lists them as members.
+    assert_eq!(text(&s, "/live/mt~a1/index.m3u8").await.0, 200);
+    let g = s.store.group("live", "mt").unwrap();
+    assert_eq!(g.kind, GroupKind::Multitrack);
+    assert_eq!(g.renditions.len(), 4);
 }

@@ -30,6 +30,7 @@ fn run(parts_bytes: Vec<Vec<u8>>, container: Container, range: (usize, usize)) {
             discontinuity: false,
             independent: true,
             arrival_unix_ms: T0_UNIX_MS,
+            keyframe: None,
         };
         let seq = h.push_at(seg, t0);
         let uri = format!("/live/p/seg-{seq}.{}", container.segment_extension());

@@ -370,7 +370,7 @@ impl CmafWriter {
                 i64::from(au.cts_ms) * i64::from(track.timescale) / 1000,
             )
             .unwrap_or(0),
-            is_sync: au.keyframe,
+            is_sync: au.keyframe || au.media == Media::Audio, // audio: `keyframe` marks cut points only
         };
         match au.duration {
             // Audio: exact durations, continuous unless they drift from the timestamps.

@@ -56,9 +56,13 @@ impl Remuxer {
                         w.set_config(c.config);
                     }
                 }
-                AuEvent::Unit(au) => {
+                AuEvent::Unit(mut au) => {
                     if au.track_id != self.selected(au.media) || self.cmaf.is_none() {
                         continue;
+                    }
+                    if au.media == Media::Audio {
+                        // Where an audio-only rendition may cut (`selection`).
+                        au.keyframe = self.audio_cut_point(crate::selection::Path::Cmaf, ts);
                     }
                     if self.cmaf_started {
                         if let Some(w) = self.cmaf.as_mut() {
@@ -252,6 +256,9 @@ impl Remuxer {
                     init_version,
                     first_arrival_ms,
                 } => RemuxOutput::Segment(Segment {
+                    keyframe_range: (independent && codec.video.is_some())
+                        .then(|| crate::keyframe_range::first_fragment(&chunks))
+                        .flatten(),
                     container: Container::Cmaf,
                     sequence,
                     len: chunks.iter().map(Bytes::len).sum(),

@@ -43,6 +43,27 @@ pub struct RemuxConfig {
     /// `Some(id)` writes that Enhanced RTMP track instead (one remuxer per video track of a
     /// multitrack publish makes one rendition each; audio stays the default track). Default None.
     pub video_track: Option<u8>,
+    /// The audio track written, as `video_track` (`None`: the default audio track). Default None.
+    pub audio_track: Option<u8>,
+    /// Which media are written. Default [`MediaSelection::Both`].
+    pub media: MediaSelection,
+}
+
+/// Which media a remuxer writes: the renditions of a multitrack publish with an audio group are
+/// video-only (`EXT-X-STREAM-INF` with `AUDIO=`) and audio-only (`EXT-X-MEDIA:TYPE=AUDIO`,
+/// RFC 8216bis §4.4.6.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MediaSelection {
+    /// Video and audio muxed (the default).
+    #[default]
+    Both,
+    /// Video only: audio tags are ignored.
+    VideoOnly,
+    /// Audio only. The selected video track's keyframes still decide where segments start and
+    /// end (the first audio frame at or after each keyframe is the only place a segment may
+    /// begin), so segment N covers the same media time as segment N of the video renditions
+    /// cut on those keyframes, within one audio frame; without video, every audio frame is one.
+    AudioOnly,
 }
 
 impl Default for RemuxConfig {
@@ -63,6 +84,8 @@ impl Default for RemuxConfig {
             track_wait_max_tags: 512,
             track_wait_max_bytes: 8 << 20,
             video_track: None,
+            audio_track: None,
+            media: MediaSelection::Both,
         }
     }
 }

@@ -27,9 +27,11 @@ mod config;
 pub mod cut;
 mod error;
 pub mod fmp4;
+pub mod keyframe_range;
 mod meta;
 mod output;
 mod segmenter;
+mod selection;
 pub mod timeline;
 pub mod ts;
 mod ts_stage;
@@ -39,9 +41,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use config::{Containers, RemuxConfig};
+pub use config::{Containers, MediaSelection, RemuxConfig};
 pub use error::RemuxError;
 pub use flv_tag::Media;
+pub use keyframe_range::ByteRange;
 pub use output::{
     AudioInfo, Chunk, CodecInfo, Container, InitSegment, Part, RemuxOutput, RemuxStats,
     RemuxWarning, Segment, VideoInfo, MAX_UNSUPPORTED_CODECS_LISTED,
@@ -106,10 +109,13 @@ pub struct Remuxer {
     cmaf_pre: VecDeque<(AccessUnit, u64)>,
     cmaf_pre_bytes: usize,
     cmaf_started: bool,
+    /// Audio-only: cut points from the video track's keyframes ([`MediaSelection::AudioOnly`]).
+    follow: selection::KeyframeFollower,
 }
 
 impl Remuxer {
     pub fn new(config: RemuxConfig) -> Self {
+        let (config, follow) = selection::effective(&config);
         let seg = Segmenter::new(
             config.clone(),
             Program {
@@ -154,6 +160,7 @@ impl Remuxer {
             cmaf_pre: VecDeque::new(),
             cmaf_pre_bytes: 0,
             cmaf_started: false,
+            follow,
             cfg: config,
         }
     }
@@ -198,6 +205,14 @@ impl Remuxer {
             return Ok(());
         }
         self.stats.bytes_in += tag.payload.len() as u64;
+        match (self.cfg.media, tag.kind) {
+            (MediaSelection::VideoOnly, TagKind::Audio) => return Ok(()),
+            (MediaSelection::AudioOnly, TagKind::Video) => {
+                self.follow_keyframe(&tag);
+                return Ok(());
+            }
+            _ => {}
+        }
         let staged = self.stage(&tag, arrival_ms);
         let r = if self.ts_enabled {
             self.handle(tag, arrival_ms)
@@ -214,10 +229,11 @@ impl Remuxer {
     /// The track written for a media type: the configured video track, else the lowest
     /// configured track id (the stream's default track: track 0, else the lowest id).
     fn selected(&self, media: Media) -> u8 {
-        match (media, self.cfg.video_track) {
-            (Media::Video, Some(id)) => id,
-            _ => self.aus.track_ids(media).next().unwrap_or(0),
-        }
+        let configured = match media {
+            Media::Video => self.cfg.video_track,
+            Media::Audio => self.cfg.audio_track,
+        };
+        configured.unwrap_or_else(|| self.aus.track_ids(media).next().unwrap_or(0))
     }
 
     fn count_drop(&mut self, e: &RemuxError) {

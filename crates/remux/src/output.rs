@@ -116,6 +116,11 @@ pub struct Segment {
     pub init_version: u32,
     pub first_arrival_ms: u64,
     pub codec: Arc<CodecInfo>,
+    /// The segment's first keyframe as a byte range of the segment, decodable on its own (TS:
+    /// from PAT/PMT through the keyframe's last packet; CMAF: the first `moof`+`mdat`, with the
+    /// init segment): the entry of the I-frame playlist. `None` without video or when the
+    /// segment does not start with a keyframe.
+    pub keyframe_range: Option<crate::ByteRange>,
 }
 
 /// Things the operator should know about; none stops the stream.

@@ -56,6 +56,10 @@ struct OpenSegment {
     /// DTS of the last frame of the primary track (video, else audio) and the step before it.
     last_primary_dts_90k: u64,
     last_primary_delta_90k: u64,
+    /// A video frame has been written into this segment.
+    video_written: bool,
+    /// Bytes from the segment start through the last packet of its opening keyframe.
+    keyframe_end: Option<usize>,
 }
 
 /// What the lead-track sample does to the open segment.
@@ -254,6 +258,14 @@ impl Segmenter {
             random_access: f.keyframe,
         };
         write_pes(&mut self.out, &mut self.cc_video, &p, &f.pieces, f.len);
+        if let Some(seg) = &mut self.open {
+            // The opening keyframe directly follows PAT and PMT (audio waits in its PES
+            // buffer), so the segment up to here decodes to that picture on its own.
+            if !seg.video_written && f.keyframe && seg.independent {
+                seg.keyframe_end = Some(seg.len + self.out.len());
+            }
+            seg.video_written = true;
+        }
         true
     }
 
@@ -264,8 +276,9 @@ impl Segmenter {
         }
         let audio_only = self.program.video.is_none();
         if audio_only {
-            // Every audio frame is a random access point.
-            if let LeadStep::Drop = self.lead_sample(&f, f.pts_90k, true, stats) {
+            // Every audio frame is a random access point; `keyframe` says where a segment may
+            // start (every frame, unless the rendition follows a video track's keyframes).
+            if let LeadStep::Drop = self.lead_sample(&f, f.pts_90k, f.keyframe, stats) {
                 return false;
             }
             self.lead_written(f.pts_90k);
@@ -347,6 +360,8 @@ impl Segmenter {
             last_primary_dts_90k: dts,
             // The frame step carries over so a one-frame segment at finish() gets a duration.
             last_primary_delta_90k: self.last_frame_step_90k,
+            video_written: false,
+            keyframe_end: None,
         });
         self.next_sequence += 1;
         self.out.reserve(self.part_capacity);
@@ -425,6 +440,10 @@ impl Segmenter {
             init_version: 0,
             first_arrival_ms: seg.first_arrival_ms,
             codec: seg.codec,
+            keyframe_range: seg.keyframe_end.map(|end| crate::ByteRange {
+                offset: 0,
+                len: end as u64,
+            }),
         }));
     }
 

@@ -462,10 +462,13 @@ impl Remuxer {
         self.stats.audio_frames_in += 1;
         let out_ms = self.place(ts, AUDIO);
         let dts = self.monotonic(AUDIO, ms_to_90k(out_ms + self.pts_delay_ms));
+        // Every audio frame is a random access point; an audio-only rendition that follows a
+        // video track may start a segment only at that track's keyframes (`selection`).
+        let cut_point = self.audio_cut_point(crate::selection::Path::Ts, ts);
         let frame = MediaFrame {
             dts_90k: dts,
             pts_90k: dts,
-            keyframe: true,
+            keyframe: cut_point,
             pieces,
             len,
             arrival_ms,

@@ -349,6 +349,7 @@ mod tests {
                 discontinuity: false,
                 independent: true,
                 arrival_unix_ms: 1_777_636_800_000,
+                keyframe: None,
             };
             h.push_segment(seg).unwrap();
             handles.push(h);

@@ -232,12 +232,12 @@ impl IngestHandler for App {
             self.refuse("shutting_down", app, stream, peer);
             return Err(PublishRefusal::BadName("server is shutting down".into()));
         }
-        // `NAME~vK` names are the renditions of multitrack publishes (hls_edge::group).
+        // `NAME~vK` / `NAME~aK` names are the renditions of multitrack publishes (hls_edge::group).
         if !valid_name(app) || !valid_name(stream) || hls_edge::group::is_track_stream_name(stream)
         {
             self.refuse("bad_name", app, stream, peer);
             return Err(PublishRefusal::BadName(
-                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters, and do not end in ~v<number>".into(),
+                "app and stream names use [A-Za-z0-9._~-], 1 to 128 characters, and do not end in ~v<number> or ~a<number>".into(),
             ));
         }
         if crate::recording_http::RESERVED_APPS.contains(&app) {
@@ -552,6 +552,10 @@ impl PublishSink {
             discontinuity: seg.discontinuity,
             independent: seg.independent,
             arrival_unix_ms: seg.first_arrival_ms,
+            keyframe: seg.keyframe_range.map(|r| hls_edge::ByteRange {
+                offset: r.offset,
+                len: r.len,
+            }),
         });
         match pushed {
             // Groups compare these across renditions (alignment check).

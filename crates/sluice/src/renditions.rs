@@ -5,7 +5,7 @@
 //!
 //! Multitrack: as soon as a publish to `APP/NAME` carries a second video track id, every video
 //! track `K` gets its own remuxer (`RemuxConfig::video_track`, each with its own cut on that
-//! track's keyframes and both writers, carrying the default audio track muxed) writing the edge
+//! track's keyframes and both writers, video only: see Audio below) writing the edge
 //! stream `APP/NAME~vK`; the edge groups them (`hls_edge::group`) so `APP/NAME/index.m3u8` and
 //! `cmaf.m3u8` become their multivariant playlists. The publish's own remuxer keeps running for
 //! the stream statistics but no longer lists segments under `APP/NAME`. A track's remuxer starts
@@ -15,6 +15,12 @@
 //! publish, so every `NAME~vK/cmaf.m3u8` is LL-HLS (parts, preload hint, blocking reload) and
 //! reports its siblings (`EXT-X-RENDITION-REPORT`, RFC 8216bis §4.4.5.4); TS segments are handed
 //! over whole.
+//!
+//! Audio: every audio track `K` of a multitrack publish becomes the audio-only rendition
+//! `APP/NAME~aK` (`RemuxConfig::media` = `AudioOnly`, cut on the lowest video track's keyframes
+//! so its segment N covers the same time as the video's), listed as the group's
+//! `EXT-X-MEDIA:TYPE=AUDIO` renditions; the video renditions are then video-only and carry
+//! `AUDIO=` (RFC 8216bis §4.4.6.1-2). Audio tracks that appear after the group formed join it.
 
 use std::sync::Arc;
 
@@ -66,6 +72,8 @@ pub(crate) fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
             codec,
             sample_rate_hz: a.sample_rate_hz,
             channels: a.channels,
+            language: None,
+            name: None,
         })
     });
     hls_edge::StreamInfo {
@@ -75,8 +83,10 @@ pub(crate) fn edge_info(c: &remux::CodecInfo) -> hls_edge::StreamInfo {
     }
 }
 
-/// One video track of a multitrack publish, written as the edge stream `NAME~vK`.
+/// One track of a multitrack publish, written as the edge stream `NAME~vK` (video) or
+/// `NAME~aK` (audio).
 struct TrackRendition {
+    media: Media,
     track_id: u8,
     remuxer: remux::Remuxer,
     handle: Option<hls_edge::StreamHandle>,
@@ -184,6 +194,10 @@ impl TrackRendition {
             discontinuity: seg.discontinuity,
             independent: seg.independent,
             arrival_unix_ms: seg.first_arrival_ms,
+            keyframe: seg.keyframe_range.map(|r| hls_edge::ByteRange {
+                offset: r.offset,
+                len: r.len,
+            }),
         });
         match pushed {
             Ok(msn) => h.report_segment_start(container, msn, seg.first_dts_90k),
@@ -205,6 +219,7 @@ pub(crate) struct Multitrack {
     headers: Vec<FlvTag>,
     headers_bytes: usize,
     video_tracks: Vec<u8>,
+    audio_tracks: Vec<u8>,
     tracks: Vec<TrackRendition>,
 }
 
@@ -227,6 +242,7 @@ impl Multitrack {
             headers: Vec::new(),
             headers_bytes: 0,
             video_tracks: Vec::new(),
+            audio_tracks: Vec::new(),
             tracks: Vec::new(),
         }
     }
@@ -239,23 +255,34 @@ impl Multitrack {
     /// Every tag of the publish, before the publish's own remuxer takes it.
     pub fn push(&mut self, tag: &FlvTag, arrival_ms: u64) {
         let (header, new_tracks) = self.inspect(tag);
-        if !new_tracks.is_empty() && self.video_tracks.len() + new_tracks.len() > 1 {
-            self.video_tracks.extend(&new_tracks);
-            let all = self.video_tracks.clone();
-            for id in all {
-                if self.tracks.iter().any(|t| t.track_id == id) {
+        let media = if tag.kind == TagKind::Audio {
+            Media::Audio
+        } else {
+            Media::Video
+        };
+        match media {
+            Media::Video => self.video_tracks.extend(&new_tracks),
+            Media::Audio => self.audio_tracks.extend(&new_tracks),
+        }
+        if !new_tracks.is_empty() && self.video_tracks.len() > 1 {
+            // The lowest video track's keyframes cut the audio renditions.
+            self.video_tracks.sort_unstable();
+            let wanted: Vec<(Media, u8)> = (self.video_tracks.iter())
+                .map(|id| (Media::Video, *id))
+                .chain(self.audio_tracks.iter().map(|id| (Media::Audio, *id)))
+                .collect();
+            for (m, id) in wanted {
+                if self.tracks.iter().any(|t| t.media == m && t.track_id == id) {
                     continue;
                 }
                 if self.tracks.len() < self.max_renditions {
-                    self.start_track(id, arrival_ms);
+                    self.start_track(m, id, arrival_ms);
                 } else if new_tracks.contains(&id) {
                     tracing::warn!(app = %self.app, stream = %self.stream, track = id,
-                        max = self.max_renditions,
-                        "multitrack publish: video track ignored (hls.max_renditions_per_group)");
+                        media = ?m, max = self.max_renditions,
+                        "multitrack publish: track ignored (hls.max_renditions_per_group)");
                 }
             }
-        } else {
-            self.video_tracks.extend(&new_tracks);
         }
         if header
             && self.headers.len() < MAX_HEADER_TAGS
@@ -284,19 +311,24 @@ impl Multitrack {
             .tracks
             .iter()
             .any(|t| t.packet == PacketKind::SequenceStart);
+        let known = match media {
+            Media::Video => &self.video_tracks,
+            Media::Audio => &self.audio_tracks,
+        };
         let mut new = Vec::new();
-        if media == Media::Video {
-            for t in &parsed.tracks {
-                if !self.video_tracks.contains(&t.track_id) && !new.contains(&t.track_id) {
-                    new.push(t.track_id);
-                }
+        for t in &parsed.tracks {
+            if !known.contains(&t.track_id) && !new.contains(&t.track_id) {
+                new.push(t.track_id);
             }
         }
         (header, new)
     }
 
-    fn start_track(&mut self, track_id: u8, arrival_ms: u64) {
-        let name = hls_edge::group::track_stream_name(&self.stream, track_id);
+    fn start_track(&mut self, media: Media, track_id: u8, arrival_ms: u64) {
+        let name = match media {
+            Media::Video => hls_edge::group::track_stream_name(&self.stream, track_id),
+            Media::Audio => hls_edge::group::audio_track_stream_name(&self.stream, track_id),
+        };
         let handle = match self.store.begin_publish(&self.app, &name, self.params) {
             Ok(h) => Some(h),
             Err(e) => {
@@ -306,15 +338,26 @@ impl Multitrack {
             }
         };
         tracing::info!(app = %self.app, stream = %self.stream, track = track_id, rendition = %name,
-            "multitrack publish: video track written as its own rendition");
-        let mut remuxer = remux::Remuxer::new(remux::RemuxConfig {
-            video_track: Some(track_id),
-            ..self.remux_config.clone()
-        });
+            media = ?media, "multitrack publish: track written as its own rendition");
+        let config = match media {
+            Media::Video => remux::RemuxConfig {
+                video_track: Some(track_id),
+                media: remux::MediaSelection::VideoOnly,
+                ..self.remux_config.clone()
+            },
+            Media::Audio => remux::RemuxConfig {
+                video_track: self.video_tracks.first().copied(),
+                audio_track: Some(track_id),
+                media: remux::MediaSelection::AudioOnly,
+                ..self.remux_config.clone()
+            },
+        };
+        let mut remuxer = remux::Remuxer::new(config);
         for h in &self.headers {
             let _ = remuxer.push(h.clone(), arrival_ms);
         }
         let mut t = TrackRendition {
+            media,
             track_id,
             remuxer,
             handle,

@@ -149,6 +149,7 @@ pub fn segment(fill: u8, len: usize, duration_90k: u64, arrival_unix_ms: u64) ->
         discontinuity: false,
         independent: true,
         arrival_unix_ms,
+        keyframe: None,
     }
 }
 
@@ -250,6 +251,7 @@ pub fn ll_finish(duration_90k: u64, arrival_unix_ms: u64) -> NewSegment {
         discontinuity: false,
         independent: true,
         arrival_unix_ms,
+        keyframe: None,
     }
 }
 
