@@ -89,6 +89,15 @@ fn dvr_outlives_the_publish_and_the_recording_downloads_as_progressive_mp4() {
         .unwrap();
     assert!(max_age > 1, "an ended playlist is cached longer: {max_age}");
     assert!(ended.text().contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"));
+    // Bytes on disk and in memory, per stream.
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&s.get("/api/dvr").body).unwrap();
+    let w = list
+        .iter()
+        .find(|w| w["stream"] == "end")
+        .expect("listed in /api/dvr");
+    assert_eq!(w["ended"], true, "{w}");
+    assert!(w["bytes_on_disk"].as_u64().unwrap() > 100_000, "{w}");
+    assert!(w["index_bytes_in_memory"].as_u64().unwrap() > 0, "{w}");
 
     // A reconnect within the grace period continues the window with a discontinuity.
     let mut p = publish(&ffmpeg, &s.rtmp("live/end"), 10, 10);
@@ -188,4 +197,85 @@ fn dvr_outlives_the_publish_and_the_recording_downloads_as_progressive_mp4() {
     assert!(left.is_empty(), "DVR files left after release: {left:?}");
     let m = s.get("/metrics").text();
     assert!(metric(&m, "sluice_dvr_evicted_bytes_total", &["reason=\"ended\""]) > 0.0);
+}
+
+/// A full disk stops the recording with a clear error and a metric, never the live stream. The
+/// kernel's own ENOSPC: the recording's next segment files are symlinks to `/dev/full`.
+#[test]
+fn a_full_disk_stops_the_recording_not_the_live_stream() {
+    if !require("ffprobe") || !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let Some(ffmpeg) = test_support::ffmpeg9() else {
+        return;
+    };
+    let dir = recordings_dir("full");
+    let s = Sluice::start(&[
+        "--set",
+        "recording.enabled=true",
+        "--set",
+        &format!("recording.dir={}", dir.display()),
+    ]);
+    let _guard = TempDirGuard(dir.clone());
+    let _p = publish(&ffmpeg, &s.rtmp("live/full"), 120, 2);
+    // The recording's directory, once its second segment is written.
+    let rec_dir = wait_until("two recorded segments", Duration::from_secs(60), || {
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("seg-1.ts").exists() || p.join("seg-1.m4s").exists())
+    });
+    for n in 3..200 {
+        for ext in ["ts", "m4s"] {
+            let _ = std::os::unix::fs::symlink("/dev/full", rec_dir.join(format!("seg-{n}.{ext}")));
+        }
+    }
+    wait_until("the disk_full error", Duration::from_secs(60), || {
+        let m = s.get("/metrics").text();
+        (metric(
+            &m,
+            "sluice_recording_errors_total",
+            &["reason=\"disk_full\""],
+        ) >= 1.0)
+            .then_some(())
+    });
+    assert!(
+        s.log_text()
+            .contains("recording stopped: disk error; the live stream continues"),
+        "a clear error in the log"
+    );
+    let rec = wait_until(
+        "the recording closed early",
+        Duration::from_secs(10),
+        || {
+            recordings(&s)
+                .into_iter()
+                .find(|r| r["stream"] == "full" && r["recording"] == false)
+        },
+    );
+    let kept = rec["segments"].as_u64().unwrap();
+    assert!(
+        kept >= 2,
+        "the segments before the full disk are kept: {rec}"
+    );
+    // The live stream goes on: three more segments after the failure.
+    let media_seq = |t: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            + segment_uris(t).len() as u64
+    };
+    let now = media_seq(&s.get("/live/full/index.m3u8").text());
+    wait_until("the live stream to go on", Duration::from_secs(60), || {
+        (media_seq(&s.get("/live/full/index.m3u8").text()) >= now + 3).then_some(())
+    });
+    // What was recorded plays.
+    let playlist = rec["playlist"].as_str().unwrap();
+    let errors = ffmpeg_decode_errors(s.http(playlist), &[]);
+    assert!(
+        errors.is_empty(),
+        "the recording up to the full disk decodes:\n{errors}"
+    );
 }

@@ -73,6 +73,23 @@ fn serve(s: &Server, path: &str, secs: u64) -> Result<(u64, f64)> {
     Ok((bytes, s.cpu_seconds() - c0))
 }
 
+/// Mean over the DVR windows of /api/dvr: in-memory index bytes per listed media-second,
+/// times 7200.
+fn dvr_index_bytes_per_2h(s: &Server) -> Result<f64> {
+    let r = HttpConn::new(s.http).get("/api/dvr")?;
+    anyhow::ensure!(r.status == 200, "GET /api/dvr: {}", r.status);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&r.body)?;
+    let per_s: Vec<f64> = list
+        .iter()
+        .filter_map(|w| {
+            let d = w["duration_s"].as_f64().filter(|d| *d > 0.0)?;
+            Some(w["index_bytes_in_memory"].as_f64()? / d)
+        })
+        .collect();
+    anyhow::ensure!(!per_s.is_empty(), "no DVR window listed");
+    Ok(per_s.iter().sum::<f64>() / per_s.len() as f64 * 7200.0)
+}
+
 fn first_segment(s: &Server, playlist: &str) -> Result<String> {
     let r = HttpConn::new(s.http).get(playlist)?;
     anyhow::ensure!(r.status == 200, "GET {playlist}: {}", r.status);
@@ -142,6 +159,9 @@ pub(crate) fn run_alone(root: &Path) -> Result<()> {
     )?;
     let (_, b_dvr, _) = unpaced(&dvr, &media, "m")?;
     let rss_dvr = dvr.rss_bytes();
+    // The DVR data held in memory is the index (media is on disk): its bytes per listed
+    // media-second, from /api/dvr, times 7200 s is the 2-hour figure.
+    let index_per_2h = dvr_index_bytes_per_2h(&dvr)?;
     let dvr_seg = first_segment(&dvr, "/live/m-0/dvr.m3u8")?;
     let (disk_bytes, disk_cpu) = serve(&dvr, &dvr_seg, 4)?;
     let on_disk = dir_bytes(&dvr_dir);
@@ -176,6 +196,10 @@ pub(crate) fn run_alone(root: &Path) -> Result<()> {
                 mb(on_disk)
             ),
             format!("{:.1} MB", mb(rss_dvr)),
+        ),
+        (
+            "DVR index in memory per stream for a 2-hour window (extrapolated from the bytes per listed media-second in /api/dvr; the media is on disk)".into(),
+            format!("{:.0} kB", index_per_2h / 1e3),
         ),
         (
             "Segment serving from memory (live segment, keep-alive loop)".into(),

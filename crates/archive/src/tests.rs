@@ -244,3 +244,28 @@ proptest! {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A full disk (the kernel's ENOSPC, from `/dev/full` standing in for the next segment file)
+/// is `DiskFull` with the metric label `disk_full`; the segments before it stay whole and a
+/// restart recovers the log up to them.
+#[test]
+fn a_full_disk_fails_the_segment_and_keeps_the_earlier_ones() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("SKIP: no /dev/full on this system");
+        return;
+    }
+    let dir = tmp("full");
+    let (mut w, idx) = write_log(&dir, 3, None);
+    std::os::unix::fs::symlink("/dev/full", dir.join(segment_file(Container::Ts, 3))).unwrap();
+    let e = w
+        .append_segment(Container::Ts, &seg_bytes(3), 180_000, 0, false, true, None)
+        .unwrap_err();
+    assert!(matches!(e, ArchiveError::DiskFull { .. }), "{e}");
+    assert_eq!(e.label(), "disk_full");
+    drop(w);
+    let _ = std::fs::remove_file(dir.join(segment_file(Container::Ts, 3)));
+    let (rec, _) = recover(&dir).unwrap();
+    assert_eq!(rec.segments(Container::Ts), idx.segments(Container::Ts));
+    assert_eq!(rec.segments(Container::Cmaf), idx.segments(Container::Cmaf));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,7 @@
 //! * `/recordings/{id}/{index.m3u8|cmaf.m3u8|seg-N.*|init-N.mp4}`: recordings;
 //!   `download.mp4` (a progressive MP4) is `recording_download`'s.
 //! * `GET /api/recordings`, `GET|DELETE /api/recordings/{id}` (DELETE needs the admin token).
+//! * `GET /api/dvr`: every DVR window, its bytes on disk and its index's bytes in memory.
 //!
 //! Segments are read from their own files (one segment at a time, only the requested range),
 //! never whole logs; playlists are rendered from the in-memory index.
@@ -59,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/{app}/{stream}/dvr.m3u8", get(dvr_playlist))
         .route("/{app}/{stream}/dvr/{file}", get(dvr_file))
         .route("/recordings/{id}/{file}", get(recording_file))
+        .route("/api/dvr", get(dvr_list))
         .route("/api/recordings", get(list))
         .route("/api/recordings/{id}", get(get_one).delete(delete_one))
         .with_state(St {
@@ -373,6 +375,34 @@ fn json_of(index: &Index) -> serde_json::Value {
         "playlist": format!("/recordings/{id}/index.m3u8"),
         "download": index.segments(Container::Cmaf).front().map(|_| format!("/recordings/{id}/download.mp4")),
     })
+}
+
+/// Every DVR window (live or ended): what it lists, its bytes on disk, and the bytes its
+/// in-memory index takes (the only DVR data held in memory; media is read from disk).
+async fn dvr_list(State(st): State<St>) -> Response {
+    let Some(a) = st.archive() else {
+        return no_store(Json(serde_json::json!([])));
+    };
+    let map = a.shared.dvr.read().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<serde_json::Value> = map
+        .iter()
+        .map(|((app, stream), i)| {
+            let i = i.read().unwrap_or_else(|e| e.into_inner());
+            let entries: usize = Container::ALL.iter().map(|c| i.segments(*c).len()).sum();
+            serde_json::json!({
+                "app": app,
+                "stream": stream,
+                "ended": i.closed_unix_ms.is_some(),
+                "segments": i.primary().map_or(0, |c| i.segments(c).len()),
+                "duration_s": i.primary().map_or(0, |c| i.listed_90k(c)) as f64 / 90_000.0,
+                "bytes_on_disk": i.bytes(),
+                "index_bytes_in_memory": entries * std::mem::size_of::<archive::Entry>(),
+                "playlist": format!("/{app}/{stream}/dvr.m3u8"),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a["playlist"].as_str().cmp(&b["playlist"].as_str()));
+    no_store(Json(out))
 }
 
 fn no_store(r: impl IntoResponse) -> Response {
