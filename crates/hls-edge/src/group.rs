@@ -6,9 +6,12 @@
 //! A group is named `app/NAME`; its members are ordinary streams of the store:
 //! * **Suffix groups** (`EdgeConfig::variant_suffixes`, e.g. `_hi`, `_mid`, `_lo`): the
 //!   publishes `app/NAME_hi`, `app/NAME_mid`... are the renditions of `app/NAME`.
-//! * **Multitrack groups**: the binary writes video track `K` of a multitrack publish to
-//!   `app/NAME~vK` ([`track_stream_name`]); the binary refuses publish names of that form, so
-//!   they cannot collide with a real publish, and they fit the `/{app}/{stream}/{file}` routes.
+//! * **Multitrack groups**: the binary writes video track `K` of a multitrack publish, video
+//!   only, to `app/NAME~vK` ([`track_stream_name`]) and audio track `K`, audio only, to
+//!   `app/NAME~aK`; the audio renditions form one `EXT-X-MEDIA:TYPE=AUDIO` group (§4.4.6.1)
+//!   that every video variant names with `AUDIO=`. The binary refuses publish names of those
+//!   forms, so they cannot collide with a real publish, and they fit the `/{app}/{stream}/{file}`
+//!   routes.
 //!
 //! While a group has members, `/{app}/NAME/index.m3u8` is its multivariant playlist (each
 //! member's `index.m3u8`, i.e. its primary container) and `/{app}/NAME/cmaf.m3u8` the CMAF one
@@ -34,9 +37,10 @@
 //! * Rendering happens once per change of what the playlist says (members, codecs, resolution,
 //!   frame rate, bandwidths rounded up to two significant digits so it does not change with
 //!   every segment), into `Bytes` plus a gzip copy, with an ETag, like the media playlists.
-//! * `BANDWIDTH` is the member's peak segment bitrate measured from the segments stored (audio
-//!   included: the audio is muxed in every rendition), `AVERAGE-BANDWIDTH` the average over its
-//!   listed segments.
+//! * `BANDWIDTH` is the member's peak segment bitrate measured from the segments stored (in a
+//!   suffix group the audio is muxed in every rendition; in a multitrack group the bitrate of
+//!   the largest audio rendition is added, as the variant plays with it), `AVERAGE-BANDWIDTH`
+//!   the average over its listed segments.
 //! * Order: the first listed variant is the start rendition players use before they measured
 //!   anything (hls.js, AVPlayer): the median bandwidth one (the middle of a three-step ladder,
 //!   the lower of two), then the rest highest first, so a player starts on a safe middle and the
