@@ -217,12 +217,14 @@ fn every_codec_plays_from_ts_or_cmaf() {
     for case in CASES {
         let path = format!("live/{}", case.name);
         let _pub = publish9(&ff9, &s.rtmp(&path), 14, case.args);
-        // Two video tracks: `live/twotrack` is their multivariant playlist (abr.rs); read the
-        // default track's rendition.
-        let path = if case.name == "twotrack" {
-            format!("{path}~v0")
+        // Two video tracks: `live/twotrack` is their multivariant playlist (abr.rs): the video
+        // renditions are video only (`~vK`) and the audio track is the audio rendition `~a0`
+        // of its EXT-X-MEDIA group (abr_media.rs). Read the default video track's rendition;
+        // the audio is probed from its own rendition below.
+        let (path, audio_path) = if case.name == "twotrack" {
+            (format!("{path}~v0"), Some(format!("{path}~a0")))
         } else {
-            path
+            (path, None)
         };
         let cmaf = s.wait_for_segments(&format!("/{path}/cmaf.m3u8"), 2, Duration::from_secs(40));
         assert!(cmaf.contains("#EXT-X-MAP:URI="), "{}: {cmaf}", case.name);
@@ -236,7 +238,11 @@ fn every_codec_plays_from_ts_or_cmaf() {
         }
         for playlist in ["cmaf.m3u8", "index.m3u8"] {
             let url = s.http(&format!("/{path}/{playlist}"));
-            let got = probe_codecs(&url);
+            let mut got = probe_codecs(&url);
+            if let Some(audio) = &audio_path {
+                got.extend(probe_codecs(s.http(&format!("/{audio}/{playlist}"))));
+                got.sort();
+            }
             if got != case.expect {
                 failures.push(format!(
                     "{} {playlist}: ffprobe {got:?}, sent {:?}",
