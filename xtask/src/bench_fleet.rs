@@ -146,8 +146,13 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let pl = String::from_utf8_lossy(&watch.get(PLAYLIST)?.body).into_owned();
-    let seg = format!("/live/fleet/{}", parse_playlist(&pl).segments[0].uri);
+    // The newest segment at the time of asking (the window slides while the bench runs).
+    let newest_segment = || -> Result<String> {
+        let r = HttpConn::new(owner.http).get(PLAYLIST)?;
+        let pl = parse_playlist(&String::from_utf8_lossy(&r.body));
+        let seg = pl.segments.last().context("empty playlist")?;
+        Ok(format!("/live/fleet/{}", seg.uri))
+    };
 
     // Registry cost of one live stream, nothing else running (the nodes' health probes are
     // included: one lookup per node per renew interval).
@@ -158,8 +163,8 @@ pub(crate) fn run_alone(root: &Path, full: bool) -> Result<()> {
 
     let pl_local = per_cpu_second(&owner, &[&owner], PLAYLIST, secs)?;
     let pl_fwd = per_cpu_second(&other, &[&owner, &other], PLAYLIST, secs)?;
-    let seg_local = per_cpu_second(&owner, &[&owner], &seg, secs)?;
-    let seg_fwd = per_cpu_second(&other, &[&owner, &other], &seg, secs)?;
+    let seg_local = per_cpu_second(&owner, &[&owner], &newest_segment()?, secs)?;
+    let seg_fwd = per_cpu_second(&other, &[&owner, &other], &newest_segment()?, secs)?;
 
     // kill -9 of the owner; the publisher reconnects to the other node until it is accepted.
     let mut via_other = HttpConn::new(other.http);
