@@ -494,6 +494,10 @@ const ABR_PHASE_DEADLINE_S: u32 = 90;
 
 /// hls.js in headless Chromium plays the multivariant playlist at `path`, reaches the top
 /// rendition, is throttled below it and must switch down without a stall, then back up.
+/// One browser ABR run at a time: two of them side by side (each with its encoder and Chromium)
+/// starve a 2-core machine's CPU, and a CPU-starved player stalls whatever the network does.
+static BROWSER_ABR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn abr_in_browser(s: &Sluice, path: &str) {
     if !require("chromium") {
         return;
@@ -501,6 +505,24 @@ fn abr_in_browser(s: &Sluice, path: &str) {
     let Some(nm) = node_modules() else {
         return;
     };
+    let _one_at_a_time = BROWSER_ABR.lock().unwrap_or_else(|e| e.into_inner());
+    // A stall can come from a CPU-starved machine rather than the player or the origin: one
+    // more run is allowed, and only for stalls (every other check fails at once). A real
+    // regression stalls both runs.
+    let stalls = abr_run(s, &nm, path);
+    if stalls.is_empty() {
+        return;
+    }
+    eprintln!("abr: {path}: stalled on the first run, running once more: {stalls:?}");
+    let again = abr_run(s, &nm, path);
+    assert!(
+        again.is_empty(),
+        "stalled in both runs: {stalls:?} then {again:?}"
+    );
+}
+
+/// One abr.mjs run: asserts the switches; returns the stalls seen after the top rendition played.
+fn abr_run(s: &Sluice, nm: &std::path::Path, path: &str) -> Vec<serde_json::Value> {
     let out = Command::new("node")
         .arg(nm.parent().unwrap().join("abr.mjs"))
         .arg(s.http(path))
@@ -547,13 +569,13 @@ fn abr_in_browser(s: &Sluice, path: &str) {
     assert!(in_phase("lifted").next().is_some(), "no switch up: {v}");
     // No stall from the moment the top rendition played: not while throttled, switching down,
     // or switching back up.
-    let stalls: Vec<_> = r["stalls"]
+    r["stalls"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|x| x["phase"] != "start")
-        .collect();
-    assert!(stalls.is_empty(), "stalled: {stalls:?}: {v}");
+        .cloned()
+        .collect()
 }
 
 /// A publish name of the reserved multitrack-rendition form is refused.
