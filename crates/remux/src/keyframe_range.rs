@@ -121,23 +121,7 @@ mod tests {
     }
 
     fn segments(g: crate::tests::Gen) -> Vec<crate::Segment> {
-        let mut r = crate::Remuxer::new(crate::RemuxConfig::default());
-        let mut out = Vec::new();
-        for (i, t) in crate::tests::generate(g).into_iter().enumerate() {
-            let _ = r.push(t, i as u64);
-            while let Some(o) = r.poll_output() {
-                if let crate::RemuxOutput::Segment(s) = o {
-                    out.push(s);
-                }
-            }
-        }
-        r.finish();
-        while let Some(o) = r.poll_output() {
-            if let crate::RemuxOutput::Segment(s) = o {
-                out.push(s);
-            }
-        }
-        out
+        crate::tests::segments_of(crate::RemuxConfig::default(), g)
     }
 
     /// (pid, payload_unit_start, random_access) of each TS packet.

@@ -141,24 +141,7 @@ mod tests {
     }
 
     fn run(cfg: crate::RemuxConfig) -> Vec<crate::Segment> {
-        let mut r = crate::Remuxer::new(cfg);
-        let mut out = Vec::new();
-        let tags = crate::tests::generate(crate::tests::Gen::default());
-        for (i, t) in tags.into_iter().enumerate() {
-            let _ = r.push(t, i as u64);
-            while let Some(o) = r.poll_output() {
-                if let crate::RemuxOutput::Segment(s) = o {
-                    out.push(s);
-                }
-            }
-        }
-        r.finish();
-        while let Some(o) = r.poll_output() {
-            if let crate::RemuxOutput::Segment(s) = o {
-                out.push(s);
-            }
-        }
-        out
+        crate::tests::segments_of(cfg, crate::tests::Gen::default())
     }
 
     /// The renditions of a multitrack publish with an audio group: video-only segments carry

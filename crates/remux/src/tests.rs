@@ -76,6 +76,26 @@ impl Default for Gen {
 }
 
 /// Interleaved tags in timestamp order: 30 fps video, AAC-LC 44.1 kHz audio.
+/// Every segment a remuxer with `cfg` makes of the generated timeline `g`, flushed at the end.
+pub(crate) fn segments_of(cfg: crate::RemuxConfig, g: Gen) -> Vec<crate::Segment> {
+    let mut r = crate::Remuxer::new(cfg);
+    let mut out = Vec::new();
+    let mut drain = |r: &mut crate::Remuxer, out: &mut Vec<crate::Segment>| {
+        while let Some(o) = r.poll_output() {
+            if let crate::RemuxOutput::Segment(s) = o {
+                out.push(s);
+            }
+        }
+    };
+    for (i, t) in generate(g).into_iter().enumerate() {
+        let _ = r.push(t, i as u64);
+        drain(&mut r, &mut out);
+    }
+    r.finish();
+    drain(&mut r, &mut out);
+    out
+}
+
 pub(crate) fn generate(g: Gen) -> Vec<FlvTag> {
     let mut tags = Vec::new();
     if g.video {
