@@ -80,7 +80,7 @@ impl Default for Gen {
 pub(crate) fn segments_of(cfg: crate::RemuxConfig, g: Gen) -> Vec<crate::Segment> {
     let mut r = crate::Remuxer::new(cfg);
     let mut out = Vec::new();
-    let mut drain = |r: &mut crate::Remuxer, out: &mut Vec<crate::Segment>| {
+    let drain = |r: &mut crate::Remuxer, out: &mut Vec<crate::Segment>| {
         while let Some(o) = r.poll_output() {
             if let crate::RemuxOutput::Segment(s) = o {
                 out.push(s);
